@@ -1,0 +1,115 @@
+// Package tundev hides the platform's TUN device behind a small batch-shaped
+// interface, so the rest of the node can be tested against an in-memory fake.
+//
+// The Device interface deliberately has the same shape as wireguard-go's
+// tun.Device: packets are read and written in batches, and every packet
+// buffer keeps some headroom (the offset) in front of the packet so that a
+// transport header can later be written in place without copying.
+package tundev
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Device is a TUN device read and written in batches. Same shape as
+// wireguard-go's tun.Device on purpose.
+//
+// Read may be called from one goroutine while Write is called from another;
+// concurrent calls of the same method are serialized by the implementations
+// in this package.
+type Device interface {
+	// Read reads up to len(bufs) packets; packet i lands in bufs[i][offset:]
+	// and its length in sizes[i]. len(sizes) must be at least len(bufs).
+	// Returns the count. After Close it returns an error matching
+	// os.ErrClosed.
+	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+	// Write writes bufs[i][offset:] for each i (bufs may be modified in
+	// place: the offload driver coalesces). Returns the count written.
+	Write(bufs [][]byte, offset int) (int, error)
+	// BatchSize is the maximum number of packets per Read or Write.
+	BatchSize() int
+	// MTU is the device's current MTU.
+	MTU() int
+	// Name is the actual interface name (the kernel may have chosen it).
+	Name() string
+	// Driver is "water", "offload" or "memory".
+	Driver() string
+	// Close closes the device and unblocks a pending Read.
+	Close() error
+}
+
+// DefaultOffset is the headroom the node keeps before each packet (the size of
+// the transport data header). The offload driver needs at least
+// VirtioHeaderLen bytes of it.
+const DefaultOffset = 16
+
+// VirtioHeaderLen is the size of the virtio-net header that the offload
+// driver writes in front of each packet, inside the caller's headroom.
+const VirtioHeaderLen = 10
+
+// Driver names accepted by Open.
+const (
+	DriverAuto    = "auto"
+	DriverWater   = "water"
+	DriverOffload = "offload"
+	DriverMemory  = "memory"
+)
+
+// MinMTU and MaxMTU bound the MTU accepted by Open. 1280 is the IPv6 minimum
+// link MTU; the upper bound is the largest IP packet.
+const (
+	MinMTU = 1280
+	MaxMTU = 65535
+)
+
+// ErrUnsupported is returned (wrapped) by Open when the requested driver is
+// not available on this platform.
+var ErrUnsupported = errors.New("driver not supported on this platform")
+
+// Open creates a TUN device.
+//
+// driver is "auto" (offload on Linux when the kernel supports IFF_VNET_HDR
+// with TSO, else water), "water" (github.com/songgao/water: one packet per
+// Read), or "offload" (Linux only: golang.zx2c4.com/wireguard/tun, which
+// uses IFF_VNET_HDR with TSO/USO, splitting GSO super-packets on Read and
+// coalescing on Write, so Read may return many MTU-sized packets per call).
+// With the offload driver, Read needs len(bufs) >= BatchSize() to receive a
+// whole super-packet, and Write needs offset >= VirtioHeaderLen.
+//
+// Open does not assign addresses or bring the link up, but it sets the MTU.
+// On darwin name must be empty or utunN. Errors name the device and driver.
+func Open(name, driver string, mtu int) (Device, error) {
+	if mtu < MinMTU || mtu > MaxMTU {
+		return nil, fmt.Errorf("tundev: open %q (driver %s): MTU %d outside [%d, %d]", name, driver, mtu, MinMTU, MaxMTU)
+	}
+	switch driver {
+	case DriverAuto, DriverWater, DriverOffload:
+	default:
+		return nil, fmt.Errorf("tundev: open %q: unknown driver %q (want %q, %q or %q)", name, driver, DriverAuto, DriverWater, DriverOffload)
+	}
+	dev, err := openPlatform(name, driver, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("tundev: open %q (driver %s): %w", name, driver, err)
+	}
+	return dev, nil
+}
+
+// checkBatch validates the arguments shared by Read and Write.
+func checkBatch(nbufs, nsizes, offset int) error {
+	if offset < 0 {
+		return fmt.Errorf("tundev: negative offset %d", offset)
+	}
+	if nsizes < nbufs {
+		return fmt.Errorf("tundev: %d sizes for %d buffers", nsizes, nbufs)
+	}
+	return nil
+}
+
+// checkOffset reports an error if buf has no room after offset.
+func checkOffset(buf []byte, offset int) error {
+	if offset > len(buf) {
+		return fmt.Errorf("tundev: offset %d beyond buffer of %d bytes", offset, len(buf))
+	}
+	return nil
+}
