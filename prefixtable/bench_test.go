@@ -1,0 +1,169 @@
+// Benchmarks for the per-packet lookup path and for table size.
+//
+// Results on the development box (2-core linux/amd64, go1.26, `go test
+// -run XXX -bench . -benchmem ./prefixtable`), tables of 10,000 random
+// prefixes (lengths /8../32 for IPv4, /16../128 for IPv6), lookups of
+// random addresses of which about half fall inside a stored prefix. With
+// tables this large the time is mostly cache misses on the nodes of a path;
+// BenchmarkLookupSmall shows a mesh-sized table (64 prefixes, in cache).
+//
+//	BenchmarkLookup/v4-2              249 ns/op    0 B/op  0 allocs/op
+//	BenchmarkLookup/v6-2              240 ns/op    0 B/op  0 allocs/op
+//	BenchmarkLookupBytes/v4-2         204 ns/op    0 B/op  0 allocs/op
+//	BenchmarkLookupBytes/v6-2         214 ns/op    0 B/op  0 allocs/op
+//	BenchmarkTableMemory/v4-2         792,433 bytes/table  (about 79 bytes per prefix)
+//	BenchmarkTableMemory/v6-2         958,845 bytes/table  (about 96 bytes per prefix)
+package prefixtable
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+)
+
+const benchPrefixes = 10000
+
+// benchData returns benchPrefixes distinct random prefixes and lookup
+// addresses: half inside a random stored prefix, half uniformly random.
+func benchData(v6 bool) ([]netip.Prefix, []netip.Addr) {
+	g := newRandGen(42)
+	minBits, maxBits := 8, 32
+	if v6 {
+		minBits, maxBits = 16, 128
+	}
+	seen := make(map[netip.Prefix]bool, benchPrefixes)
+	ps := make([]netip.Prefix, 0, benchPrefixes)
+	for len(ps) < benchPrefixes {
+		p := netip.PrefixFrom(g.randAddr(v6), minBits+g.r.IntN(maxBits-minBits+1)).Masked()
+		if !seen[p] {
+			seen[p] = true
+			ps = append(ps, p)
+		}
+	}
+	as := make([]netip.Addr, 4096)
+	for i := range as {
+		if i%2 == 0 {
+			p := ps[g.r.IntN(len(ps))]
+			as[i] = g.near(p.Addr(), p.Bits())
+		} else {
+			as[i] = g.randAddr(v6)
+		}
+	}
+	return ps, as
+}
+
+func build(ps []netip.Prefix) *Table[int] {
+	tb := new(Table[int])
+	for i, p := range ps {
+		tb.Insert(p, i)
+	}
+	return tb
+}
+
+func BenchmarkLookup(b *testing.B) {
+	for _, fam := range []struct {
+		name string
+		v6   bool
+	}{{"v4", false}, {"v6", true}} {
+		b.Run(fam.name, func(b *testing.B) {
+			ps, as := benchData(fam.v6)
+			tb := build(ps)
+			hits := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, ok := tb.Lookup(as[i%len(as)]); ok {
+					hits++
+				}
+			}
+			if hits == 0 {
+				b.Fatal("no lookup matched; benchmark data is broken")
+			}
+		})
+	}
+}
+
+func BenchmarkLookupSmall(b *testing.B) {
+	var tb Table[int]
+	g := newRandGen(7)
+	var as []netip.Addr
+	for i := range 64 {
+		// A /32 host route per peer plus a /24 subnet for a quarter of them.
+		a := netip.AddrFrom4([4]byte{10, 10, byte(i / 256), byte(i)})
+		tb.Insert(netip.PrefixFrom(a, 32), i)
+		as = append(as, a)
+		if i%4 == 0 {
+			s := netip.AddrFrom4([4]byte{10, 20, byte(i), 0})
+			tb.Insert(netip.PrefixFrom(s, 24), i)
+			as = append(as, g.near(s, 24))
+		}
+	}
+	hits := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := tb.Lookup(as[i%len(as)]); ok {
+			hits++
+		}
+	}
+	if hits != b.N {
+		b.Fatalf("%d of %d lookups matched", hits, b.N)
+	}
+}
+
+func BenchmarkLookupBytes(b *testing.B) {
+	for _, fam := range []struct {
+		name string
+		v6   bool
+	}{{"v4", false}, {"v6", true}} {
+		b.Run(fam.name, func(b *testing.B) {
+			ps, as := benchData(fam.v6)
+			tb := build(ps)
+			raw := make([][]byte, len(as))
+			for i, a := range as {
+				raw[i] = a.AsSlice()
+			}
+			hits := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, ok := tb.LookupBytes(raw[i%len(raw)]); ok {
+					hits++
+				}
+			}
+			if hits == 0 {
+				b.Fatal("no lookup matched; benchmark data is broken")
+			}
+		})
+	}
+}
+
+// BenchmarkTableMemory reports the live heap bytes one table of 10,000
+// prefixes (with int values) occupies, as bytes/table.
+func BenchmarkTableMemory(b *testing.B) {
+	for _, fam := range []struct {
+		name string
+		v6   bool
+	}{{"v4", false}, {"v6", true}} {
+		b.Run(fam.name, func(b *testing.B) {
+			ps, _ := benchData(fam.v6)
+			var total uint64
+			var keep *Table[int]
+			for range b.N {
+				var before, after runtime.MemStats
+				keep = nil // measure one table at a time
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				keep = build(ps)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				total += after.HeapAlloc - before.HeapAlloc
+				runtime.KeepAlive(keep)
+			}
+			if keep.Len() != benchPrefixes {
+				b.Fatalf("Len = %d", keep.Len())
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "bytes/table")
+		})
+	}
+}
