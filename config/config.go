@@ -1,0 +1,154 @@
+// Package config reads and checks a peer mesh file and computes one node's
+// view of the mesh: which peer it is, its key, its listen port and, for every
+// other peer, the endpoint, preshared key and prefixes routed to it.
+//
+// The mesh file is YAML (one document). It is decoded through yaml.Node so
+// that every problem is reported with its line as "FILE:LINE: problem".
+// Parse does all checks that need nothing but the file; Mesh.Node does those
+// that need this host: reading the key files and resolving endpoint names.
+// The package knows nothing about sockets or devices.
+//
+// Decisions that the file format leaves open:
+//
+//   - An address written without a length ("10.10.0.1") is taken as a single
+//     host: /32 for IPv4, /128 for IPv6.
+//   - An address must name a host of its network: the network address itself
+//     (10.10.0.0/24) and, for IPv4, the broadcast address (10.10.0.255/24) are
+//     refused, as are unspecified, loopback, multicast and IPv4-mapped IPv6
+//     addresses.
+//   - A subnet must be written in its masked form: 10.20.1.5/24 is refused
+//     with a hint to write 10.20.1.0/24, because host bits there are usually a
+//     typo for an address.
+//   - address and subnets take either one value or a list.
+//   - keepalive is a Go duration ("25s", "1m") or an integer number of
+//     seconds; it must be whole seconds from 0 (off) to 65535s.
+//   - Relative paths in the file (private_key_file, preshared_key_file,
+//     capture.pcap) are relative to the mesh file's directory; Mesh holds them
+//     already joined to it.
+//   - Aliases (*name) may stand for plain values only; merge keys (<<) are
+//     not supported.
+//   - Parse reports every problem it finds (as an ErrorList), not only the
+//     first.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/peer-vpn/peer/keys"
+)
+
+// Defaults applied when the mesh file leaves a value out.
+const (
+	DefaultInterfaceName = "peer0"
+	DefaultMTU           = 1420
+	DefaultDriver        = "auto"
+	DefaultListenPort    = 51820
+)
+
+// Limits checked by Parse.
+const (
+	MinMTU       = 576   // smallest MTU accepted (the IPv4 minimum datagram size)
+	MinMTUIPv6   = 1280  // smallest MTU accepted when any peer has an IPv6 address
+	MaxMTU       = 65535 // largest MTU accepted
+	MaxIfaceName = 15    // longest interface name (Linux IFNAMSIZ-1)
+	MaxPeerName  = 63    // longest peer name
+	MaxKeepalive = 65535 * time.Second
+	// MaxFileSize is the largest mesh file Load reads.
+	MaxFileSize = 1 << 20
+)
+
+// Drivers lists the accepted values of interface.driver.
+var Drivers = []string{"auto", "water", "offload"}
+
+// Interface is the local TUN device as the mesh file describes it.
+type Interface struct {
+	Name   string // device name, default "peer0"
+	MTU    int    // default 1420
+	Driver string // "auto" (default), "water" or "offload"
+}
+
+// Capture holds the optional packet-capture settings; command-line flags
+// override them.
+type Capture struct {
+	Pcap       string // pcapng output path, "" for none
+	Outer      bool   // also capture the encrypted UDP packets
+	Keys       bool   // write session keys into the capture
+	LogPackets bool   // log a line per packet
+	MaxSize    int64  // bytes per file before rotating, 0 = unlimited
+	MaxFiles   int    // rotated files kept, 0 = unlimited
+}
+
+// Peer is one list item of peers:.
+type Peer struct {
+	Name      string
+	PublicKey keys.Public
+	// Addresses are the tunnel interface addresses as written, with their
+	// network (10.10.0.1/24); a bare address is /32 or /128.
+	Addresses []netip.Prefix
+	// Subnets are further prefixes routed to this peer, always masked.
+	Subnets []netip.Prefix
+	// Endpoint is host:port as written, "" if none. The host may be a DNS
+	// name, resolved by Mesh.Node.
+	Endpoint string
+	// Keepalive is the persistent keepalive interval toward this peer, 0 = off.
+	Keepalive time.Duration
+	// PresharedKeyFile is the preshared key file path, "" if none; relative
+	// paths are already joined to the mesh file's directory.
+	PresharedKeyFile string
+	// Line is the line of the list item in the mesh file.
+	Line int
+}
+
+// Prefixes returns the prefixes routed to p: each address as /32 or /128,
+// then the subnets.
+func (p *Peer) Prefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(p.Addresses)+len(p.Subnets))
+	for _, a := range p.Addresses {
+		out = append(out, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
+	}
+	return append(out, p.Subnets...)
+}
+
+// Mesh is a parsed and checked mesh file.
+type Mesh struct {
+	File      string    // path the mesh was read from, used in errors
+	Interface Interface // with defaults filled in
+	// PrivateKeyFile is the private key path, "" if not set; relative paths
+	// are already joined to the mesh file's directory.
+	PrivateKeyFile string
+	Capture        Capture // relative Pcap joined to the mesh file's directory
+	Peers          []Peer  // in file order, never empty
+}
+
+// Load reads the mesh file at path and parses it with Parse.
+func Load(path string) (*Mesh, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: "cannot read mesh file: " + bareError(err), Err: err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &Error{File: path, Msg: "cannot read mesh file: " + bareError(err), Err: err}
+	}
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("mesh file is larger than %d bytes", MaxFileSize)}
+	}
+	return Parse(path, data)
+}
+
+// bareError returns the text of err without the path that a *fs.PathError
+// repeats, since Error already names the file.
+func bareError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
