@@ -1,0 +1,255 @@
+// Package netconf produces the system commands that configure the tunnel
+// interface and its routes, and renders them as a shell script or runs them.
+//
+// It is the only place that knows the command syntax: iproute2's `ip` on
+// Linux, and `ifconfig`/`route` on darwin (darwin commands are generated and
+// rendered but only ever run on a Mac). Commands are plain argument vectors
+// ([][]string), run without a shell.
+package netconf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+)
+
+// Plan describes the desired configuration of one tunnel interface.
+type Plan struct {
+	// OS selects the command syntax: "linux" or "darwin".
+	OS string
+	// Iface is the interface name, e.g. "peer0" or "utun3".
+	Iface string
+	// MTU is the link MTU; 0 leaves it unchanged.
+	MTU int
+	// Addresses are the interface's own addresses with their network
+	// length, e.g. 10.10.0.1/24 (host bits are kept, not masked).
+	Addresses []netip.Prefix
+	// Routes are the prefixes to route into the interface. Host bits are
+	// cleared and duplicates dropped when commands are generated. A route
+	// already covered by the interface's own connected network (such as
+	// 10.10.0.2/32 inside 10.10.0.1/24) is kept on purpose: it is harmless
+	// and makes the routing table state every peer explicitly.
+	Routes []netip.Prefix
+}
+
+// Supported values of Plan.OS.
+const (
+	Linux  = "linux"
+	Darwin = "darwin"
+)
+
+// MTU limits enforced by Validate: the smallest IPv4 MTU, the largest MTU an
+// IP packet length can describe, and the IPv6 minimum link MTU.
+const (
+	MinMTU     = 68
+	MaxMTU     = 65535
+	MinMTUIPv6 = 1280
+)
+
+// maxIfaceLen is IFNAMSIZ-1 on Linux (and the same on darwin).
+const maxIfaceLen = 15
+
+// Validate reports the first problem with p, if any: an unsupported OS, an
+// interface name that is empty, too long or contains characters outside
+// [A-Za-z0-9_.-] (or starts with '-'), an MTU outside [MinMTU, MaxMTU] or
+// below MinMTUIPv6 while IPv6 is configured, or an invalid or IPv4-mapped
+// IPv6 address or route. Command generators skip entries Validate rejects, so
+// call Validate first.
+func (p Plan) Validate() error {
+	if p.OS != Linux && p.OS != Darwin {
+		return fmt.Errorf("netconf: unsupported OS %q (want %q or %q)", p.OS, Linux, Darwin)
+	}
+	if err := validIface(p.Iface); err != nil {
+		return err
+	}
+	hasV6 := false
+	for _, a := range p.Addresses {
+		if err := validPrefix("address", a); err != nil {
+			return err
+		}
+		hasV6 = hasV6 || a.Addr().Is6()
+	}
+	for _, r := range p.Routes {
+		if err := validPrefix("route", r); err != nil {
+			return err
+		}
+		hasV6 = hasV6 || r.Addr().Is6()
+	}
+	if p.MTU != 0 {
+		if p.MTU < MinMTU || p.MTU > MaxMTU {
+			return fmt.Errorf("netconf: MTU %d out of range [%d, %d]", p.MTU, MinMTU, MaxMTU)
+		}
+		if hasV6 && p.MTU < MinMTUIPv6 {
+			return fmt.Errorf("netconf: MTU %d is below the IPv6 minimum %d, but IPv6 addresses or routes are configured", p.MTU, MinMTUIPv6)
+		}
+	}
+	return nil
+}
+
+func validIface(name string) error {
+	switch {
+	case name == "":
+		return errors.New("netconf: empty interface name")
+	case len(name) > maxIfaceLen:
+		return fmt.Errorf("netconf: interface name %q longer than %d bytes", name, maxIfaceLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("netconf: invalid interface name %q", name)
+	case name[0] == '-':
+		return fmt.Errorf("netconf: interface name %q starts with '-'", name)
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return fmt.Errorf("netconf: interface name %q contains %q (allowed: letters, digits, _ . -)", name, c)
+		}
+	}
+	return nil
+}
+
+func validPrefix(what string, p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("netconf: invalid %s %q", what, p)
+	}
+	if p.Addr().Is4In6() {
+		return fmt.Errorf("netconf: %s %s is IPv4-mapped IPv6; use the plain IPv4 form", what, p)
+	}
+	return nil
+}
+
+func usable(p netip.Prefix) bool { return p.IsValid() && !p.Addr().Is4In6() }
+
+// addresses returns the valid addresses without exact duplicates.
+func (p Plan) addresses() []netip.Prefix {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, a := range p.Addresses {
+		if usable(a) && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// routes returns the valid routes, masked, without duplicates, in order.
+func (p Plan) routes() []netip.Prefix {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, r := range p.Routes {
+		if !usable(r) {
+			continue
+		}
+		r = r.Masked()
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// LinkUp returns the commands that set the MTU (if nonzero), add each
+// address, and bring the link up, in that order. On Linux addresses use
+// `ip addr replace`, so repeating them is harmless. On darwin IPv4 addresses
+// are point-to-point with the local address as destination, as utun requires.
+// It returns nil for an unsupported OS.
+func (p Plan) LinkUp() [][]string {
+	var cmds [][]string
+	switch p.OS {
+	case Linux:
+		if p.MTU != 0 {
+			cmds = append(cmds, []string{"ip", "link", "set", "dev", p.Iface, "mtu", strconv.Itoa(p.MTU)})
+		}
+		for _, a := range p.addresses() {
+			cmds = append(cmds, ipCmd(a, "addr", "replace", a.String(), "dev", p.Iface))
+		}
+		cmds = append(cmds, []string{"ip", "link", "set", "dev", p.Iface, "up"})
+	case Darwin:
+		if p.MTU != 0 {
+			cmds = append(cmds, []string{"ifconfig", p.Iface, "mtu", strconv.Itoa(p.MTU)})
+		}
+		for _, a := range p.addresses() {
+			if a.Addr().Is4() {
+				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet", a.String(), a.Addr().String(), "alias"})
+			} else {
+				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet6", a.String(), "alias"})
+			}
+		}
+		cmds = append(cmds, []string{"ifconfig", p.Iface, "up"})
+	}
+	return cmds
+}
+
+// RoutesUp returns one command per route sending it into the interface:
+// `ip [-6] route replace PREFIX dev IFACE` on Linux (idempotent), and
+// `route -q -n add -inet[6] PREFIX -interface IFACE` on darwin (Script makes
+// that idempotent). It returns nil for an unsupported OS.
+func (p Plan) RoutesUp() [][]string { return p.routeCmds("replace", "add") }
+
+// RoutesDown returns the commands removing the routes RoutesUp adds:
+// `ip [-6] route del PREFIX dev IFACE` on Linux and
+// `route -q -n delete -inet[6] PREFIX -interface IFACE` on darwin. They fail
+// for a route that is already gone; Script tolerates that, and RunTolerant
+// runs them all regardless.
+func (p Plan) RoutesDown() [][]string { return p.routeCmds("del", "delete") }
+
+func (p Plan) routeCmds(linuxVerb, darwinVerb string) [][]string {
+	var cmds [][]string
+	for _, r := range p.routes() {
+		switch p.OS {
+		case Linux:
+			cmds = append(cmds, ipCmd(r, "route", linuxVerb, r.String(), "dev", p.Iface))
+		case Darwin:
+			fam := "-inet"
+			if r.Addr().Is6() {
+				fam = "-inet6"
+			}
+			cmds = append(cmds, []string{"route", "-q", "-n", darwinVerb, fam, r.String(), "-interface", p.Iface})
+		}
+	}
+	return cmds
+}
+
+// ipCmd builds an `ip` command, adding -6 for IPv6 prefixes.
+func ipCmd(p netip.Prefix, args ...string) []string {
+	cmd := []string{"ip"}
+	if p.Addr().Is6() {
+		cmd = append(cmd, "-6")
+	}
+	return append(cmd, args...)
+}
+
+// UpScript validates p and renders LinkUp followed by RoutesUp as a script
+// (see Script) whose header names the interface.
+func (p Plan) UpScript() (string, error) {
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	h := fmt.Sprintf("peer: bring up interface %s (%s): MTU, addresses, link, routes.\nSafe to run more than once.", p.Iface, p.OS)
+	return Script(h, append(p.LinkUp(), p.RoutesUp()...)), nil
+}
+
+// DownScript validates p and renders RoutesDown as a script (see Script)
+// whose header names the interface.
+func (p Plan) DownScript() (string, error) {
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	h := fmt.Sprintf("peer: remove the routes of interface %s (%s).\nSafe to run more than once; routes already gone are skipped.", p.Iface, p.OS)
+	return Script(h, p.RoutesDown()), nil
+}
+
+// InNamespace returns copies of cmds that run inside the Linux network
+// namespace ns, by prefixing each with `ip netns exec NS`. An empty ns
+// returns an unchanged copy. Script still recognizes the wrapped commands.
+func InNamespace(ns string, cmds [][]string) [][]string {
+	out := make([][]string, 0, len(cmds))
+	for _, c := range cmds {
+		var w []string
+		if ns != "" {
+			w = append(w, "ip", "netns", "exec", ns)
+		}
+		out = append(out, append(w, c...))
+	}
+	return out
+}
