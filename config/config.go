@@ -53,12 +53,12 @@ const (
 
 // Limits checked by Parse.
 const (
-	MinMTU       = 576   // smallest MTU accepted (the IPv4 minimum datagram size)
-	MinMTUIPv6   = 1280  // smallest MTU accepted when any peer has an IPv6 address
-	MaxMTU       = 65535 // largest MTU accepted
-	MaxIfaceName = 15    // longest interface name (Linux IFNAMSIZ-1)
-	MaxPeerName  = 63    // longest peer name
-	MaxKeepalive = 65535 * time.Second
+	MinMTU       = 576                 // smallest MTU accepted (the IPv4 minimum datagram size)
+	MinMTUIPv6   = 1280                // smallest MTU accepted when any peer has an IPv6 address
+	MaxMTU       = 65535               // largest MTU accepted
+	MaxIfaceName = 15                  // longest interface name (Linux IFNAMSIZ-1)
+	MaxPeerName  = 63                  // longest peer name
+	MaxKeepalive = 65535 * time.Second // longest keepalive interval (16-bit seconds, as in wg)
 	// MaxFileSize is the largest mesh file Load reads.
 	MaxFileSize = 1 << 20
 )

@@ -26,7 +26,7 @@ const maxErrors = 50
 // the directory that relative paths in it are relative to. On failure the
 // error is an ErrorList holding every problem found, in line order.
 func Parse(file string, data []byte) (*Mesh, error) {
-	p := &parser{file: file, dir: filepath.Dir(file)}
+	p := &parser{file: file, dir: filepath.Dir(file), nameLine: map[int]int{}, keyLine: map[int]int{}}
 	m := p.parse(data)
 	if len(p.errs) > 0 {
 		slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
@@ -39,6 +39,9 @@ type parser struct {
 	file string
 	dir  string
 	errs ErrorList
+	// nameLine and keyLine hold, by peer index, the lines of the name and
+	// public_key values, for the duplicate checks.
+	nameLine, keyLine map[int]int
 }
 
 // field is one key: value pair of a mapping.
@@ -531,6 +534,7 @@ func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 		if s, ok := p.str(f, label+": name"); ok {
 			if validName(s) {
 				out.Name = s
+				p.nameLine[i] = f.val.Line
 			} else {
 				p.errorf(f.val.Line, "%s: name %q must be 1 to %d characters from a-z, 0-9 and '-'", label, s, MaxPeerName)
 			}
@@ -545,6 +549,7 @@ func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 				p.errorf(f.val.Line, "%s: public_key is all zeros", label)
 			} else {
 				out.PublicKey = k
+				p.keyLine[i] = f.val.Line
 			}
 		}
 	}
@@ -777,14 +782,14 @@ func (p *parser) crossChecks(m *Mesh, rs []routed) {
 		pe := &m.Peers[i]
 		if pe.Name != "" {
 			if j, dup := names[pe.Name]; dup {
-				p.errorf(pe.Line, "peer name %q is used twice (first on line %d)", pe.Name, m.Peers[j].Line)
+				p.errorf(p.nameLine[i], "peer name %q is used twice (first on line %d)", pe.Name, p.nameLine[j])
 			} else {
 				names[pe.Name] = i
 			}
 		}
 		if !pe.PublicKey.IsZero() {
 			if j, dup := pubs[pe.PublicKey]; dup {
-				p.errorf(pe.Line, "%s has the same public_key as %s (line %d)", nameOf(m, i), nameOf(m, j), m.Peers[j].Line)
+				p.errorf(p.keyLine[i], "%s has the same public_key as %s (line %d)", nameOf(m, i), nameOf(m, j), p.keyLine[j])
 			} else {
 				pubs[pe.PublicKey] = i
 			}

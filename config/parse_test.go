@@ -121,7 +121,8 @@ func TestParseRefusals(t *testing.T) {
 		{"name duplicate", edit(5, "  - name: alpha"), 5, `peer name "alpha" is used twice (first on line 2)`},
 
 		// Public keys.
-		{"key duplicate", edit(6, "    public_key: K1"), 5, `peer "beta" has the same public_key as peer "alpha" (line 2)`},
+		{"key duplicate", edit(6, "    public_key: K1"), 6, `peer "beta" has the same public_key as peer "alpha" (line 3)`},
+		{"name duplicate on its own line", "peers:\n  - public_key: K1\n    name: x\n    address: 10.10.0.1\n  -\n    address: 10.10.0.2\n    public_key: K2\n    name: x\n", 8, `peer name "x" is used twice (first on line 3)`},
 		{"key not base64", edit(6, "    public_key: not-base64!"), 6, "not valid base64"},
 		{"key short", edit(6, "    public_key: "+k2[:40]+"AA=="), 6, "31 bytes, want 32"},
 		{"key long", edit(6, "    public_key: "+strings.Repeat("B", 48)), 6, "36 bytes, want 32"},
