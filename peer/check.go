@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/peer-vpn/peer/config"
+	"github.com/peer-vpn/peer/netconf"
+)
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	var nf nodeFlags
+	nf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	node, err := nf.load()
+	if err != nil {
+		return err
+	}
+	printNode(stdout, node)
+	return nil
+}
+
+// printNode describes what this node would do, without doing it.
+func printNode(w io.Writer, n *config.Node) {
+	fmt.Fprintf(w, "%s: valid\n", n.Mesh.File)
+	fmt.Fprintf(w, "this node: %s (public key %s)\n", n.Self.Name, n.Self.PublicKey)
+	fmt.Fprintf(w, "interface: %s, mtu %d, driver %s, listening on UDP port %d\n",
+		n.Interface.Name, n.Interface.MTU, n.Interface.Driver, n.ListenPort)
+	for _, a := range n.Self.Addresses {
+		fmt.Fprintf(w, "address: %s\n", a)
+	}
+	for _, s := range n.Self.Subnets {
+		fmt.Fprintf(w, "serves subnet: %s\n", s)
+	}
+	fmt.Fprintf(w, "peers (%d):\n", len(n.Remotes))
+	for _, r := range n.Remotes {
+		ep := "none (waits for it to connect)"
+		if r.Endpoint.IsValid() {
+			ep = r.Endpoint.String()
+		}
+		var pfx []string
+		for _, p := range r.Prefixes {
+			pfx = append(pfx, p.String())
+		}
+		fmt.Fprintf(w, "  %s  endpoint %s  routes %s", r.Peer.Name, ep, strings.Join(pfx, " "))
+		if r.Peer.Keepalive > 0 {
+			fmt.Fprintf(w, "  keepalive %s", r.Peer.Keepalive)
+		}
+		if !r.Preshared.IsZero() {
+			fmt.Fprint(w, "  preshared key")
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "routes:")
+	for _, cmd := range plan(n, runtime.GOOS).RoutesUp() {
+		fmt.Fprintf(w, "  %s\n", strings.Join(cmd, " "))
+	}
+}
+
+// plan is the system configuration of node n on the given OS.
+func plan(n *config.Node, goos string) netconf.Plan {
+	return netconf.Plan{
+		OS:        goos,
+		Iface:     n.Interface.Name,
+		MTU:       n.Interface.MTU,
+		Addresses: n.Self.Addresses,
+		Routes:    n.Routes(),
+	}
+}

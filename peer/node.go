@@ -1,0 +1,44 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/peer-vpn/peer/config"
+)
+
+// nodeFlags are the flags that pick this node out of the mesh file.
+type nodeFlags struct {
+	config string
+	key    string
+	iface  string
+	listen int
+}
+
+func (nf *nodeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&nf.config, "config", "", "mesh file (YAML), the same on every host")
+	fs.StringVar(&nf.key, "key", "", "private key file (default: private_key_file of the mesh file)")
+	fs.StringVar(&nf.iface, "iface", "", "TUN interface name (default: interface.name of the mesh file)")
+	fs.IntVar(&nf.listen, "listen", 0, "UDP listen port (default: the port of this node's endpoint, else 51820)")
+}
+
+// load reads the mesh file and finds this node in it. Every problem is a
+// usage error (exit status 2) and nothing on the system is touched.
+func (nf *nodeFlags) load() (*config.Node, error) {
+	if nf.config == "" {
+		return nil, usageError{errors.New("-config FILE is required")}
+	}
+	if nf.listen < 0 || nf.listen > 65535 {
+		return nil, usageError{fmt.Errorf("-listen %d: not a port number", nf.listen)}
+	}
+	mesh, err := config.Load(nf.config)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	node, err := mesh.Node(config.NodeOptions{KeyFile: nf.key, Iface: nf.iface, ListenPort: nf.listen})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return node, nil
+}

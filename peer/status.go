@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peer-vpn/peer/control"
+	"github.com/peer-vpn/peer/tunnel"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	iface := fs.String("iface", "peer0", "interface of the node to ask")
+	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path := *socket
+	if path == "" {
+		path = control.SocketPath(*iface)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if *asJSON {
+		var raw json.RawMessage
+		if err := control.Status(ctx, path, &raw); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stdout, "%s\n", raw)
+		return err
+	}
+	var st tunnel.Status
+	if err := control.Status(ctx, path, &st); err != nil {
+		return err
+	}
+	printStatus(stdout, &st, time.Now())
+	return nil
+}
+
+func printStatus(w io.Writer, st *tunnel.Status, now time.Time) {
+	fmt.Fprintf(w, "interface %s  driver %s  mtu %d  port %d  public key %s\n",
+		st.Interface, st.Driver, st.MTU, st.ListenPort, st.PublicKey)
+	if len(st.Drops) > 0 {
+		fmt.Fprintf(w, "dropped: %s\n", formatDrops(st.Drops))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tENDPOINT\tHANDSHAKE\tRX\tTX\tDROPS")
+	for _, p := range st.Peers {
+		hs := "never"
+		if !p.LastHandshake.IsZero() {
+			hs = now.Sub(p.LastHandshake).Truncate(time.Second).String() + " ago"
+		}
+		ep := p.Endpoint
+		if ep == "" {
+			ep = "(none)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%d pkts)\t%s (%d pkts)\t%s\n", p.Name, ep, hs,
+			formatBytes(p.RxBytes), p.RxPackets, formatBytes(p.TxBytes), p.TxPackets, formatDrops(p.Drops))
+	}
+	tw.Flush()
+}
+
+func formatDrops(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

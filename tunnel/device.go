@@ -1,0 +1,261 @@
+// Package tunnel is the data path of a peer node: it reads IP packets from a
+// TUN device, picks the peer by longest-prefix match, encrypts them with the
+// WireGuard protocol and sends them over UDP; the reverse path authenticates,
+// decrypts, checks the inner source against the sender's prefixes and writes
+// to the TUN. One file per concern, as in wireguard-go: send.go, receive.go,
+// handshake.go, timers.go, peer.go, index.go.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/prefixtable"
+	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/udp"
+)
+
+// PeerConfig describes one remote peer.
+type PeerConfig struct {
+	Name      string
+	PublicKey keys.Public
+	Preshared keys.Preshared
+	// Prefixes are routed to this peer, and are the only inner sources
+	// accepted from it.
+	Prefixes []netip.Prefix
+	// Endpoint is where to send before the peer has been heard from; zero
+	// if unknown (the peer must then initiate).
+	Endpoint netip.AddrPort
+	// Keepalive is the persistent keepalive interval; zero disables it.
+	Keepalive time.Duration
+}
+
+// Tap receives copies of the traffic for capture and logging. Its methods
+// are called on the forwarding goroutines and must not block.
+type Tap interface {
+	// Inner is a plaintext IP packet; outbound is true for TUN→peer.
+	Inner(t time.Time, outbound bool, peer string, pkt []byte)
+	// Outer is a UDP datagram as sent or received on the wire.
+	Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte)
+	// EphemeralKey reports a local ephemeral private key of a handshake
+	// with peer, for Wireshark key logs.
+	EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, ephemeral keys.Private)
+}
+
+// Config is what a Device needs.
+type Config struct {
+	Private keys.Private
+	Peers   []PeerConfig
+	TUN     tundev.Device
+	Conn    udp.Conn
+	// Clock defaults to RealClock.
+	Clock Clock
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+	// Tap, if set, sees every packet.
+	Tap Tap
+}
+
+// Device is a running tunnel node.
+type Device struct {
+	local   *noise.Local
+	cookies *noise.CookieChecker
+	tun     tundev.Device
+	conn    udp.Conn
+	clock   Clock
+	log     *slog.Logger
+	tap     Tap
+	mtu     int
+
+	peers  []*Peer
+	byKey  map[keys.Public]*Peer
+	routes prefixtable.Table[*Peer]
+	index  indexTable
+
+	sendMu sync.Mutex // serialises conn writes from the control paths
+
+	handshakes chan handshakeMessage
+	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
+
+	drops [numDeviceDrops]atomic.Uint64
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// DeviceDrop is a reason a packet was dropped before it could be tied to a
+// peer.
+type DeviceDrop int
+
+// Device-level drop reasons.
+const (
+	DropNoRoute        DeviceDrop = iota // TUN packet with no peer for its destination
+	DropMalformed                        // unparsable packet from TUN or network
+	DropUnknownIndex                     // transport message for no session of ours
+	DropBadMAC                           // handshake message failing mac1
+	DropHandshake                        // handshake message that did not authenticate (unknown key, replay...)
+	DropHandshakeQueue                   // handshake queue full
+	numDeviceDrops
+)
+
+var deviceDropNames = [numDeviceDrops]string{"no_route", "malformed", "unknown_index", "bad_mac", "bad_handshake", "handshake_queue_full"}
+
+func (r DeviceDrop) String() string { return deviceDropNames[r] }
+
+const (
+	// handshakeQueueLen bounds the handshake messages waiting for the worker.
+	handshakeQueueLen = 1024
+	// underLoadQueueLen is the backlog beyond which mac2 (a cookie) is
+	// demanded of initiators, as in the whitepaper's section 5.3.
+	underLoadQueueLen = handshakeQueueLen / 8
+	// underLoadAfterTime keeps the node "under load" a while after the
+	// backlog drains.
+	underLoadAfterTime = time.Second
+	// bufSize fits any IP packet plus the transport header and tag, so
+	// offload drivers can coalesce in place.
+	bufSize = noise.MessageTransportHeaderSize + 65535 + 16
+)
+
+// New builds a Device. It does not start forwarding; call Run.
+func New(cfg Config) (*Device, error) {
+	if cfg.TUN == nil || cfg.Conn == nil {
+		return nil, errors.New("tunnel: TUN and Conn are required")
+	}
+	if cfg.Private.IsZero() {
+		return nil, errors.New("tunnel: private key is zero")
+	}
+	d := &Device{
+		local:      noise.NewLocal(cfg.Private),
+		tun:        cfg.TUN,
+		conn:       cfg.Conn,
+		clock:      cfg.Clock,
+		log:        cfg.Log,
+		tap:        cfg.Tap,
+		mtu:        cfg.TUN.MTU(),
+		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
+		handshakes: make(chan handshakeMessage, handshakeQueueLen),
+		closed:     make(chan struct{}),
+	}
+	d.cookies = noise.NewCookieChecker(d.local.Public)
+	if d.clock == nil {
+		d.clock = RealClock
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.index.init()
+	for i := range cfg.Peers {
+		pc := &cfg.Peers[i]
+		if pc.PublicKey == d.local.Public {
+			return nil, fmt.Errorf("tunnel: peer %q has this node's own public key", pc.Name)
+		}
+		if _, dup := d.byKey[pc.PublicKey]; dup {
+			return nil, fmt.Errorf("tunnel: peer %q: public key used twice", pc.Name)
+		}
+		p, err := newPeer(d, pc)
+		if err != nil {
+			return nil, err
+		}
+		for _, pfx := range pc.Prefixes {
+			if q, other, ok := d.routes.Overlap(pfx); ok && other != p {
+				return nil, fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, p.name, q, other.name)
+			}
+			d.routes.Insert(pfx, p)
+		}
+		d.peers = append(d.peers, p)
+		d.byKey[pc.PublicKey] = p
+	}
+	return d, nil
+}
+
+// Run forwards packets until ctx is done or Close is called. It returns the
+// first fatal I/O error, or nil on a clean stop.
+func (d *Device) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	d.wg.Add(3)
+	go func() { defer d.wg.Done(); errc <- d.routineReadTUN() }()
+	go func() { defer d.wg.Done(); errc <- d.routineReadUDP() }()
+	go func() { defer d.wg.Done(); d.routineHandshakes(); errc <- nil }()
+	for _, p := range d.peers {
+		p.start()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-d.closed:
+	case err = <-errc:
+		if d.isClosed() {
+			err = nil
+		}
+	}
+	d.Close()
+	d.wg.Wait()
+	return err
+}
+
+// Close stops the device: it closes the TUN and the socket, stops every
+// timer and wipes the key material.
+func (d *Device) Close() {
+	d.closeOnce.Do(func() {
+		close(d.closed)
+		d.conn.Close()
+		d.tun.Close()
+		for _, p := range d.peers {
+			p.stop()
+		}
+	})
+}
+
+func (d *Device) isClosed() bool {
+	select {
+	case <-d.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
+
+// PeerByName returns the peer called name, or nil.
+func (d *Device) PeerByName(name string) *Peer {
+	for _, p := range d.peers {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// LocalPublic returns this node's public key.
+func (d *Device) LocalPublic() keys.Public { return d.local.Public }
+
+// ListenPort returns the UDP port the device listens on.
+func (d *Device) ListenPort() uint16 { return d.conn.LocalPort() }
+
+// sendControl sends one datagram off the hot path (handshakes, cookies,
+// keepalives).
+func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
+	if !to.IsValid() {
+		return errNoEndpoint
+	}
+	msgs := [1]udp.Message{{Buf: b, N: len(b), Addr: to}}
+	if d.tap != nil {
+		d.tap.Outer(d.clock.Now(), true, netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort()), to, b)
+	}
+	d.sendMu.Lock()
+	_, err := d.conn.WriteBatch(msgs[:])
+	d.sendMu.Unlock()
+	return err
+}
+
+var errNoEndpoint = errors.New("peer has no known endpoint")

@@ -1,0 +1,320 @@
+package tunnel
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/noise"
+)
+
+// PeerDrop is a reason a packet of a known peer was dropped.
+type PeerDrop int
+
+// Per-peer drop reasons.
+const (
+	DropSpoofedSource    PeerDrop = iota // inner source outside the peer's prefixes
+	DropReplay                           // counter seen before or too old
+	DropDecrypt                          // transport message failing authentication
+	DropExpired                          // session past its reject limits
+	DropStagedFull                       // waiting-for-handshake queue full
+	DropNoEndpoint                       // nowhere to send: peer never heard from, no endpoint
+	DropSend                             // socket write failed
+	DropHandshakeTimeout                 // staged packets discarded after RekeyAttemptTime
+	numPeerDrops
+)
+
+var peerDropNames = [numPeerDrops]string{"spoofed_source", "replay", "decrypt", "expired", "staged_full", "no_endpoint", "send_error", "handshake_timeout"}
+
+func (r PeerDrop) String() string { return peerDropNames[r] }
+
+// maxStaged bounds the packets queued per peer while a handshake is under way.
+const maxStaged = 128
+
+// Peer is one remote node of the mesh.
+type Peer struct {
+	dev       *Device
+	name      string
+	public    keys.Public
+	psk       keys.Preshared
+	prefixes  []netip.Prefix
+	keepalive time.Duration
+
+	handshake *noise.Handshake
+	cookieGen *noise.CookieGenerator
+
+	endpoint atomic.Pointer[netip.AddrPort]
+
+	// current is the session used for sending; mirrored from keypairs for
+	// a lock-free hot path.
+	current atomic.Pointer[noise.Keypair]
+
+	mu             sync.Mutex // guards the fields below
+	keypairs       struct{ previous, current, next *noise.Keypair }
+	handshakeIndex uint32 // index of our handshake in progress, 0 if none
+	staged         [][]byte
+	lastInitSent   time.Time
+	lastHandshake  time.Time // completion of the latest handshake
+	rekeyRequested bool      // the receive-side rekey was already asked for this session
+
+	timers peerTimers
+
+	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
+	drops                                  [numPeerDrops]atomic.Uint64
+}
+
+func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
+	hs, err := noise.NewHandshake(d.local, pc.PublicKey, pc.Preshared)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: peer %q: %w", pc.Name, err)
+	}
+	p := &Peer{
+		dev:       d,
+		name:      pc.Name,
+		public:    pc.PublicKey,
+		psk:       pc.Preshared,
+		prefixes:  pc.Prefixes,
+		keepalive: pc.Keepalive,
+		handshake: hs,
+		cookieGen: noise.NewCookieGenerator(pc.PublicKey),
+	}
+	if d.tap != nil {
+		hs.KeyLog = func(eph keys.Private) { d.tap.EphemeralKey(p.name, p.public, p.psk, eph) }
+	}
+	if pc.Endpoint.IsValid() {
+		ep := pc.Endpoint
+		p.endpoint.Store(&ep)
+	}
+	p.timers.init(p)
+	return p, nil
+}
+
+// Name returns the peer's name from the mesh file.
+func (p *Peer) Name() string { return p.name }
+
+// Endpoint returns where packets for p go now (zero if unknown).
+func (p *Peer) Endpoint() netip.AddrPort {
+	if ep := p.endpoint.Load(); ep != nil {
+		return *ep
+	}
+	return netip.AddrPort{}
+}
+
+// setEndpoint roams: the endpoint follows the last authenticated packet.
+func (p *Peer) setEndpoint(src netip.AddrPort) {
+	if cur := p.endpoint.Load(); cur != nil && *cur == src {
+		return
+	}
+	p.endpoint.Store(&src)
+}
+
+func (p *Peer) drop(r PeerDrop) { p.drops[r].Add(1) }
+
+func (p *Peer) start() {
+	if p.keepalive > 0 {
+		// A persistent keepalive also opens the session at start, so a peer
+		// behind NAT is reachable without waiting for traffic.
+		p.sendKeepalive()
+	}
+}
+
+// stop cancels the timers and wipes every session and handshake.
+func (p *Peer) stop() {
+	p.timers.stopAll()
+	p.zeroKeyMaterial()
+}
+
+// zeroKeyMaterial drops every session and the handshake state.
+func (p *Peer) zeroKeyMaterial() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, kp := range []*noise.Keypair{p.keypairs.previous, p.keypairs.current, p.keypairs.next} {
+		if kp != nil {
+			p.dev.index.remove(kp.LocalIndex)
+			kp.Zero()
+		}
+	}
+	p.keypairs.previous, p.keypairs.current, p.keypairs.next = nil, nil, nil
+	p.current.Store(nil)
+	if p.handshakeIndex != 0 {
+		p.dev.index.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	p.handshake.Clear()
+}
+
+// usable reports whether kp may still carry data at now.
+func usable(kp *noise.Keypair, now time.Time) bool {
+	return kp != nil && now.Sub(kp.Created) < noise.RejectAfterTime && kp.SendCount() < noise.RejectAfterMessages
+}
+
+// installKeypair records a new session. The initiator uses it at once; the
+// responder keeps it as "next" until the initiator's first data confirms it.
+func (p *Peer) installKeypair(kp *noise.Keypair) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handshakeIndex = 0 // the index now belongs to the session
+	retire := func(old *noise.Keypair) {
+		if old != nil {
+			p.dev.index.remove(old.LocalIndex)
+			old.Zero()
+		}
+	}
+	if kp.Initiator {
+		if p.keypairs.next != nil {
+			retire(p.keypairs.previous)
+			p.keypairs.previous = p.keypairs.next
+			p.keypairs.next = nil
+		} else {
+			retire(p.keypairs.previous)
+			p.keypairs.previous = p.keypairs.current
+		}
+		p.keypairs.current = kp
+		p.current.Store(kp)
+	} else {
+		retire(p.keypairs.next)
+		p.keypairs.next = kp
+	}
+	p.lastHandshake = kp.Created
+	p.rekeyRequested = false
+}
+
+// receivedWith is called after a transport message authenticated under kp.
+// It confirms a responder's "next" session. It reports whether the current
+// session changed (so staged packets can go).
+func (p *Peer) receivedWith(kp *noise.Keypair) bool {
+	if p.current.Load() == kp {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keypairs.next != kp {
+		return false
+	}
+	if old := p.keypairs.previous; old != nil {
+		p.dev.index.remove(old.LocalIndex)
+		old.Zero()
+	}
+	p.keypairs.previous = p.keypairs.current
+	p.keypairs.current = kp
+	p.keypairs.next = nil
+	p.current.Store(kp)
+	return true
+}
+
+// stage keeps a copy of pkt (the bytes at buf[off:off+n]) until a session
+// exists; the oldest packet is dropped when the queue is full.
+func (p *Peer) stage(pkt []byte) {
+	b := getBuffer()
+	copy(b[noise.MessageTransportHeaderSize:], pkt)
+	b = b[:noise.MessageTransportHeaderSize+len(pkt)]
+	p.mu.Lock()
+	if len(p.staged) >= maxStaged {
+		putBuffer(p.staged[0])
+		copy(p.staged, p.staged[1:])
+		p.staged = p.staged[:len(p.staged)-1]
+		p.drop(DropStagedFull)
+	}
+	p.staged = append(p.staged, b)
+	p.mu.Unlock()
+}
+
+// hasStaged reports whether packets wait for a session.
+func (p *Peer) hasStaged() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.staged) > 0
+}
+
+// takeStaged removes and returns the staged packets.
+func (p *Peer) takeStaged() [][]byte {
+	p.mu.Lock()
+	s := p.staged
+	p.staged = nil
+	p.mu.Unlock()
+	return s
+}
+
+// dropStaged discards the staged packets, counting them as reason.
+func (p *Peer) dropStaged(reason PeerDrop) {
+	for _, b := range p.takeStaged() {
+		p.drop(reason)
+		putBuffer(b)
+	}
+}
+
+// PeerStatus is a snapshot of one peer for `peer status`.
+type PeerStatus struct {
+	Name          string            `json:"name"`
+	PublicKey     string            `json:"public_key"`
+	Endpoint      string            `json:"endpoint,omitempty"`
+	LastHandshake time.Time         `json:"last_handshake,omitzero"`
+	RxPackets     uint64            `json:"rx_packets"`
+	RxBytes       uint64            `json:"rx_bytes"`
+	TxPackets     uint64            `json:"tx_packets"`
+	TxBytes       uint64            `json:"tx_bytes"`
+	Drops         map[string]uint64 `json:"drops,omitempty"`
+	Prefixes      []string          `json:"prefixes"`
+	Keepalive     string            `json:"persistent_keepalive,omitempty"`
+}
+
+// Status is a snapshot of the device for `peer status`.
+type Status struct {
+	PublicKey  string            `json:"public_key"`
+	ListenPort uint16            `json:"listen_port"`
+	Interface  string            `json:"interface"`
+	Driver     string            `json:"driver"`
+	MTU        int               `json:"mtu"`
+	Drops      map[string]uint64 `json:"drops,omitempty"`
+	Peers      []PeerStatus      `json:"peers"`
+}
+
+// Status returns current counters and session state.
+func (d *Device) Status() Status {
+	s := Status{
+		PublicKey:  d.local.Public.String(),
+		ListenPort: d.conn.LocalPort(),
+		Interface:  d.tun.Name(),
+		Driver:     d.tun.Driver(),
+		MTU:        d.mtu,
+		Drops:      map[string]uint64{},
+	}
+	for r := DeviceDrop(0); r < numDeviceDrops; r++ {
+		if v := d.drops[r].Load(); v > 0 {
+			s.Drops[r.String()] = v
+		}
+	}
+	for _, p := range d.peers {
+		ps := PeerStatus{
+			Name:      p.name,
+			PublicKey: p.public.String(),
+			RxPackets: p.rxPackets.Load(),
+			RxBytes:   p.rxBytes.Load(),
+			TxPackets: p.txPackets.Load(),
+			TxBytes:   p.txBytes.Load(),
+			Drops:     map[string]uint64{},
+		}
+		if ep := p.Endpoint(); ep.IsValid() {
+			ps.Endpoint = ep.String()
+		}
+		if p.keepalive > 0 {
+			ps.Keepalive = p.keepalive.String()
+		}
+		p.mu.Lock()
+		ps.LastHandshake = p.lastHandshake
+		p.mu.Unlock()
+		for r := PeerDrop(0); r < numPeerDrops; r++ {
+			if v := p.drops[r].Load(); v > 0 {
+				ps.Drops[peerDropNames[r]] = v
+			}
+		}
+		for _, pfx := range p.prefixes {
+			ps.Prefixes = append(ps.Prefixes, pfx.String())
+		}
+		s.Peers = append(s.Peers, ps)
+	}
+	return s
+}

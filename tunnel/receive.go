@@ -1,0 +1,194 @@
+package tunnel
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/udp"
+)
+
+// receiveBatch holds the reusable state of the UDP→TUN loop.
+type receiveBatch struct {
+	msgs []udp.Message
+	out  [][]byte // plaintext packets at out[i][16:] for the TUN write
+	// spare buffers swapped in for those handed to the handshake worker
+}
+
+// handshakeMessage is a handshake datagram queued for the worker.
+type handshakeMessage struct {
+	buf []byte
+	src netip.AddrPort
+}
+
+// routineReadUDP is the inbound path: UDP → authenticate/decrypt → TUN.
+func (d *Device) routineReadUDP() error {
+	const off = noise.MessageTransportHeaderSize
+	bs := d.conn.BatchSize()
+	b := &receiveBatch{msgs: make([]udp.Message, bs), out: make([][]byte, 0, bs)}
+	for i := range b.msgs {
+		b.msgs[i].Buf = make([]byte, bufSize)
+	}
+	for {
+		n, err := d.conn.ReadBatch(b.msgs)
+		if err != nil && n == 0 {
+			if d.isClosed() {
+				return nil
+			}
+			return fmt.Errorf("reading UDP: %w", err)
+		}
+		now := d.clock.Now()
+		b.out = b.out[:0]
+		var lastPeer *Peer
+		var lastData bool
+		for i := 0; i < n; i++ {
+			m := &b.msgs[i]
+			msg := m.Buf[:m.N]
+			if d.tap != nil {
+				d.tap.Outer(now, false, m.Addr, netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort()), msg)
+			}
+			typ, ok := noise.Type(msg)
+			if !ok {
+				d.drop(DropMalformed)
+				continue
+			}
+			switch typ {
+			case noise.MessageTransportType:
+				p, pkt, ok := d.decrypt(msg, m.Addr, now)
+				if !ok {
+					continue
+				}
+				if p != lastPeer {
+					if lastPeer != nil {
+						lastPeer.timers.packetReceived(lastData)
+					}
+					lastPeer, lastData = p, false
+				}
+				if len(pkt) == 0 {
+					continue // keepalive
+				}
+				lastData = true
+				if d.tap != nil {
+					d.tap.Inner(now, false, p.name, pkt)
+				}
+				// pkt sits at m.Buf[16:]: hand the whole buffer over.
+				b.out = append(b.out, m.Buf[:off+len(pkt)])
+			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
+				d.queueHandshake(m, now)
+			default:
+				d.drop(DropMalformed)
+			}
+		}
+		if lastPeer != nil {
+			lastPeer.timers.packetReceived(lastData)
+		}
+		if len(b.out) > 0 {
+			if _, err := d.tun.Write(b.out, off); err != nil && !d.isClosed() {
+				d.log.Debug("tun write", "err", err)
+			}
+		}
+	}
+}
+
+// decrypt authenticates one transport message, updates the session state
+// and returns the inner packet (empty for a keepalive), decrypted in place
+// at msg[16:].
+func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
+	const off = noise.MessageTransportHeaderSize
+	receiver, _, ok := noise.ParseTransportHeader(msg)
+	if !ok {
+		d.drop(DropMalformed)
+		return nil, nil, false
+	}
+	e, ok := d.index.lookup(receiver)
+	if !ok || e.keypair == nil {
+		d.drop(DropUnknownIndex)
+		return nil, nil, false
+	}
+	p, kp := e.peer, e.keypair
+	if now.Sub(kp.Created) >= noise.RejectAfterTime {
+		p.drop(DropExpired)
+		return nil, nil, false
+	}
+	pkt, ctr, err := kp.Open(msg[off:off], msg)
+	if err != nil {
+		p.drop(DropDecrypt)
+		return nil, nil, false
+	}
+	if !kp.CheckReplay(ctr) {
+		p.drop(DropReplay)
+		return nil, nil, false
+	}
+	// Authenticated: roam to wherever it came from.
+	p.setEndpoint(src)
+	if p.receivedWith(kp) {
+		p.timers.handshakeComplete()
+		go p.sendStaged()
+	}
+	p.rxPackets.Add(1)
+	p.rxBytes.Add(uint64(len(msg)))
+	if kp.Initiator && now.Sub(kp.Created) >= noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
+		p.rekeyOnReceive()
+	}
+	if len(pkt) == 0 {
+		return p, pkt, true
+	}
+	// Strip the padding: the IP header's own length says where the packet ends.
+	plen, ok := ipLength(pkt)
+	if !ok || plen > len(pkt) {
+		d.drop(DropMalformed)
+		return nil, nil, false
+	}
+	pkt = pkt[:plen]
+	srcAddr, _ := source(pkt)
+	if q, ok := d.routes.Lookup(srcAddr); !ok || q != p {
+		p.drop(DropSpoofedSource)
+		return nil, nil, false
+	}
+	return p, pkt, true
+}
+
+// ipLength returns the total length an IPv4 or IPv6 header declares.
+func ipLength(pkt []byte) (int, bool) {
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return 0, false
+		}
+		return int(pkt[2])<<8 | int(pkt[3]), true
+	case 6:
+		if len(pkt) < 40 {
+			return 0, false
+		}
+		return 40 + (int(pkt[4])<<8 | int(pkt[5])), true
+	}
+	return 0, false
+}
+
+// rekeyOnReceive starts a new handshake once per session when the session
+// we initiated is about to expire and the other side is still talking.
+func (p *Peer) rekeyOnReceive() {
+	p.mu.Lock()
+	already := p.rekeyRequested
+	p.rekeyRequested = true
+	p.mu.Unlock()
+	if !already {
+		p.initiateHandshake(false)
+	}
+}
+
+// queueHandshake hands a handshake message to the worker, copying it so the
+// batch buffer can be reused; a full queue drops it.
+func (d *Device) queueHandshake(m *udp.Message, now time.Time) {
+	if len(d.handshakes) >= underLoadQueueLen {
+		d.underLoad.Store(now.Add(underLoadAfterTime).UnixNano())
+	}
+	buf := make([]byte, m.N)
+	copy(buf, m.Buf[:m.N])
+	select {
+	case d.handshakes <- handshakeMessage{buf: buf, src: m.Addr}:
+	default:
+		d.drop(DropHandshakeQueue)
+	}
+}

@@ -1,0 +1,267 @@
+package tunnel
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/udp"
+)
+
+// sendBatch holds the reusable state of the TUN→UDP loop.
+type sendBatch struct {
+	bufs  [][]byte
+	sizes []int
+	msgs  []udp.Message
+	// peers[i] is the peer msgs[i] goes to, for counters after the write.
+	peers []*Peer
+}
+
+func newSendBatch(n int) *sendBatch {
+	b := &sendBatch{
+		bufs:  make([][]byte, n),
+		sizes: make([]int, n),
+		msgs:  make([]udp.Message, 0, n),
+		peers: make([]*Peer, 0, n),
+	}
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, bufSize)
+	}
+	return b
+}
+
+// destination returns the destination address of an IP packet.
+func destination(pkt []byte) (netip.Addr, bool) {
+	if len(pkt) < 1 {
+		return netip.Addr{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte(pkt[16:20])), true
+	case 6:
+		if len(pkt) < 40 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom16([16]byte(pkt[24:40])), true
+	}
+	return netip.Addr{}, false
+}
+
+// source returns the source address of an IP packet.
+func source(pkt []byte) (netip.Addr, bool) {
+	if len(pkt) < 1 {
+		return netip.Addr{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte(pkt[12:16])), true
+	case 6:
+		if len(pkt) < 40 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom16([16]byte(pkt[8:24])), true
+	}
+	return netip.Addr{}, false
+}
+
+// routineReadTUN is the outbound path: TUN → route → encrypt → UDP.
+func (d *Device) routineReadTUN() error {
+	const off = noise.MessageTransportHeaderSize
+	b := newSendBatch(d.tun.BatchSize())
+	for {
+		n, err := d.tun.Read(b.bufs, b.sizes, off)
+		if err != nil && n == 0 {
+			if d.isClosed() {
+				return nil
+			}
+			return fmt.Errorf("reading %s: %w", d.tun.Name(), err)
+		}
+		now := d.clock.Now()
+		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
+		for i := 0; i < n; i++ {
+			pkt := b.bufs[i][off : off+b.sizes[i]]
+			dst, ok := destination(pkt)
+			if !ok {
+				d.drop(DropMalformed)
+				continue
+			}
+			p, ok := d.routes.Lookup(dst)
+			if !ok {
+				d.drop(DropNoRoute)
+				continue
+			}
+			if d.tap != nil {
+				d.tap.Inner(now, true, p.name, pkt)
+			}
+			n, ok := p.encrypt(b.bufs[i], len(pkt), now)
+			if !ok {
+				continue
+			}
+			ep := p.Endpoint()
+			if !ep.IsValid() {
+				p.drop(DropNoEndpoint)
+				continue
+			}
+			b.msgs = append(b.msgs, udp.Message{Buf: b.bufs[i], N: n, Addr: ep})
+			b.peers = append(b.peers, p)
+		}
+		d.flushSend(b, now)
+	}
+}
+
+// flushSend writes the batch and accounts for it.
+func (d *Device) flushSend(b *sendBatch, now time.Time) {
+	if len(b.msgs) == 0 {
+		return
+	}
+	if d.tap != nil {
+		src := netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort())
+		for _, m := range b.msgs {
+			d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
+		}
+	}
+	d.sendMu.Lock()
+	sent, err := d.conn.WriteBatch(b.msgs)
+	d.sendMu.Unlock()
+	if err != nil {
+		d.log.Debug("udp write", "err", err)
+	}
+	var last *Peer
+	for i, m := range b.msgs {
+		p := b.peers[i]
+		if i >= sent {
+			p.drop(DropSend)
+			continue
+		}
+		p.txPackets.Add(1)
+		p.txBytes.Add(uint64(m.N))
+		if p != last {
+			p.timers.packetSent(true)
+			last = p
+		}
+	}
+}
+
+// encrypt turns the plaintext at buf[16:16+n] into a transport message at
+// buf[0:], returning its length. Without a usable session the packet is
+// staged and a handshake started; then ok is false.
+func (p *Peer) encrypt(buf []byte, n int, now time.Time) (int, bool) {
+	const off = noise.MessageTransportHeaderSize
+	kp := p.current.Load()
+	if !usable(kp, now) {
+		p.stage(buf[off : off+n])
+		p.initiateHandshake(false)
+		return 0, false
+	}
+	ctr, ok := kp.NextCounter()
+	if !ok {
+		p.stage(buf[off : off+n])
+		p.initiateHandshake(false)
+		return 0, false
+	}
+	padded := noise.PaddedSize(n, p.dev.mtu)
+	clear(buf[off+n : off+padded])
+	m := kp.Seal(buf, buf[off:off+padded], ctr)
+	if m == 0 {
+		// The session was wiped or worn out between the checks above and
+		// now: keep the packet for the next session.
+		p.stage(buf[off : off+n])
+		p.initiateHandshake(false)
+		return 0, false
+	}
+	// The initiator of a session rekeys when it grows old or worn.
+	if kp.Initiator && (ctr >= noise.RekeyAfterMessages || now.Sub(kp.Created) >= noise.RekeyAfterTime) {
+		p.initiateHandshake(false)
+	}
+	return m, true
+}
+
+// sendStaged encrypts and sends what waited for a session.
+func (p *Peer) sendStaged() {
+	staged := p.takeStaged()
+	if len(staged) == 0 {
+		return
+	}
+	d := p.dev
+	now := d.clock.Now()
+	ep := p.Endpoint()
+	msgs := make([]udp.Message, 0, len(staged))
+	for i, buf := range staged {
+		n := len(buf) - noise.MessageTransportHeaderSize
+		m, ok := p.encrypt(buf[:cap(buf)], n, now)
+		if !ok {
+			// The session vanished meanwhile: encrypt staged the packet
+			// again; the rest stay staged too, in order.
+			for _, rest := range staged[i+1:] {
+				p.stage(rest[noise.MessageTransportHeaderSize:])
+				putBuffer(rest)
+			}
+			putBuffer(buf)
+			break
+		}
+		msgs = append(msgs, udp.Message{Buf: buf[:cap(buf)], N: m, Addr: ep})
+	}
+	if len(msgs) > 0 && ep.IsValid() {
+		if d.tap != nil {
+			src := netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort())
+			for _, m := range msgs {
+				d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
+			}
+		}
+		d.sendMu.Lock()
+		sent, _ := d.conn.WriteBatch(msgs)
+		d.sendMu.Unlock()
+		for i, m := range msgs {
+			if i < sent {
+				p.txPackets.Add(1)
+				p.txBytes.Add(uint64(m.N))
+			} else {
+				p.drop(DropSend)
+			}
+		}
+		p.timers.packetSent(true)
+	} else if len(msgs) > 0 {
+		for range msgs {
+			p.drop(DropNoEndpoint)
+		}
+	}
+	for _, m := range msgs {
+		putBuffer(m.Buf)
+	}
+}
+
+// sendKeepalive sends an empty transport message, or starts a handshake
+// when there is no session to carry it.
+func (p *Peer) sendKeepalive() {
+	now := p.dev.clock.Now()
+	kp := p.current.Load()
+	if !usable(kp, now) {
+		p.initiateHandshake(false)
+		return
+	}
+	ctr, ok := kp.NextCounter()
+	if !ok {
+		p.initiateHandshake(false)
+		return
+	}
+	var buf [noise.MessageKeepaliveSize]byte
+	m := kp.Seal(buf[:], buf[noise.MessageTransportHeaderSize:noise.MessageTransportHeaderSize], ctr)
+	if m == 0 {
+		p.initiateHandshake(false)
+		return
+	}
+	if err := p.dev.sendControl(buf[:m], p.Endpoint()); err != nil {
+		p.drop(DropNoEndpoint)
+		return
+	}
+	p.txPackets.Add(1)
+	p.txBytes.Add(uint64(m))
+	p.timers.packetSent(false)
+}

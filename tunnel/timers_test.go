@@ -1,0 +1,208 @@
+package tunnel
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peer-vpn/peer/noise"
+)
+
+// wireCounter counts datagrams by type and source as they cross the
+// in-memory network.
+type wireCounter struct {
+	mu     sync.Mutex
+	counts map[netip.AddrPort]map[int]int
+	block  atomic.Bool
+}
+
+const keepaliveKind = 5 // pseudo type: transport message with no payload
+
+func (w *wireCounter) filter(src, dst netip.AddrPort, b []byte) bool {
+	typ, _ := noise.Type(b)
+	kind := int(typ)
+	if typ == noise.MessageTransportType && len(b) == noise.MessageKeepaliveSize {
+		kind = keepaliveKind
+	}
+	w.mu.Lock()
+	if w.counts == nil {
+		w.counts = map[netip.AddrPort]map[int]int{}
+	}
+	if w.counts[src] == nil {
+		w.counts[src] = map[int]int{}
+	}
+	w.counts[src][kind]++
+	w.mu.Unlock()
+	return !w.block.Load()
+}
+
+func (w *wireCounter) count(src netip.AddrPort, kind int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[src][kind]
+}
+
+func startClock() *FakeClock { return NewFakeClock(time.Unix(1_700_000_000, 0)) }
+
+func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
+	clock := startClock()
+	m := threeNodes(t, clock)
+	var w wireCounter
+	w.block.Store(true)
+	m.net.SetFilter(w.filter)
+	alpha := m.nodes["alpha"]
+	alpha.tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("lost")))
+	waitFor(t, "first initiation", func() bool { return w.count(alpha.addr, noise.MessageInitiationType) == 1 })
+	for i := 1; i <= maxHandshakeAttempts; i++ {
+		clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
+		if got := w.count(alpha.addr, noise.MessageInitiationType); got != 1+i {
+			t.Fatalf("after %d timeouts: %d initiations, want %d", i, got, 1+i)
+		}
+	}
+	clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
+	if got := w.count(alpha.addr, noise.MessageInitiationType); got != 1+maxHandshakeAttempts {
+		t.Fatalf("kept retrying after RekeyAttemptTime: %d initiations", got)
+	}
+	if d := peerStatus(alpha.dev, "beta").Drops["handshake_timeout"]; d != 1 {
+		t.Fatalf("staged packet not dropped as handshake_timeout: %d", d)
+	}
+}
+
+// settle exchanges one packet each way and lets the keepalive timers run
+// out, leaving both sides idle with a confirmed session.
+func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB string) {
+	t.Helper()
+	p := ipv4UDP(srcA, srcB, []byte("ping"))
+	m.nodes[a].tun.Inject(p)
+	m.expectPacket(b, p)
+	r := ipv4UDP(srcB, srcA, []byte("pong"))
+	m.nodes[b].tun.Inject(r)
+	m.expectPacket(a, r)
+	// Both received data: each sends a keepalive after KeepaliveTimeout.
+	clock.Advance(noise.KeepaliveTimeout + time.Second)
+	pa, pb := m.nodes[a].dev.PeerByName(b), m.nodes[b].dev.PeerByName(a)
+	waitFor(t, "idle timers", func() bool {
+		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
+			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
+	})
+}
+
+func TestRekeyAfterTime(t *testing.T) {
+	clock := startClock()
+	m := threeNodes(t, clock)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
+	pa := m.nodes["alpha"].dev.PeerByName("beta")
+	old := pa.current.Load()
+	inits := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType)
+	// Young session: sending does not rekey.
+	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("young"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p)
+	if pa.current.Load() != old || w.count(m.nodes["alpha"].addr, noise.MessageInitiationType) != inits {
+		t.Fatal("rekeyed a young session")
+	}
+	clock.Advance(noise.RekeyAfterTime)
+	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p) // still sent on the old session...
+	waitFor(t, "new session", func() bool { return pa.current.Load() != old && pa.current.Load() != nil })
+	if got := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType); got != inits+1 {
+		t.Fatalf("%d initiations for one rekey", got-inits)
+	}
+	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p)
+}
+
+func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
+	clock := startClock()
+	m := threeNodes(t, clock)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
+	pa := m.nodes["alpha"].dev.PeerByName("beta")
+	pb := m.nodes["beta"].dev.PeerByName("alpha")
+	kp := pa.current.Load()
+	if kp == nil {
+		t.Fatal("no session")
+	}
+	// After RejectAfterTime the session may not carry data.
+	clock.Advance(noise.RejectAfterTime)
+	if usable(kp, clock.Now()) {
+		t.Fatal("session usable after RejectAfterTime")
+	}
+	// After 3×RejectAfterTime with no new handshake, everything is wiped.
+	clock.Advance(2 * noise.RejectAfterTime)
+	for _, p := range []*Peer{pa, pb} {
+		p.mu.Lock()
+		empty := p.keypairs.current == nil && p.keypairs.previous == nil && p.keypairs.next == nil
+		p.mu.Unlock()
+		if !empty || p.current.Load() != nil {
+			t.Fatalf("%s still holds sessions after 3×RejectAfterTime", p.name)
+		}
+	}
+	if _, ok := m.nodes["alpha"].dev.index.lookup(kp.LocalIndex); ok {
+		t.Fatal("wiped session still in the index table")
+	}
+	// Traffic still works: a fresh handshake.
+	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after wipe"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p)
+}
+
+func TestPersistentKeepalive(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}, keepalive: 25 * time.Second},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha := m.nodes["alpha"]
+	// The keepalive at start opened a session without any traffic.
+	waitFor(t, "session at start", func() bool { return alpha.dev.PeerByName("beta").current.Load() != nil })
+	waitFor(t, "first keepalive", func() bool { return w.count(alpha.addr, keepaliveKind) >= 1 })
+	base := w.count(alpha.addr, keepaliveKind)
+	for i := 1; i <= 3; i++ {
+		clock.Advance(25 * time.Second)
+		waitFor(t, "periodic keepalive", func() bool { return w.count(alpha.addr, keepaliveKind) == base+i })
+	}
+}
+
+func TestCookieUnderLoad(t *testing.T) {
+	clock := startClock()
+	m := threeNodes(t, clock)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	// alpha is under load: it answers beta's first initiation with a
+	// cookie, and accepts the retry that carries mac2.
+	alpha.dev.underLoad.Store(clock.Now().Add(time.Hour).UnixNano())
+	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("knock knock"))
+	beta.tun.Inject(p)
+	waitFor(t, "cookie reply", func() bool { return w.count(alpha.addr, noise.MessageCookieReplyType) == 1 })
+	if w.count(alpha.addr, noise.MessageResponseType) != 0 {
+		t.Fatal("alpha answered an initiation without mac2 under load")
+	}
+	// The retry carries mac2 once beta has taken the cookie in; a retry
+	// racing ahead of that gets another cookie, so allow a few.
+	for i := 0; ; i++ {
+		clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
+		select {
+		case got := <-alpha.tun.Written():
+			if string(got) != string(p) {
+				t.Fatalf("alpha received %x", got)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if i == 4 {
+			t.Fatalf("no session after %d retries under load; cookie replies: %d", i+1,
+				w.count(alpha.addr, noise.MessageCookieReplyType))
+		}
+	}
+}

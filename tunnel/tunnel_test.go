@@ -1,0 +1,417 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/udp"
+)
+
+// testNode is one node of an in-memory mesh.
+type testNode struct {
+	name     string
+	priv     keys.Private
+	addr     netip.AddrPort // underlay
+	prefixes []netip.Prefix
+	tun      *tundev.Memory
+	conn     udp.Conn
+	dev      *Device
+	done     chan error
+}
+
+type testMesh struct {
+	t     *testing.T
+	net   *udp.MemoryNetwork
+	clock Clock
+	nodes map[string]*testNode
+	order []string
+}
+
+type nodeSpec struct {
+	name       string
+	prefixes   []string
+	keepalive  time.Duration
+	noEndpoint bool // others do not know where it is
+}
+
+func mustPrefixes(t *testing.T, ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+// newMesh wires the nodes together over an in-memory network and starts
+// them; everything is torn down when the test ends.
+func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
+	t.Helper()
+	m := &testMesh{t: t, net: udp.NewMemoryNetwork(), clock: clock, nodes: map[string]*testNode{}}
+	for i, s := range specs {
+		k, err := keys.NewPrivate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &testNode{
+			name:     s.name,
+			priv:     k,
+			addr:     netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 51820),
+			prefixes: mustPrefixes(t, s.prefixes),
+		}
+		m.nodes[s.name] = n
+		m.order = append(m.order, s.name)
+	}
+	for _, s := range specs {
+		n := m.nodes[s.name]
+		var peers []PeerConfig
+		for _, o := range specs {
+			if o.name == s.name {
+				continue
+			}
+			on := m.nodes[o.name]
+			pc := PeerConfig{Name: o.name, PublicKey: on.priv.Public(), Prefixes: on.prefixes, Keepalive: s.keepalive}
+			if !o.noEndpoint {
+				pc.Endpoint = on.addr
+			}
+			peers = append(peers, pc)
+		}
+		n.tun = tundev.NewMemory("t-"+s.name, 1420, 16)
+		c, err := m.net.Listen(n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.conn = c
+		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: c, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.dev = dev
+		n.done = make(chan error, 1)
+		go func() { n.done <- dev.Run(context.Background()) }()
+	}
+	t.Cleanup(func() {
+		for _, name := range m.order {
+			n := m.nodes[name]
+			n.dev.Close()
+			select {
+			case err := <-n.done:
+				if err != nil {
+					t.Errorf("%s: Run: %v", name, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s: Run did not return after Close", name)
+			}
+		}
+	})
+	return m
+}
+
+// ipv4UDP builds an IPv4/UDP packet with a payload.
+func ipv4UDP(src, dst string, payload []byte) []byte {
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	p := make([]byte, 28+len(payload))
+	p[0] = 0x45
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	p[8] = 64
+	p[9] = 17
+	copy(p[12:], s[:])
+	copy(p[16:], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(p[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[20:], 40000)
+	binary.BigEndian.PutUint16(p[22:], 7)
+	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
+	copy(p[28:], payload)
+	return p
+}
+
+// ipv6UDP builds an IPv6/UDP packet with a payload.
+func ipv6UDP(src, dst string, payload []byte) []byte {
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	p := make([]byte, 48+len(payload))
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(8+len(payload)))
+	p[6] = 17
+	p[7] = 64
+	copy(p[8:], s[:])
+	copy(p[24:], d[:])
+	binary.BigEndian.PutUint16(p[40:], 40000)
+	binary.BigEndian.PutUint16(p[42:], 7)
+	binary.BigEndian.PutUint16(p[44:], uint16(8+len(payload)))
+	copy(p[48:], payload)
+	return p
+}
+
+// expectPacket waits for want on n's TUN.
+func (m *testMesh) expectPacket(n string, want []byte) {
+	m.t.Helper()
+	select {
+	case got := <-m.nodes[n].tun.Written():
+		if !bytes.Equal(got, want) {
+			m.t.Fatalf("%s received\n%x\nwant\n%x", n, got, want)
+		}
+	case <-time.After(5 * time.Second):
+		m.t.Fatalf("%s: no packet arrived", n)
+	}
+}
+
+// expectNothing checks that n's TUN stays silent for a while.
+func (m *testMesh) expectNothing(n string, wait time.Duration) {
+	m.t.Helper()
+	select {
+	case got := <-m.nodes[n].tun.Written():
+		m.t.Fatalf("%s received an unexpected packet %x", n, got)
+	case <-time.After(wait):
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func peerStatus(d *Device, name string) PeerStatus {
+	for _, p := range d.Status().Peers {
+		if p.Name == name {
+			return p
+		}
+	}
+	return PeerStatus{}
+}
+
+func threeNodes(t *testing.T, clock Clock) *testMesh {
+	return newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32", "fd10::1/128"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32", "fd10::2/128"}},
+		nodeSpec{name: "gamma", prefixes: []string{"10.10.0.3/32", "fd10::3/128", "10.20.3.0/24", "fd20:3::/64"}},
+	)
+}
+
+func TestTwoNodesBothDirectionsBothFamilies(t *testing.T) {
+	m := newMesh(t, nil,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32", "fd10::1/128"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32", "fd10::2/128"}},
+	)
+	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("hello beta"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p)
+	r := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("hello alpha, a longer reply"))
+	m.nodes["beta"].tun.Inject(r)
+	m.expectPacket("alpha", r)
+	p6 := ipv6UDP("fd10::2", "fd10::1", bytes.Repeat([]byte{7}, 1000))
+	m.nodes["beta"].tun.Inject(p6)
+	m.expectPacket("alpha", p6)
+	st := peerStatus(m.nodes["alpha"].dev, "beta")
+	if st.TxPackets == 0 || st.RxPackets < 2 || st.LastHandshake.IsZero() {
+		t.Fatalf("alpha's view of beta: %+v", st)
+	}
+}
+
+func TestThreeNodesEveryPairAndRoutedSubnet(t *testing.T) {
+	m := threeNodes(t, nil)
+	addrs := map[string][2]string{"alpha": {"10.10.0.1", "fd10::1"}, "beta": {"10.10.0.2", "fd10::2"}, "gamma": {"10.10.0.3", "fd10::3"}}
+	for _, a := range m.order {
+		for _, b := range m.order {
+			if a == b {
+				continue
+			}
+			p := ipv4UDP(addrs[a][0], addrs[b][0], []byte(a+"→"+b))
+			m.nodes[a].tun.Inject(p)
+			m.expectPacket(b, p)
+			p6 := ipv6UDP(addrs[a][1], addrs[b][1], []byte(a+"→"+b))
+			m.nodes[a].tun.Inject(p6)
+			m.expectPacket(b, p6)
+		}
+	}
+	// Longest prefix: 10.20.3.7 is behind gamma.
+	p := ipv4UDP("10.10.0.1", "10.20.3.7", []byte("to the lan"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("gamma", p)
+	p6 := ipv6UDP("fd10::2", "fd20:3::7", []byte("to the lan"))
+	m.nodes["beta"].tun.Inject(p6)
+	m.expectPacket("gamma", p6)
+	// And back from a host in the lan.
+	back := ipv4UDP("10.20.3.7", "10.10.0.1", []byte("from the lan"))
+	m.nodes["gamma"].tun.Inject(back)
+	m.expectPacket("alpha", back)
+}
+
+func TestNoRouteIsDroppedAndCounted(t *testing.T) {
+	m := threeNodes(t, nil)
+	m.nodes["alpha"].tun.Inject(ipv4UDP("10.10.0.1", "172.16.0.1", []byte("nowhere")))
+	waitFor(t, "no_route drop", func() bool { return m.nodes["alpha"].dev.Status().Drops["no_route"] == 1 })
+	m.nodes["alpha"].tun.Inject([]byte{0x45, 0, 0}) // truncated
+	waitFor(t, "malformed drop", func() bool { return m.nodes["alpha"].dev.Status().Drops["malformed"] == 1 })
+}
+
+func TestSpoofedSourceIsDropped(t *testing.T) {
+	m := threeNodes(t, nil)
+	// beta claims to be gamma's lan: alpha must refuse it.
+	spoof := ipv4UDP("10.20.3.9", "10.10.0.1", []byte("spoof"))
+	m.nodes["beta"].tun.Inject(spoof)
+	m.expectNothing("alpha", 200*time.Millisecond)
+	waitFor(t, "spoofed_source drop", func() bool {
+		return peerStatus(m.nodes["alpha"].dev, "beta").Drops["spoofed_source"] == 1
+	})
+	// A genuine packet still passes afterwards.
+	ok := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("genuine"))
+	m.nodes["beta"].tun.Inject(ok)
+	m.expectPacket("alpha", ok)
+}
+
+func TestReplayedTransportIsDropped(t *testing.T) {
+	m := threeNodes(t, nil)
+	var mu sync.Mutex
+	var captured []byte
+	var replay atomic.Bool
+	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool {
+		if typ, _ := noise.Type(b); typ == noise.MessageTransportType && len(b) > noise.MessageKeepaliveSize && replay.Load() {
+			mu.Lock()
+			if captured == nil {
+				captured = append([]byte(nil), b...)
+			}
+			mu.Unlock()
+		}
+		return true
+	})
+	// Establish the session first, then start recording.
+	warm := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("warm up"))
+	m.nodes["alpha"].tun.Inject(warm)
+	m.expectPacket("beta", warm)
+	replay.Store(true)
+	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("only once"))
+	m.nodes["alpha"].tun.Inject(p)
+	m.expectPacket("beta", p)
+	mu.Lock()
+	dup := captured
+	mu.Unlock()
+	if dup == nil {
+		t.Fatal("no transport message captured")
+	}
+	// Send the captured datagram again, from alpha's address.
+	c, err := m.net.Listen(netip.MustParseAddrPort("192.0.2.200:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs := []udp.Message{{Buf: dup, N: len(dup), Addr: m.nodes["beta"].addr}}
+	if _, err := c.WriteBatch(msgs); err != nil {
+		t.Fatal(err)
+	}
+	m.expectNothing("beta", 200*time.Millisecond)
+	waitFor(t, "replay drop", func() bool { return peerStatus(m.nodes["beta"].dev, "alpha").Drops["replay"] == 1 })
+	// The replay did not move beta's idea of alpha's endpoint.
+	if ep := peerStatus(m.nodes["beta"].dev, "alpha").Endpoint; ep != m.nodes["alpha"].addr.String() {
+		t.Fatalf("endpoint moved to %s by a replay", ep)
+	}
+}
+
+func TestUnknownKeyIsSilentlyDropped(t *testing.T) {
+	m := threeNodes(t, nil)
+	// A stranger who knows alpha's public key but is not in its mesh.
+	stranger, _ := keys.NewPrivate()
+	local := noise.NewLocal(stranger)
+	hs, err := noise.NewHandshake(local, m.nodes["alpha"].priv.Public(), keys.Preshared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, err := hs.CreateInitiation(time.Now(), 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := init.Marshal(nil)
+	noise.NewCookieGenerator(m.nodes["alpha"].priv.Public()).AddMACs(b, time.Now())
+	c, err := m.net.Listen(netip.MustParseAddrPort("192.0.2.99:5555"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteBatch([]udp.Message{{Buf: b, N: len(b), Addr: m.nodes["alpha"].addr}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bad_handshake drop", func() bool { return m.nodes["alpha"].dev.Status().Drops["bad_handshake"] == 1 })
+	// No answer of any kind.
+	got := make([]udp.Message, 1)
+	got[0].Buf = make([]byte, 2048)
+	readDone := make(chan int, 1)
+	go func() { n, _ := c.ReadBatch(got); readDone <- n }()
+	select {
+	case <-readDone:
+		t.Fatal("alpha answered an unknown key")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestRoamingFollowsAuthenticatedPackets(t *testing.T) {
+	m := threeNodes(t, nil)
+	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("before"))
+	m.nodes["beta"].tun.Inject(p)
+	m.expectPacket("alpha", p)
+	moved := netip.MustParseAddrPort("203.0.113.50:40000")
+	if err := m.net.Move(m.nodes["beta"].conn, moved); err != nil {
+		t.Fatal(err)
+	}
+	p2 := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("after moving"))
+	m.nodes["beta"].tun.Inject(p2)
+	m.expectPacket("alpha", p2)
+	if ep := peerStatus(m.nodes["alpha"].dev, "beta").Endpoint; ep != moved.String() {
+		t.Fatalf("alpha still sends to %s, want %s", ep, moved)
+	}
+	// alpha's reply reaches beta at its new address.
+	r := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("reply"))
+	m.nodes["alpha"].tun.Inject(r)
+	m.expectPacket("beta", r)
+}
+
+func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var block atomic.Bool
+	block.Store(true)
+	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool { return !block.Load() })
+	for i := 0; i < maxStaged+10; i++ {
+		m.nodes["alpha"].tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", []byte{byte(i)}))
+	}
+	waitFor(t, "staged overflow", func() bool {
+		return peerStatus(m.nodes["alpha"].dev, "beta").Drops["staged_full"] == 10
+	})
+	block.Store(false)
+	// The retransmit timer completes the handshake; the staged packets then
+	// arrive oldest first, the 10 oldest lost.
+	clock.Advance(noise.RekeyTimeout + time.Second)
+	for i := 10; i < maxStaged+10; i++ {
+		select {
+		case got := <-m.nodes["beta"].tun.Written():
+			if got[28] != byte(i) {
+				t.Fatalf("packet %d arrived as %d", i, got[28])
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("staged packet %d never arrived", i)
+		}
+	}
+}
