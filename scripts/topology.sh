@@ -1,0 +1,181 @@
+# shellcheck shell=bash
+# topology.sh: the three-host mesh shared by mesh-test.sh and demo.sh. Source after lib.sh
+# and pt_init.
+#
+#   alpha (10.99.0.1, fd99::1) ─┐
+#   beta  (10.99.0.2, fd99::2) ─┼─ br0 in namespace "sw"
+#   gamma (10.99.0.3, fd99::3) ─┘
+#     └── lan0 10.20.3.1, fd20:3::1 ── lan3 host 10.20.3.2, fd20:3::2 (default route via gamma)
+#
+# Tunnel addresses are 10.10.0.N/24 and fd10::N/64; gamma also routes 10.20.3.0/24 and
+# fd20:3::/64 for the lan3 host behind it (gamma forwards). Gamma's endpoint is written as
+# [fd99::3]:51820 so that packets to and from it travel over the IPv6 underlay.
+
+MESH_HOSTS=(alpha beta gamma)
+declare -gA MESH_N=([alpha]=1 [beta]=2 [gamma]=3)
+declare -gA MESH_NS MESH_IFACE MESH_SOCK MESH_LOG MESH_PID MESH_KEY MESH_PUB
+MESH_PORT=51820
+MESH_SUBNET4=10.20.3.0/24
+MESH_SUBNET6=fd20:3::/64
+LAN3_V4=10.20.3.2
+LAN3_V6=fd20:3::2
+MESH_IMPL=peer # or wireguard-go (reference run that proves the harness itself)
+
+# mesh_v4 / mesh_v6 HOST: the host's tunnel address (no prefix length).
+mesh_v4() { echo "10.10.0.${MESH_N[$1]}"; }
+mesh_v6() { echo "fd10::${MESH_N[$1]}"; }
+
+# mesh_endpoint HOST: the host's underlay endpoint as written in mesh.yaml.
+mesh_endpoint() {
+	if [[ $1 == gamma ]]; then
+		echo "[fd99::3]:$MESH_PORT"
+	else
+		echo "10.99.0.${MESH_N[$1]}:$MESH_PORT"
+	fi
+}
+
+# mesh_topology_up builds the namespaces, the switch and the lan3 segment.
+mesh_topology_up() {
+	local h n
+	pt_netns MESH_SW sw
+	pt_bridge "$MESH_SW" br0
+	for h in "${MESH_HOSTS[@]}"; do
+		n=${MESH_N[$h]}
+		pt_netns "MESH_NS[$h]" "$h"
+		pt_veth "${MESH_NS[$h]}" eth0 "$MESH_SW" "port$n"
+		ip -n "$MESH_SW" link set "port$n" master br0
+		pt_addr "${MESH_NS[$h]}" eth0 "10.99.0.$n/24"
+		pt_addr "${MESH_NS[$h]}" eth0 "fd99::$n/64"
+	done
+	pt_netns LAN3_NS lan3
+	pt_veth "${MESH_NS[gamma]}" lan0 "$LAN3_NS" eth0
+	pt_addr "${MESH_NS[gamma]}" lan0 10.20.3.1/24
+	pt_addr "${MESH_NS[gamma]}" lan0 fd20:3::1/64
+	pt_addr "$LAN3_NS" eth0 "$LAN3_V4/24"
+	pt_addr "$LAN3_NS" eth0 "$LAN3_V6/64"
+	ip -n "$LAN3_NS" route add default via 10.20.3.1
+	ip -n "$LAN3_NS" -6 route add default via fd20:3::1
+	ip netns exec "${MESH_NS[gamma]}" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+# mesh_underlay_ok: every host reaches every other over both underlay families.
+mesh_underlay_ok() {
+	local a b
+	for a in "${MESH_HOSTS[@]}"; do
+		for b in "${MESH_HOSTS[@]}"; do
+			[[ $a != "$b" ]] || continue
+			pt_ping_once "${MESH_NS[$a]}" "10.99.0.${MESH_N[$b]}" || { echo "$a -> $b v4"; return 1; }
+			pt_ping_once "${MESH_NS[$a]}" "fd99::${MESH_N[$b]}" || { echo "$a -> $b v6"; return 1; }
+		done
+	done
+	pt_ping_once "$LAN3_NS" 10.20.3.1 && pt_ping_once "$LAN3_NS" fd20:3::1
+}
+
+# mesh_keys BIN: a private key per host (mode 0600) with `BIN genkey`, public with `BIN pubkey`.
+mesh_keys() {
+	local bin=$1 h k
+	mkdir -p "$PT_DIR/keys"
+	for h in "${MESH_HOSTS[@]}"; do
+		k=$PT_DIR/keys/$h.key
+		(umask 077 && "$bin" genkey >"$k")
+		MESH_KEY[$h]=$k
+		MESH_PUB[$h]=$("$bin" pubkey <"$k")
+	done
+}
+
+# mesh_write_config FILE: the one mesh file every host runs with.
+mesh_write_config() {
+	local f=$1 h
+	{
+		echo "# Three-host test mesh written by scripts/topology.sh; each host runs it with its own -key."
+		echo "interface:"
+		echo "  mtu: 1420"
+		echo "peers:"
+		for h in "${MESH_HOSTS[@]}"; do
+			echo "  - name: $h"
+			echo "    public_key: \"${MESH_PUB[$h]}\""
+			echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
+			[[ $h != gamma ]] || echo "    subnets: [$MESH_SUBNET4, $MESH_SUBNET6]"
+			echo "    endpoint: \"$(mesh_endpoint "$h")\""
+		done
+	} >"$f"
+	MESH_CONFIG=$f
+}
+
+# mesh_node_settled HOST: the node is up with both tunnel addresses, or its process died
+# (the caller tells which by checking the process).
+mesh_node_settled() {
+	local h=$1 ns=${MESH_NS[$1]} ifc=${MESH_IFACE[$1]}
+	pt_alive "${MESH_PID[$h]}" || return 0
+	pt_iface_ready "$ns" "$ifc" "$(mesh_v4 "$h")" "$(mesh_v6 "$h")"
+}
+
+mesh_all_settled() {
+	local h
+	for h in "${MESH_HOSTS[@]}"; do
+		mesh_node_settled "$h" || return 1
+	done
+}
+
+# mesh_start BIN: starts a node in every host and waits until each has its tunnel
+# interface up. With MESH_IMPL=wireguard-go, BIN is wireguard-go and the same mesh is
+# configured with wg(8) and ip(8) instead.
+mesh_start() {
+	local bin=$1 h ok=0
+	for h in "${MESH_HOSTS[@]}"; do
+		MESH_LOG[$h]=$PT_DIR/$h.log
+		pt_add_log "$h" "${MESH_LOG[$h]}"
+		if [[ $MESH_IMPL == peer ]]; then
+			MESH_IFACE[$h]=p${MESH_N[$h]}
+			MESH_SOCK[$h]=$PT_DIR/${MESH_N[$h]}.sock
+			pt_spawn "${MESH_NS[$h]}" "${MESH_LOG[$h]}" "$bin" -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}" \
+				-iface "${MESH_IFACE[$h]}" -socket "${MESH_SOCK[$h]}" -v
+			MESH_PID[$h]=$PT_LAST_PID
+		else
+			MESH_IFACE[$h]=${PT_PREFIX}w${MESH_N[$h]}
+			pt_wggo_start "${MESH_NS[$h]}" "${MESH_IFACE[$h]}" "${MESH_LOG[$h]}" "$bin" || return 1
+			MESH_PID[$h]=$PT_WGGO_PID
+			mesh_configure_wggo "$h"
+		fi
+	done
+	pt_wait_until 15 mesh_all_settled || true
+	for h in "${MESH_HOSTS[@]}"; do
+		if ! pt_alive "${MESH_PID[$h]}"; then
+			echo "$h: node exited during start-up"
+			ok=1
+		elif ! mesh_node_settled "$h"; then
+			echo "$h: ${MESH_IFACE[$h]} not up with its addresses after 15s"
+			ip -n "${MESH_NS[$h]}" -br addr show
+			ok=1
+		else
+			echo "$h: ${MESH_IFACE[$h]} up (pid ${MESH_PID[$h]})"
+		fi
+	done
+	return $ok
+}
+
+# mesh_configure_wggo HOST: the reference configuration of HOST with wg(8) and ip(8).
+mesh_configure_wggo() {
+	local h=$1 o ns=${MESH_NS[$1]} ifc=${MESH_IFACE[$1]} allowed
+	ip netns exec "$ns" wg set "$ifc" listen-port "$MESH_PORT" private-key "${MESH_KEY[$h]}"
+	for o in "${MESH_HOSTS[@]}"; do
+		[[ $o != "$h" ]] || continue
+		allowed="$(mesh_v4 "$o")/32,$(mesh_v6 "$o")/128"
+		[[ $o != gamma ]] || allowed+=",$MESH_SUBNET4,$MESH_SUBNET6"
+		ip netns exec "$ns" wg set "$ifc" peer "${MESH_PUB[$o]}" allowed-ips "$allowed" endpoint "$(mesh_endpoint "$o")"
+	done
+	ip -n "$ns" link set "$ifc" mtu 1420 up
+	pt_addr "$ns" "$ifc" "$(mesh_v4 "$h")/24"
+	pt_addr "$ns" "$ifc" "$(mesh_v6 "$h")/64"
+	if [[ $h != gamma ]]; then
+		ip -n "$ns" route add "$MESH_SUBNET4" dev "$ifc"
+		ip -n "$ns" -6 route add "$MESH_SUBNET6" dev "$ifc"
+	fi
+}
+
+# mesh_status HOST [ARGS...]: `peer status` of HOST's node.
+mesh_status() {
+	local h=$1
+	shift
+	ip netns exec "${MESH_NS[$h]}" "$MESH_BIN" status -socket "${MESH_SOCK[$h]}" "$@"
+}
