@@ -173,6 +173,7 @@ type Writer struct {
 	closed  atomic.Bool
 	failed  atomic.Bool
 	dropped atomic.Uint64
+	handled atomic.Uint64 // items taken off the queue and finished with
 
 	dropMu sync.Mutex
 	drops  map[ifaceKey]*atomic.Uint64
@@ -538,6 +539,7 @@ func epbSize(n int) int64 { return int64(32 + (n+3)&^3) }
 const isbSize = 24 + 2*12 + 4
 
 func (w *Writer) handle(it item) {
+	defer w.handled.Add(1)
 	defer putBuf(it.buf)
 	k := ifaceKey{wire: it.kind == kindOuter, dir: it.dir, peer: it.peer}
 	if w.err != nil {
@@ -567,9 +569,8 @@ func (w *Writer) handle(it item) {
 	}
 	var opts pcapgo.NgPacketOptions
 	need := epbSize(len(pkt))
-	var dc uint64
 	if d := i.drops.Load(); d > i.reported {
-		dc = d - i.reported
+		dc := d - i.reported // allocated only when there were drops
 		opts.DropCount = &dc
 		need += 16
 	}
@@ -591,7 +592,7 @@ func (w *Writer) handle(it item) {
 		return
 	}
 	if opts.DropCount != nil {
-		i.reported += dc
+		i.reported += *opts.DropCount
 	}
 	i.written++
 	w.size += need
