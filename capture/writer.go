@@ -369,6 +369,17 @@ func (w *Writer) Close() error {
 		w.closed.Store(true)
 		close(w.stop)
 		<-w.done
+		// A producer that saw the Writer open just before Close may have
+		// queued after the final drain: count it.
+		for {
+			select {
+			case it := <-w.q:
+				putBuf(it.buf)
+				w.drop(ifaceKey{wire: it.kind == kindOuter, dir: it.dir, peer: it.peer})
+			default:
+				return
+			}
+		}
 	})
 	return w.err
 }

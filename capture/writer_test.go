@@ -601,6 +601,36 @@ func TestWriterOptionsOff(t *testing.T) {
 	}
 }
 
+func TestWriterOuterOddAddresses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd.pcapng")
+	w, err := NewWriter(Options{Path: path, Outer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("[2001:db8::1]:2")
+	w.Outer(t0, ToPeer, netip.AddrPort{}, netip.AddrPort{}, wg(4, 32)) // unknown addresses
+	w.Outer(t0, ToPeer, v4, v6, wg(4, 32))                             // mixed families: IPv6 with a mapped source
+	w.Outer(t0, ToPeer, v4, v4, make([]byte, maxOuter+1))              // cannot fit in one IP packet
+	w.Outer(t0, FromPeer, v4, v4, nil)                                 // empty datagram
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rb := readNg(t, path)
+	if len(rb.packets) != 3 || w.Dropped() != 1 {
+		t.Fatalf("%d packets written, %d dropped; want 3 and 1", len(rb.packets), w.Dropped())
+	}
+	d := NewDecoder()
+	for i, want := range []string{
+		"IPv6 ::.0 > ::.0 UDP WireGuard keepalive",
+		"IPv6 ::ffff:192.0.2.1.1 > 2001:db8::1.2 UDP WireGuard keepalive",
+		"IPv4 192.0.2.1.1 > 192.0.2.1.1 UDP data=0 len=28",
+	} {
+		if got := string(d.Summarize(nil, rb.packets[i].data)); !strings.HasPrefix(got, want) {
+			t.Errorf("packet %d: %q, want prefix %q", i, got, want)
+		}
+	}
+}
+
 func TestWriterEmptyCapture(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "empty.pcapng")
 	w, err := NewWriter(Options{Path: path})
