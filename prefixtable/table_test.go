@@ -251,15 +251,31 @@ func TestAllOrderAndStop(t *testing.T) {
 // ref is the brute-force reference: a map scanned linearly.
 type ref map[netip.Prefix]int
 
-func (r ref) lookup(a netip.Addr) (netip.Prefix, int, bool) {
-	var best netip.Prefix
+// entry is one reference prefix; a []entry is scanned linearly, which is
+// faster than iterating the map when many lookups share one table state.
+type entry struct {
+	p netip.Prefix
+	v int
+}
+
+func (r ref) linear() []entry {
+	l := make([]entry, 0, len(r))
+	for p, v := range r {
+		l = append(l, entry{p, v})
+	}
+	return l
+}
+
+// lookupLinear is the brute-force longest match: every prefix is tested.
+func lookupLinear(l []entry, a netip.Addr) (netip.Prefix, int, bool) {
+	var best entry
 	found := false
-	for p := range r {
-		if p.Contains(a) && (!found || p.Bits() > best.Bits()) {
-			best, found = p, true
+	for _, e := range l {
+		if e.p.Contains(a) && (!found || e.p.Bits() > best.p.Bits()) {
+			best, found = e, true
 		}
 	}
-	return best, r[best], found
+	return best.p, best.v, found
 }
 
 func (r ref) overlaps(p netip.Prefix) bool {
@@ -353,16 +369,11 @@ func (g *randGen) prefix() netip.Prefix {
 	return netip.PrefixFrom(a, bitsN).Masked()
 }
 
-func (g *randGen) addrFor(r ref) netip.Addr {
-	if len(r) > 0 && g.r.IntN(3) != 0 {
+func (g *randGen) addrFor(l []entry) netip.Addr {
+	if len(l) > 0 && g.r.IntN(3) != 0 {
 		// Somewhere inside (or just past) an existing prefix.
-		i := g.r.IntN(len(r))
-		for p := range r {
-			if i == 0 {
-				return g.near(p.Addr(), p.Bits()+g.r.IntN(3)-1)
-			}
-			i--
-		}
+		p := l[g.r.IntN(len(l))].p
+		return g.near(p.Addr(), p.Bits()+g.r.IntN(3)-1)
 	}
 	return g.randAddr(g.r.IntN(2) == 1)
 }
@@ -374,9 +385,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func checkAgainst(t *testing.T, tb *Table[int], r ref, a netip.Addr) {
+func checkAgainst(t *testing.T, tb *Table[int], l []entry, a netip.Addr) {
 	t.Helper()
-	wp, wv, wok := r.lookup(a)
+	wp, wv, wok := lookupLinear(l, a)
 	gp, gv, gok := tb.LookupPrefix(a)
 	if gok != wok || gp != wp || gv != wv {
 		t.Fatalf("LookupPrefix(%v) = %v %d %v; reference %v %d %v", a, gp, gv, gok, wp, wv, wok)
@@ -420,8 +431,9 @@ func TestRandomAgainstReference(t *testing.T) {
 				r[p] = i
 			}
 			checkStructure(t, &tb, r)
+			l := r.linear()
 			for range 5000 {
-				checkAgainst(t, &tb, r, g.addrFor(r))
+				checkAgainst(t, &tb, l, g.addrFor(l))
 			}
 			for range 500 {
 				p := g.prefix()
@@ -452,8 +464,9 @@ func TestRandomAgainstReference(t *testing.T) {
 				delete(r, p)
 			}
 			checkStructure(t, &tb, r)
+			l = r.linear()
 			for range 5000 {
-				checkAgainst(t, &tb, r, g.addrFor(r))
+				checkAgainst(t, &tb, l, g.addrFor(l))
 			}
 			// Delete everything.
 			for p := range r {
@@ -558,7 +571,7 @@ func FuzzTable(f *testing.F) {
 				}
 				delete(r, p)
 			case 2:
-				checkAgainst(t, &tb, r, a)
+				checkAgainst(t, &tb, r.linear(), a)
 			case 3:
 				gp, _, ok := tb.Overlap(p)
 				if want := p.IsValid() && r.overlaps(p); ok != want || (ok && !gp.Overlaps(p)) {
