@@ -83,7 +83,6 @@ type tap struct {
 
 	mu     sync.Mutex
 	locals map[netip.AddrPort]netip.Addr // remote → local address used to reach it
-	static bool                          // static key lines written
 }
 
 // newTap builds the Tap of the options, or nil when nothing is captured.
@@ -101,15 +100,18 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 			return nil, nil, fmt.Errorf("capture: %w", err)
 		}
 		t.w = w
+		if o.Keys {
+			// The static keys go first, so that even a handshake received
+			// before any local ephemeral key exists can be decrypted.
+			t.writeStatic()
+		}
 	}
 	if o.LogPackets {
 		t.logger = capture.NewLogger(os.Stderr, 100, 200)
 	}
 	closeFn := func() {
 		if t.w != nil {
-			if err := t.w.Close(); err != nil {
-				log.Warn("closing capture", "err", err)
-			}
+			t.w.Close() // an error that stopped the capture was logged when it happened
 			if n := t.w.Dropped(); n > 0 {
 				log.Warn("capture dropped packets", "count", n)
 			}
@@ -172,22 +174,25 @@ func (t *tap) localAddr(remote netip.AddrPort) netip.Addr {
 	return a
 }
 
+// writeStatic writes the static keys of this node and its peers.
+func (t *tap) writeStatic() {
+	lines := fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private)
+	for _, r := range t.node.Remotes {
+		lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\n", r.Peer.PublicKey)
+		if !r.Preshared.IsZero() {
+			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared)
+		}
+	}
+	t.w.Keys(lines)
+}
+
 // EphemeralKey implements tunnel.Tap: it writes key log lines in the
 // format of Wireshark's wg.keylog_file.
 func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
 	if t.w == nil {
 		return
 	}
-	t.mu.Lock()
 	lines := ""
-	if !t.static {
-		lines += fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private)
-		for _, r := range t.node.Remotes {
-			lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\n", r.Peer.PublicKey)
-		}
-		t.static = true
-	}
-	t.mu.Unlock()
 	lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\nLOCAL_EPHEMERAL_PRIVATE_KEY = %s\n", remote, eph)
 	if !psk.IsZero() {
 		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk)
