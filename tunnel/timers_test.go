@@ -105,6 +105,10 @@ func TestRekeyAfterTime(t *testing.T) {
 	if pa.current.Load() != old || w.count(m.nodes["alpha"].addr, noise.MessageInitiationType) != inits {
 		t.Fatal("rekeyed a young session")
 	}
+	// Let beta's keepalive answer that packet before time jumps, or
+	// alpha's newHandshake timer would (rightly) fire first.
+	clock.Advance(noise.KeepaliveTimeout + time.Second)
+	waitFor(t, "keepalive answered", func() bool { return !pa.timers.newHandshake.isPending() })
 	clock.Advance(noise.RekeyAfterTime)
 	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old"))
 	m.nodes["alpha"].tun.Inject(p)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +92,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 			t.Fatal(err)
 		}
 		n.conn = c
-		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: c, Clock: clock})
+		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: c, Clock: clock, Log: testLog(t, s.name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,4 +416,16 @@ func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
 			t.Fatalf("staged packet %d never arrived", i)
 		}
 	}
+}
+
+// testLog sends a node's debug log to the test log (shown on failure or -v).
+func testLog(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+}
+
+type tlogWriter struct{ t *testing.T }
+
+func (w tlogWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }
