@@ -63,6 +63,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := capOpts.validate(); err != nil {
 		return usageError{err}
 	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runNode(ctx, node, &rf, capOpts, log)
