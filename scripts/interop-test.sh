@@ -23,7 +23,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 240 "$@"
 
-BIN= WGGO= IMPL=peer
+BIN='' WGGO='' IMPL=peer
 while (($#)); do
 	case $1 in
 	--bin) BIN=$2; shift 2 ;;
@@ -84,7 +84,7 @@ IFB=${PT_PREFIX}b
 LOGA=$PT_DIR/pn.log LOGB=$PT_DIR/wg.log
 pt_add_log "peer (pn)" "$LOGA"
 pt_add_log "wireguard-go (wg)" "$LOGB"
-PIDA= PIDB=
+PIDA='' PIDB=''
 
 # write_config UNDERLAY PSKFILE: the two-node mesh file for node pn.
 write_config() {

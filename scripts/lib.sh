@@ -6,6 +6,7 @@
 # deletes every link inside it) and scratch directories (pt_tmpdir). Names carry a per-run
 # prefix (pt<pid>-) so two runs never collide and a leftover is easy to attribute. Links are
 # only ever created inside our own namespaces; the root namespace is not touched.
+# Set PT_ARTIFACTS=DIR to keep the run's logs, mesh.yaml, status output and captures.
 
 # PT_PREFIX names everything this run creates.
 PT_PREFIX=${PT_PREFIX:-pt$$-}
@@ -166,6 +167,13 @@ pt_cleanup() {
 	for ns in "${PT_NETNS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
+	if [[ -n ${PT_ARTIFACTS:-} && -n ${PT_DIR:-} ]]; then
+		# Keep logs, configs, status output and captures; not keys, payloads or binaries.
+		mkdir -p "$PT_ARTIFACTS" &&
+			(cd "$PT_DIR" && find . -type f \( -name '*.log' -o -name '*.yaml' -o -name '*.json' \
+				-o -name '*.txt' -o -name '*.pcapng' \) -exec cp --parents {} "$PT_ARTIFACTS/" \;) &&
+			echo "artifacts kept in $PT_ARTIFACTS"
+	fi
 	for i in "${PT_DIRS[@]}"; do
 		[[ -n $i && $i == /tmp/* ]] && rm -rf -- "$i"
 	done
@@ -388,6 +396,7 @@ pt_wggo_start() {
 	pt_on_cleanup "rm -f /var/run/wireguard/$ifc.sock"
 	rm -f "/var/run/wireguard/$ifc.sock" # stale after a SIGKILL; we wait for the new one
 	pt_spawn "$ns" "$logf" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=verbose "$bin" "$ifc"
+	# shellcheck disable=SC2034 # read by the caller
 	PT_WGGO_PID=$PT_LAST_PID
 	pt_wait_until 10 test -S "/var/run/wireguard/$ifc.sock" || {
 		echo "wireguard-go did not create its socket for $ifc"

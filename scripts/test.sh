@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test.sh: everything CI checks, in one command (the README's test command).
+#
+#   bash scripts/test.sh [--fuzztime DURATION]
+#
+# Steps: gofmt (no file may need formatting), go vet, go test -race, a short fuzz run of
+# every Fuzz target (discovered with go test -list), go build for linux and darwin, then
+# the namespace tests scripts/mesh-test.sh and scripts/interop-test.sh against the peer
+# built here. Every step runs even after a failure; the summary lists each step's result
+# and the exit status is 0 only when all passed. The namespace tests need root: without it
+# they skip, unless CI=true, where they fail.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+FUZZTIME=5s
+while (($#)); do
+	case $1 in
+	--fuzztime) FUZZTIME=$2; shift 2 ;;
+	--fuzztime=*) FUZZTIME=${1#--fuzztime=}; shift ;;
+	*) echo "usage: $0 [--fuzztime DURATION]" >&2; exit 2 ;;
+	esac
+done
+
+TMP=$(mktemp -d /tmp/peer-test.XXXXXX)
+trap 'rm -rf -- "$TMP"' EXIT
+RESULTS=()
+FAILED=0
+START=$SECONDS
+
+# step NAME CMD...: runs one step, records PASS/FAIL with its duration.
+step() {
+	local name=$1 rc=0 t0=$SECONDS
+	shift
+	echo
+	echo "==> $name"
+	"$@" || rc=$?
+	if ((rc == 0)); then
+		RESULTS+=("PASS: $name ($((SECONDS - t0))s)")
+	else
+		RESULTS+=("FAIL: $name (exit $rc, $((SECONDS - t0))s)")
+		FAILED=$((FAILED + 1))
+	fi
+	echo "${RESULTS[-1]}"
+}
+
+gofmt_clean() {
+	local out
+	out=$(gofmt -l .)
+	[[ -z $out ]] && return 0
+	echo "these files need gofmt:"
+	echo "$out"
+	return 1
+}
+
+# fuzz_smoke runs each Fuzz target of each package for $FUZZTIME.
+fuzz_smoke() {
+	local pkgs pkg targets t rc=0 n=0
+	pkgs=$(go list ./...) || rc=1
+	for pkg in $pkgs; do
+		targets=$(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
+		for t in $targets; do
+			n=$((n + 1))
+			echo "fuzz $pkg $t ($FUZZTIME)"
+			go test -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" "$pkg" || rc=1
+		done
+	done
+	echo "$n fuzz targets"
+	return $rc
+}
+
+step "gofmt -l ." gofmt_clean
+step "go vet ./..." go vet ./...
+step "go test -race -count=1 ./..." go test -race -count=1 -timeout 10m ./...
+step "fuzz smoke (-fuzztime=$FUZZTIME per target)" fuzz_smoke
+step "go build ./..." go build ./...
+step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
+step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
+if [[ -x $TMP/peer ]]; then
+	step "scripts/mesh-test.sh" bash scripts/mesh-test.sh --bin "$TMP/peer"
+	step "scripts/interop-test.sh" bash scripts/interop-test.sh --bin "$TMP/peer"
+else
+	step "scripts/mesh-test.sh (no peer binary)" false
+	step "scripts/interop-test.sh (no peer binary)" false
+fi
+
+echo
+echo "==== summary ($((SECONDS - START))s) ===="
+printf '%s\n' "${RESULTS[@]}"
+if ((FAILED > 0)); then
+	echo "FAIL: $FAILED step(s) failed"
+	exit 1
+fi
+echo "PASS: all steps passed"
