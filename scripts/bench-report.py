@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Parsing and reporting for scripts/bench.sh (standard library only).
+
+  bench-report.py iperf FILE.json   -> "BITS_PER_SECOND BYTES RETRANSMITS" (receiver side);
+                                       exit 1 with the reason on stderr if the test failed
+  bench-report.py ping FILE.txt     -> median RTT in ms of the "time=X ms" lines, then the count
+  bench-report.py table RAW.tsv     -> the markdown table and the peer/wireguard-go ratios
+
+RAW.tsv has one measurement per line: round, config, metric, value (a header line first).
+Metrics: ab_bps, ba_bps, p4_bps (receiver bits/s), ab_bytes, ba_bytes, ab_cpu_s, ba_cpu_s
+(utime+stime of both tunnel processes during that transfer), ping_ms (median of one ping run),
+rss_kib (max VmHWM of the two tunnel processes), and retransmit counts. A missing metric (a
+failed measurement) is simply absent and shows as "n/a".
+"""
+
+import json
+import re
+import statistics
+import sys
+
+CONFIGS = [
+    ("none", "no tunnel"),
+    ("wg", "wireguard-go"),
+    ("peer-offload", "peer (offload)"),
+    ("peer-water", "peer (water)"),
+]
+
+
+def iperf(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"{path}: no iperf3 JSON: {e}")
+    if doc.get("error"):
+        sys.exit(f"{path}: iperf3: {doc['error']}")
+    end = doc.get("end", {})
+    recv = end.get("sum_received")
+    if not recv or "bits_per_second" not in recv:
+        sys.exit(f"{path}: iperf3 JSON has no end.sum_received")
+    retr = end.get("sum_sent", {}).get("retransmits", 0)
+    print(f"{recv['bits_per_second']:.0f} {recv['bytes']} {retr}")
+
+
+def ping(path):
+    rtts = []
+    with open(path) as f:
+        for line in f:
+            m = re.search(r"time=([0-9.]+) ms", line)
+            if m:
+                rtts.append(float(m.group(1)))
+    if not rtts:
+        sys.exit(f"{path}: no replies")
+    print(f"{statistics.median(rtts):.4f} {len(rtts)}")
+
+
+def load(path):
+    data = {}  # config -> metric -> [values in round order]
+    with open(path) as f:
+        for n, line in enumerate(f):
+            fields = line.rstrip("\n").split("\t")
+            if n == 0 and fields[0] == "round":
+                continue
+            if len(fields) != 4:
+                sys.exit(f"{path}:{n + 1}: want 4 tab-separated fields, got {len(fields)}")
+            _, config, metric, value = fields
+            try:
+                v = float(value)
+            except ValueError:
+                sys.exit(f"{path}:{n + 1}: value {value!r} is not a number")
+            data.setdefault(config, {}).setdefault(metric, []).append(v)
+    return data
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def cpu_per_gb(m):
+    """Per round: CPU seconds of both single-stream transfers over their GB (1e9 bytes)."""
+    per_round = []
+    cols = [m.get(k, []) for k in ("ab_cpu_s", "ab_bytes", "ba_cpu_s", "ba_bytes")]
+    for ac, ab, bc, bb in zip(*cols):
+        if ab + bb > 0:
+            per_round.append((ac + bc) / ((ab + bb) / 1e9))
+    return per_round
+
+
+def gbit(values):
+    if not values:
+        return "n/a"
+    s = f"{med(values) / 1e9:.2f}"
+    if len(values) > 1:
+        s += f" [{min(values) / 1e9:.2f}–{max(values) / 1e9:.2f}]"
+    return s
+
+
+def num(v, fmt):
+    return "n/a" if v is None else format(v, fmt)
+
+
+def table(path):
+    data = load(path)
+    print("| config | A→B Gbit/s | B→A Gbit/s | 4-stream Gbit/s | ping median ms | CPU s/GB | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for key, label in CONFIGS:
+        m = data.get(key)
+        if m is None:
+            continue
+        cpu = med(cpu_per_gb(m)) if key != "none" else None
+        rss = med(m.get("rss_kib", []))
+        cells = [
+            label,
+            gbit(m.get("ab_bps", [])),
+            gbit(m.get("ba_bps", [])),
+            gbit(m.get("p4_bps", [])),
+            num(med(m.get("ping_ms", [])), ".3f"),
+            "–" if key == "none" else num(cpu, ".2f"),
+            "–" if key == "none" else num(None if rss is None else rss / 1024, ".0f"),
+        ]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    base = data.get("wg")
+    for key, label in (("peer-offload", "peer(offload)"), ("peer-water", "peer(water)")):
+        m = data.get(key)
+        if m is None or base is None:
+            continue
+        parts = []
+        for metric, name in (("ab_bps", "A→B"), ("ba_bps", "B→A"), ("p4_bps", "4-stream")):
+            p, w = med(m.get(metric, [])), med(base.get(metric, []))
+            parts.append(f"{name} " + ("n/a" if p is None or not w else f"{p / w:.2f}×"))
+        pc, wc = med(cpu_per_gb(m)), med(cpu_per_gb(base))
+        parts.append("CPU/GB " + ("n/a" if pc is None or not wc else f"{pc / wc:.2f}×"))
+        print(f"{label}/wireguard-go: " + ", ".join(parts))
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ("iperf", "ping", "table"):
+        sys.exit(f"usage: {argv[0]} iperf FILE.json | ping FILE.txt | table RAW.tsv")
+    {"iperf": iperf, "ping": ping, "table": table}[argv[1]](argv[2])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
