@@ -80,8 +80,6 @@ type Device struct {
 	routes prefixtable.Table[*Peer]
 	index  indexTable
 
-	sendMu sync.Mutex // serialises conn writes from the control paths
-
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
 
@@ -252,9 +250,7 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 	if d.tap != nil {
 		d.tap.Outer(d.clock.Now(), true, netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort()), to, b)
 	}
-	d.sendMu.Lock()
 	_, err := d.conn.WriteBatch(msgs[:])
-	d.sendMu.Unlock()
 	return err
 }
 

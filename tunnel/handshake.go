@@ -41,11 +41,10 @@ func (p *Peer) initiateHandshake(retry bool) {
 	p.timers.handshakeInitiated()
 	ep := p.Endpoint()
 	d.log.Debug("sending handshake initiation", "peer", p.name, "endpoint", ep, "retry", retry)
+	p.timers.packetSent(false)
 	if err := d.sendControl(b, ep); err != nil {
 		d.log.Debug("handshake initiation not sent", "peer", p.name, "endpoint", ep, "err", err)
-		return
 	}
-	p.timers.packetSent(false)
 }
 
 // routineHandshakes processes handshake messages one at a time, off the
@@ -153,14 +152,14 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 	var buf [noise.MessageResponseSize]byte
 	out := resp.Marshal(buf[:0])
 	p.cookieGen.AddMACs(out, now)
+	p.timers.packetReceived(false)
+	p.timers.packetSent(false)
+	p.timers.sessionDerived()
 	if err := d.sendControl(out, src); err != nil {
 		d.log.Debug("sending handshake response", "peer", p.name, "err", err)
 		return
 	}
 	d.log.Debug("answered handshake", "peer", p.name, "endpoint", src)
-	p.timers.packetReceived(false)
-	p.timers.packetSent(false)
-	p.timers.sessionDerived()
 }
 
 func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {

@@ -127,13 +127,19 @@ func (d *Device) flushSend(b *sendBatch, now time.Time) {
 			d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
 		}
 	}
-	d.sendMu.Lock()
+	// Timers first: a reply may overtake the bookkeeping after the write,
+	// and must find the "waiting for an answer" timer already armed.
+	var last *Peer
+	for _, p := range b.peers {
+		if p != last {
+			p.timers.packetSent(true)
+			last = p
+		}
+	}
 	sent, err := d.conn.WriteBatch(b.msgs)
-	d.sendMu.Unlock()
 	if err != nil {
 		d.log.Debug("udp write", "err", err)
 	}
-	var last *Peer
 	for i, m := range b.msgs {
 		p := b.peers[i]
 		if i >= sent {
@@ -142,10 +148,6 @@ func (d *Device) flushSend(b *sendBatch, now time.Time) {
 		}
 		p.txPackets.Add(1)
 		p.txBytes.Add(uint64(m.N))
-		if p != last {
-			p.timers.packetSent(true)
-			last = p
-		}
 	}
 }
 
@@ -215,9 +217,8 @@ func (p *Peer) sendStaged() {
 				d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
 			}
 		}
-		d.sendMu.Lock()
+		p.timers.packetSent(true)
 		sent, _ := d.conn.WriteBatch(msgs)
-		d.sendMu.Unlock()
 		for i, m := range msgs {
 			if i < sent {
 				p.txPackets.Add(1)
@@ -226,7 +227,6 @@ func (p *Peer) sendStaged() {
 				p.drop(DropSend)
 			}
 		}
-		p.timers.packetSent(true)
 	} else if len(msgs) > 0 {
 		for range msgs {
 			p.drop(DropNoEndpoint)
@@ -257,11 +257,11 @@ func (p *Peer) sendKeepalive() {
 		p.initiateHandshake(false)
 		return
 	}
+	p.timers.packetSent(false)
 	if err := p.dev.sendControl(buf[:m], p.Endpoint()); err != nil {
 		p.drop(DropNoEndpoint)
 		return
 	}
 	p.txPackets.Add(1)
 	p.txBytes.Add(uint64(m))
-	p.timers.packetSent(false)
 }

@@ -83,10 +83,19 @@ func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB
 	// Both received data: each sends a keepalive after KeepaliveTimeout.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
 	pa, pb := m.nodes[a].dev.PeerByName(b), m.nodes[b].dev.PeerByName(a)
-	waitFor(t, "idle timers", func() bool {
+	idle := func() bool {
 		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
 			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
-	})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !idle() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timers not idle: %s newHandshake=%v sendKeepalive=%v; %s newHandshake=%v sendKeepalive=%v",
+				a, pa.timers.newHandshake.isPending(), pa.timers.sendKeepalive.isPending(),
+				b, pb.timers.newHandshake.isPending(), pb.timers.sendKeepalive.isPending())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestRekeyAfterTime(t *testing.T) {
