@@ -134,29 +134,61 @@ func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 	if len(pkt) == 0 {
 		return p, pkt, true
 	}
-	// Strip the padding: the IP header's own length says where the packet ends.
-	plen, ok := ipLength(pkt)
-	if !ok || plen > len(pkt) {
+	pkt, verdict := p.admit(pkt)
+	switch verdict {
+	case admitMalformed:
 		d.drop(DropMalformed)
 		return nil, nil, false
-	}
-	pkt = pkt[:plen]
-	srcAddr, _ := source(pkt)
-	if q, ok := d.routes.Lookup(srcAddr); !ok || q != p {
+	case admitSpoofed:
 		p.drop(DropSpoofedSource)
 		return nil, nil, false
 	}
 	return p, pkt, true
 }
 
-// ipLength returns the total length an IPv4 or IPv6 header declares.
+// admitVerdict is what admit decides about an inbound packet.
+type admitVerdict int
+
+const (
+	admitForward   admitVerdict = iota
+	admitMalformed              // not IPv4/IPv6, or shorter than its header says
+	admitSpoofed                // inner source not among the sender's prefixes
+)
+
+// admit checks a decrypted packet from p: it strips the padding (the IP
+// header's own length says where the packet ends) and accepts only inner
+// sources that route back to p, so no peer can speak for another's prefixes.
+func (p *Peer) admit(pkt []byte) ([]byte, admitVerdict) {
+	plen, ok := ipLength(pkt)
+	if !ok || plen > len(pkt) {
+		return nil, admitMalformed
+	}
+	pkt = pkt[:plen]
+	var q *Peer
+	if pkt[0]>>4 == 4 {
+		q, ok = p.dev.routes.LookupBytes(pkt[12:16])
+	} else {
+		q, ok = p.dev.routes.LookupBytes(pkt[8:24])
+	}
+	if !ok || q != p {
+		return nil, admitSpoofed
+	}
+	return pkt, admitForward
+}
+
+// ipLength returns the total length an IPv4 or IPv6 header declares; it
+// is never shorter than the fixed header.
 func ipLength(pkt []byte) (int, bool) {
+	if len(pkt) == 0 {
+		return 0, false
+	}
 	switch pkt[0] >> 4 {
 	case 4:
 		if len(pkt) < 20 {
 			return 0, false
 		}
-		return int(pkt[2])<<8 | int(pkt[3]), true
+		n := int(pkt[2])<<8 | int(pkt[3])
+		return n, n >= 20
 	case 6:
 		if len(pkt) < 40 {
 			return 0, false

@@ -31,44 +31,23 @@ func newSendBatch(n int) *sendBatch {
 	return b
 }
 
-// destination returns the destination address of an IP packet.
-func destination(pkt []byte) (netip.Addr, bool) {
-	if len(pkt) < 1 {
-		return netip.Addr{}, false
+// route picks the peer of an outbound packet by longest-prefix match of
+// its destination; without one it says why.
+func (d *Device) route(pkt []byte) (*Peer, DeviceDrop) {
+	var p *Peer
+	var ok bool
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4:
+		p, ok = d.routes.LookupBytes(pkt[16:20])
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		p, ok = d.routes.LookupBytes(pkt[24:40])
+	default:
+		return nil, DropMalformed
 	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if len(pkt) < 20 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4([4]byte(pkt[16:20])), true
-	case 6:
-		if len(pkt) < 40 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom16([16]byte(pkt[24:40])), true
+	if !ok {
+		return nil, DropNoRoute
 	}
-	return netip.Addr{}, false
-}
-
-// source returns the source address of an IP packet.
-func source(pkt []byte) (netip.Addr, bool) {
-	if len(pkt) < 1 {
-		return netip.Addr{}, false
-	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if len(pkt) < 20 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4([4]byte(pkt[12:16])), true
-	case 6:
-		if len(pkt) < 40 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom16([16]byte(pkt[8:24])), true
-	}
-	return netip.Addr{}, false
+	return p, 0
 }
 
 // routineReadTUN is the outbound path: TUN → route → encrypt → UDP.
@@ -87,14 +66,9 @@ func (d *Device) routineReadTUN() error {
 		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
 		for i := 0; i < n; i++ {
 			pkt := b.bufs[i][off : off+b.sizes[i]]
-			dst, ok := destination(pkt)
-			if !ok {
-				d.drop(DropMalformed)
-				continue
-			}
-			p, ok := d.routes.Lookup(dst)
-			if !ok {
-				d.drop(DropNoRoute)
+			p, reason := d.route(pkt)
+			if p == nil {
+				d.drop(reason)
 				continue
 			}
 			if d.tap != nil {
