@@ -40,7 +40,7 @@ require_cmds ip wg python3 ping sha256sum timeout dumpcap tshark pgrep
 if [[ -z $WGGO ]]; then
 	log "building wireguard-go (version pinned in go.mod)"
 	WGGO=$PT_DIR/wireguard-go
-	pt_build_wireguard_go "$WGGO" || die "go build golang.zx2c4.com/wireguard"
+	pt_build_wireguard_go "$WGGO" || die "go install golang.zx2c4.com/wireguard@latest"
 fi
 WGGO=$(realpath "$WGGO")
 if [[ $IMPL == peer ]]; then

@@ -382,10 +382,16 @@ pt_build_peer() {
 	(cd "$PT_REPO_DIR" && go build -o "$1" ./peer)
 }
 
-# pt_build_wireguard_go OUT: builds stock wireguard-go at the version pinned in go.mod
-# (no network needed beyond the module cache, no go.mod change).
+# pt_build_wireguard_go OUT: installs stock wireguard-go (golang.zx2c4.com/wireguard@latest,
+# as the issue asks) into a temporary GOBIN, independent of our go.mod, and moves it to OUT.
 pt_build_wireguard_go() {
-	(cd "$PT_REPO_DIR" && go build -o "$1" golang.zx2c4.com/wireguard)
+	local dir
+	dir=$(mktemp -d /tmp/wggo.XXXXXX)
+	(cd "$dir" && GOBIN="$dir" GOFLAGS= go install golang.zx2c4.com/wireguard@latest) &&
+		mv "$dir/wireguard" "$1"
+	local rc=$?
+	rm -rf -- "$dir"
+	return $rc
 }
 
 # pt_wggo_start NS IFACE LOGFILE BIN: starts wireguard-go in NS in the foreground mode and
