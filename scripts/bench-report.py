@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Parsing and reporting for scripts/bench.sh (standard library only).
 
-  bench-report.py iperf FILE.json   -> "BITS_PER_SECOND BYTES RETRANSMITS" (receiver side);
+  bench-report.py iperf FILE.json   -> "BITS_PER_SECOND BYTES RETRANSMITS SLOWEST_INTERVAL_BPS"
+                                       (receiver side; the slowest interval is the client's);
                                        exit 1 with the reason on stderr if the test failed
   bench-report.py ping FILE.txt     -> median RTT in ms of the "time=X ms" lines, then the count
   bench-report.py table RAW.tsv     -> the markdown table and the peer/wireguard-go ratios
@@ -9,7 +10,8 @@
 RAW.tsv has one measurement per line: round, config, metric, value (a header line first).
 Metrics: ab_bps, ba_bps, p4_bps (receiver bits/s), ab_bytes, ba_bytes, ab_cpu_s, ba_cpu_s
 (utime+stime of both tunnel processes during that transfer), ping_ms (median of one ping run),
-rss_kib (max VmHWM of the two tunnel processes), and retransmit counts. A missing metric (a
+rss_kib (max VmHWM of the two tunnel processes), retransmit counts, the slowest 1 s interval
+(NAME_min_interval_bps) and load1 (the 1-minute load average before each configuration). A missing metric (a
 failed measurement) is simply absent and shows as "n/a".
 """
 
@@ -39,7 +41,11 @@ def iperf(path):
     if not recv or "bits_per_second" not in recv:
         sys.exit(f"{path}: iperf3 JSON has no end.sum_received")
     retr = end.get("sum_sent", {}).get("retransmits", 0)
-    print(f"{recv['bits_per_second']:.0f} {recv['bytes']} {retr}")
+    # The slowest one-second interval tells a stall (a tunnel that stopped for a while)
+    # from a transfer that was slow throughout.
+    rates = [i["sum"]["bits_per_second"] for i in doc.get("intervals", []) if "sum" in i]
+    slowest = min(rates) if rates else 0
+    print(f"{recv['bits_per_second']:.0f} {recv['bytes']} {retr} {slowest:.0f}")
 
 
 def ping(path):
@@ -120,6 +126,19 @@ def table(path):
         ]
         print("| " + " | ".join(cells) + " |")
     print()
+    loads = [v for m in data.values() for v in m.get("load1", [])]
+    if loads:
+        print(f"1-minute load average before each configuration: {min(loads):.2f}–{max(loads):.2f}"
+              " (counts the benchmark's own processes too)")
+    stalls = []
+    for key, label in CONFIGS:
+        for name in ("ab", "ba", "p4"):
+            for bps, slow in zip(data.get(key, {}).get(f"{name}_bps", []),
+                                 data.get(key, {}).get(f"{name}_min_interval_bps", [])):
+                if slow < bps / 4:
+                    stalls.append(f"{label} {name} {slow / 1e9:.2f} of {bps / 1e9:.2f} Gbit/s")
+    if stalls:
+        print("slow intervals (a 1 s interval under a quarter of the mean): " + "; ".join(stalls))
     base = data.get("wg")
     for key, label in (("peer-offload", "peer(offload)"), ("peer-water", "peer(water)")):
         m = data.get(key)

@@ -24,6 +24,8 @@
 # CPU profile per node and round, kept in DIR) and prints `go tool pprof -top` per driver; profiling
 # costs a little throughput, so compare profiled runs only with each other.
 #
+# PT_ARTIFACTS=DIR keeps the run's logs, iperf3 JSON and mesh file (see lib.sh).
+#
 # It is a benchmark, not a test: scripts/test.sh does not run it. It exits 1 if any measurement
 # failed (the table still shows the rest, failed cells as n/a).
 set -euo pipefail
@@ -282,9 +284,9 @@ srv_listening() {
 }
 
 # iperf ROUND CONFIG NAME DST ARGS...: one iperf3 run from a to a one-off server in b; records
-# NAME_bps, NAME_bytes, NAME_retransmits and, with a tunnel, NAME_cpu_s.
+# NAME_bps, NAME_bytes, NAME_retransmits, NAME_min_interval_bps and, with a tunnel, NAME_cpu_s.
 iperf() {
-	local rnd=$1 cfg=$2 name=$3 dst=$4 spid json out rc=0 c0 c1 bps bytes retr
+	local rnd=$1 cfg=$2 name=$3 dst=$4 spid json out rc=0 c0 c1 bps bytes retr slow
 	shift 4
 	json=$PT_DIR/$cfg-r$rnd-$name.json
 	pt_spawn "$NSB" "$PT_DIR/iperf3-server.log" timeout $((TIME + 40)) iperf3 -s -1 -B "$dst" -p "$IPERF_PORT"
@@ -305,8 +307,9 @@ iperf() {
 		warn "$cfg round $rnd $name: iperf3 failed (exit $rc): $out"
 		return 1
 	fi
-	read -r bps bytes retr <<<"$out"
+	read -r bps bytes retr slow <<<"$out"
 	rec "$rnd" "$cfg" "${name}_bps" "$bps"
+	rec "$rnd" "$cfg" "${name}_min_interval_bps" "$slow"
 	rec "$rnd" "$cfg" "${name}_bytes" "$bytes"
 	rec "$rnd" "$cfg" "${name}_retransmits" "$retr"
 	if ((${#TUN_PIDS[@]} > 0)); then
