@@ -108,7 +108,10 @@ func (p *Peer) setEndpoint(src netip.AddrPort) {
 	if cur := p.endpoint.Load(); cur != nil && *cur == src {
 		return
 	}
-	p.endpoint.Store(&src)
+	// A copy made only here: storing &src would move src to the heap on
+	// every call, the common no-change path included.
+	ep := src
+	p.endpoint.Store(&ep)
 }
 
 func (p *Peer) drop(r PeerDrop) { p.drops[r].Add(1) }
