@@ -35,11 +35,22 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // failure, which it returns as a *CommandError naming the command and
 // carrying its stderr. It stops before the next command once ctx is done; a
 // running command is killed when ctx is done.
+//
+// Consecutive `ip` commands run as one `ip -batch -` process; an error still
+// names the failing command.
 func Run(ctx context.Context, cmds [][]string) error {
-	for _, c := range cmds {
-		if err := run1(ctx, c); err != nil {
+	for i := 0; i < len(cmds); {
+		if j := batchEnd(cmds, i); j-i >= 2 {
+			if err := runBatch(ctx, cmds[i:j], false); err != nil {
+				return err
+			}
+			i = j
+			continue
+		}
+		if err := run1(ctx, cmds[i]); err != nil {
 			return err
 		}
+		i++
 	}
 	return nil
 }
@@ -50,9 +61,21 @@ func Run(ctx context.Context, cmds [][]string) error {
 // It still stops early once ctx is done, reporting that.
 func RunTolerant(ctx context.Context, cmds [][]string) error {
 	var errs []error
-	for _, c := range cmds {
-		if err := run1(ctx, c); err != nil {
-			errs = append(errs, err)
+	for i := 0; i < len(cmds); {
+		var err error
+		if j := batchEnd(cmds, i); j-i >= 2 {
+			err = runBatch(ctx, cmds[i:j], true)
+			i = j
+		} else {
+			err = run1(ctx, cmds[i])
+			i++
+		}
+		if err != nil {
+			if many, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = append(errs, many.Unwrap()...)
+			} else {
+				errs = append(errs, err)
+			}
 			if ctx.Err() != nil {
 				break
 			}

@@ -1,0 +1,87 @@
+package netconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A mesh of a thousand peers means ten thousand routes; one `ip` process
+// each would take many seconds, so runs of plain `ip` commands go to a
+// single `ip -batch -` instead.
+
+// batchable reports whether c can be a line of `ip -batch`: an ip command
+// whose arguments need no quoting.
+func batchable(c []string) bool {
+	if len(c) < 2 || c[0] != "ip" {
+		return false
+	}
+	for _, a := range c[1:] {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\#") {
+			return false
+		}
+	}
+	// `ip netns exec` runs another program: never a batch line.
+	return !(len(c) > 2 && c[1] == "netns" && c[2] == "exec")
+}
+
+// batchEnd returns the end of the run of batchable commands starting at i.
+func batchEnd(cmds [][]string, i int) int {
+	j := i
+	for j < len(cmds) && batchable(cmds[j]) {
+		j++
+	}
+	return j
+}
+
+// batchLine is c without the leading "ip"; the address family options stay
+// (ip accepts them per line).
+func batchLine(c []string) string { return strings.Join(c[1:], " ") }
+
+var failedLine = regexp.MustCompile(`Command failed -:(\d+)`)
+
+// runBatch feeds cmds (all batchable) to one `ip -batch -`. Without force it
+// stops at the first failing line and reports that command; with force it
+// runs every line and reports the failures together.
+func runBatch(ctx context.Context, cmds [][]string, force bool) error {
+	args := []string{"-batch", "-"}
+	if force {
+		args = append([]string{"-force"}, args...)
+	}
+	var in strings.Builder
+	for _, c := range cmds {
+		in.WriteString(batchLine(c))
+		in.WriteByte('\n')
+	}
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.Stdin = strings.NewReader(in.String())
+	var stderr capped
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		err = fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	var errs []error
+	for _, m := range failedLine.FindAllStringSubmatch(msg, -1) {
+		if n, _ := strconv.Atoi(m[1]); n >= 1 && n <= len(cmds) {
+			errs = append(errs, &CommandError{Args: cmds[n-1], Stderr: msg, Err: err})
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, &CommandError{Args: append([]string{"ip"}, args...), Stderr: msg, Err: err})
+	}
+	if !force {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}

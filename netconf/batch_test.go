@@ -1,0 +1,100 @@
+package netconf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBatchable(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  []string
+		want bool
+	}{
+		{[]string{"ip", "route", "replace", "10.0.0.0/24", "dev", "p0"}, true},
+		{[]string{"ip", "-6", "route", "del", "fd00::/64", "dev", "p0"}, true},
+		{[]string{"ip", "netns", "exec", "ns", "ip", "route"}, false},
+		{[]string{"ip", "link", "set", "dev", "a b"}, false},
+		{[]string{"ip"}, false},
+		{[]string{"route", "-q", "-n", "add"}, false},
+	} {
+		if got := batchable(tc.cmd); got != tc.want {
+			t.Errorf("batchable(%q) = %v, want %v", tc.cmd, got, tc.want)
+		}
+	}
+}
+
+// fakeIP puts an `ip` on PATH that logs its arguments and batch input, and
+// fails on any line containing "bad", the way iproute2 reports it.
+func fakeIP(t *testing.T) (logPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	logPath = filepath.Join(dir, "log")
+	script := `#!/bin/sh
+echo "ARGS $*" >> ` + logPath + `
+if [ "$1" = "-batch" ] || [ "$2" = "-batch" ]; then
+	n=0; rc=0
+	while read -r line; do
+		n=$((n+1)); echo "LINE $line" >> ` + logPath + `
+		case "$line" in *bad*)
+			echo "Error: bad thing" >&2; echo "Command failed -:$n" >&2; rc=1
+			[ "$1" = "-force" ] || exit 1;;
+		esac
+	done
+	exit $rc
+fi
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return logPath
+}
+
+func TestRunBatchesIPCommands(t *testing.T) {
+	log := fakeIP(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmds := [][]string{
+		{"ip", "link", "set", "dev", "p0", "up"},
+		{"ip", "route", "replace", "10.0.0.0/24", "dev", "p0"},
+		{"ip", "-6", "route", "replace", "fd00::/64", "dev", "p0"},
+	}
+	if err := Run(ctx, cmds); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(log)
+	want := "ARGS -batch -\nLINE link set dev p0 up\nLINE route replace 10.0.0.0/24 dev p0\nLINE -6 route replace fd00::/64 dev p0\n"
+	if string(b) != want {
+		t.Fatalf("ip saw:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+func TestRunBatchNamesFailingCommand(t *testing.T) {
+	fakeIP(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmds := [][]string{
+		{"ip", "route", "replace", "10.0.0.0/24", "dev", "p0"},
+		{"ip", "route", "replace", "bad", "dev", "p0"},
+		{"ip", "route", "replace", "10.0.2.0/24", "dev", "p0"},
+	}
+	err := Run(ctx, cmds)
+	var ce *CommandError
+	if !errors.As(err, &ce) || !reflect.DeepEqual(ce.Args, cmds[1]) || !strings.Contains(ce.Stderr, "bad thing") {
+		t.Fatalf("Run error = %v, want the second command named", err)
+	}
+	// Teardown runs every line and reports each failure.
+	cmds = append(cmds, []string{"ip", "route", "del", "bad2", "dev", "p0"})
+	err = RunTolerant(ctx, cmds)
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 2 {
+		t.Fatalf("RunTolerant error = %v, want two failures", err)
+	}
+}
