@@ -5,10 +5,11 @@
 #
 # Steps: gofmt (no file may need formatting), go vet, go test -race, a short fuzz run of
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
-# the namespace tests scripts/mesh-test.sh and scripts/interop-test.sh against the peer
-# built here. Every step runs even after a failure; the summary lists each step's result
-# and the exit status is 0 only when all passed. The namespace tests need root: without it
-# they skip, unless CI=true, where they fail.
+# the namespace tests scripts/mesh-test.sh, scripts/interop-test.sh and
+# scripts/capture-test.sh against the peer built here. Every step runs even after a
+# failure; the summary lists each step's result and the exit status is 0 only when all
+# passed. The namespace tests need root: without it they skip, unless CI=true, where
+# they fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -79,9 +80,11 @@ step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
 if [[ -x $TMP/peer ]]; then
 	step "scripts/mesh-test.sh" bash scripts/mesh-test.sh --bin "$TMP/peer"
 	step "scripts/interop-test.sh" bash scripts/interop-test.sh --bin "$TMP/peer"
+	step "scripts/capture-test.sh" bash scripts/capture-test.sh --bin "$TMP/peer"
 else
 	step "scripts/mesh-test.sh (no peer binary)" false
 	step "scripts/interop-test.sh (no peer binary)" false
+	step "scripts/capture-test.sh (no peer binary)" false
 fi
 
 echo
