@@ -26,8 +26,16 @@ func batchable(c []string) bool {
 			return false
 		}
 	}
-	// `ip netns exec` runs another program: never a batch line.
-	return !(len(c) > 2 && c[1] == "netns" && c[2] == "exec")
+	// Options other than the family cannot go on a batch line, and
+	// `ip netns exec` runs another program.
+	args := c[1:]
+	for len(args) > 0 && (args[0] == "-4" || args[0] == "-6") {
+		args = args[1:]
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return false
+	}
+	return !(len(args) > 1 && args[0] == "netns" && args[1] == "exec")
 }
 
 // batchEnd returns the end of the run of batchable commands starting at i.
@@ -39,9 +47,15 @@ func batchEnd(cmds [][]string, i int) int {
 	return j
 }
 
-// batchLine is c without the leading "ip"; the address family options stay
-// (ip accepts them per line).
-func batchLine(c []string) string { return strings.Join(c[1:], " ") }
+// batchLine is c without the leading "ip" and without -4/-6: a batch line
+// cannot carry options, and ip takes the family from the address anyway.
+func batchLine(c []string) string {
+	args := c[1:]
+	for len(args) > 0 && (args[0] == "-4" || args[0] == "-6") {
+		args = args[1:]
+	}
+	return strings.Join(args, " ")
+}
 
 var failedLine = regexp.MustCompile(`Command failed -:(\d+)`)
 

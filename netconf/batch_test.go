@@ -21,6 +21,8 @@ func TestBatchable(t *testing.T) {
 		{[]string{"ip", "netns", "exec", "ns", "ip", "route"}, false},
 		{[]string{"ip", "link", "set", "dev", "a b"}, false},
 		{[]string{"ip"}, false},
+		{[]string{"ip", "-n", "ns1", "route", "replace", "10.0.0.0/24", "dev", "p0"}, false},
+		{[]string{"ip", "-6"}, false},
 		{[]string{"route", "-q", "-n", "add"}, false},
 	} {
 		if got := batchable(tc.cmd); got != tc.want {
@@ -70,7 +72,7 @@ func TestRunBatchesIPCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(log)
-	want := "ARGS -batch -\nLINE link set dev p0 up\nLINE route replace 10.0.0.0/24 dev p0\nLINE -6 route replace fd00::/64 dev p0\n"
+	want := "ARGS -batch -\nLINE link set dev p0 up\nLINE route replace 10.0.0.0/24 dev p0\nLINE route replace fd00::/64 dev p0\n"
 	if string(b) != want {
 		t.Fatalf("ip saw:\n%s\nwant:\n%s", b, want)
 	}
