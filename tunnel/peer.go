@@ -208,15 +208,16 @@ func (p *Peer) receivedWith(kp *noise.Keypair) bool {
 	return true
 }
 
-// stage keeps a copy of pkt (the bytes at buf[off:off+n]) until a session
-// exists; the oldest packet is dropped when the queue is full.
+// stage keeps a copy of pkt until a session exists; the oldest packet is
+// dropped when the queue is full. The copy is sized for in-place
+// encryption later (header, padding, tag): staging is the rare path, so it
+// may allocate, and an idle peer holds no buffers.
 func (p *Peer) stage(pkt []byte) {
-	b := getBuffer()
-	copy(b[noise.MessageTransportHeaderSize:], pkt)
-	b = b[:noise.MessageTransportHeaderSize+len(pkt)]
+	const off = noise.MessageTransportHeaderSize
+	b := make([]byte, off+len(pkt), off+len(pkt)+noise.PaddingMultiple+16)
+	copy(b[off:], pkt)
 	p.mu.Lock()
 	if len(p.staged) >= maxStaged {
-		putBuffer(p.staged[0])
 		copy(p.staged, p.staged[1:])
 		p.staged = p.staged[:len(p.staged)-1]
 		p.drop(DropStagedFull)
@@ -243,9 +244,8 @@ func (p *Peer) takeStaged() [][]byte {
 
 // dropStaged discards the staged packets, counting them as reason.
 func (p *Peer) dropStaged(reason PeerDrop) {
-	for _, b := range p.takeStaged() {
+	for range p.takeStaged() {
 		p.drop(reason)
-		putBuffer(b)
 	}
 }
 

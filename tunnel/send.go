@@ -177,9 +177,7 @@ func (p *Peer) sendStaged() {
 			// again; the rest stay staged too, in order.
 			for _, rest := range staged[i+1:] {
 				p.stage(rest[noise.MessageTransportHeaderSize:])
-				putBuffer(rest)
 			}
-			putBuffer(buf)
 			break
 		}
 		msgs = append(msgs, udp.Message{Buf: buf[:cap(buf)], N: m, Addr: ep})
@@ -205,9 +203,6 @@ func (p *Peer) sendStaged() {
 		for range msgs {
 			p.drop(DropNoEndpoint)
 		}
-	}
-	for _, m := range msgs {
-		putBuffer(m.Buf)
 	}
 }
 
