@@ -62,6 +62,9 @@ type Config struct {
 	Log *slog.Logger
 	// Tap, if set, sees every packet.
 	Tap Tap
+	// CryptoWorkers is how many goroutines help the two forwarding loops
+	// with encryption and decryption: 0 means GOMAXPROCS-1, negative none.
+	CryptoWorkers int
 }
 
 // Device is a running tunnel node.
@@ -79,6 +82,9 @@ type Device struct {
 	byKey  map[keys.Public]*Peer
 	routes prefixtable.Table[*Peer]
 	index  indexTable
+
+	crypto        *cryptoPool
+	cryptoWorkers int
 
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
@@ -142,6 +148,8 @@ func New(cfg Config) (*Device, error) {
 		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
 		closed:     make(chan struct{}),
+
+		cryptoWorkers: cfg.CryptoWorkers,
 	}
 	d.cookies = noise.NewCookieChecker(d.local.Public)
 	if d.clock == nil {
@@ -178,6 +186,8 @@ func New(cfg Config) (*Device, error) {
 // Run forwards packets until ctx is done or Close is called. It returns the
 // first fatal I/O error, or nil on a clean stop.
 func (d *Device) Run(ctx context.Context) error {
+	d.crypto = newCryptoPool(d.cryptoWorkers)
+	defer d.crypto.close() // after the loops below have stopped using it
 	errc := make(chan error, 3)
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); errc <- d.routineReadTUN() }()

@@ -3,17 +3,42 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/udp"
 )
 
+// openJob is one transport message of a batch on its way in.
+type openJob struct {
+	msg  int // index in the batch's msgs
+	peer *Peer
+	kp   *noise.Keypair
+	pkt  []byte // plaintext, in place at msgs[msg].Buf[16:]
+	ctr  uint64
+	err  error
+}
+
 // receiveBatch holds the reusable state of the UDP→TUN loop.
 type receiveBatch struct {
 	msgs []udp.Message
+	jobs []openJob
 	out  [][]byte // plaintext packets at out[i][16:] for the TUN write
-	// spare buffers swapped in for those handed to the handshake worker
+	wg   sync.WaitGroup
+}
+
+// work decrypts jobs [lo, hi); it runs on several cores at once. Only
+// authentication happens here: the replay window and every other piece of
+// state are updated afterwards, in order, on the reading goroutine.
+func (b *receiveBatch) work(lo, hi int) {
+	const off = noise.MessageTransportHeaderSize
+	for i := lo; i < hi; i++ {
+		j := &b.jobs[i]
+		m := &b.msgs[j.msg]
+		msg := m.Buf[:m.N]
+		j.pkt, j.ctr, j.err = j.kp.Open(msg[off:off], msg)
+	}
 }
 
 // handshakeMessage is a handshake datagram queued for the worker.
@@ -26,7 +51,7 @@ type handshakeMessage struct {
 func (d *Device) routineReadUDP() error {
 	const off = noise.MessageTransportHeaderSize
 	bs := d.conn.BatchSize()
-	b := &receiveBatch{msgs: make([]udp.Message, bs), out: make([][]byte, 0, bs)}
+	b := &receiveBatch{msgs: make([]udp.Message, bs), jobs: make([]openJob, 0, bs), out: make([][]byte, 0, bs)}
 	for i := range b.msgs {
 		b.msgs[i].Buf = make([]byte, bufSize)
 	}
@@ -39,9 +64,7 @@ func (d *Device) routineReadUDP() error {
 			return fmt.Errorf("reading UDP: %w", err)
 		}
 		now := d.clock.Now()
-		b.out = b.out[:0]
-		var lastPeer *Peer
-		var lastData bool
+		b.jobs = b.jobs[:0]
 		for i := 0; i < n; i++ {
 			m := &b.msgs[i]
 			msg := m.Buf[:m.N]
@@ -55,30 +78,41 @@ func (d *Device) routineReadUDP() error {
 			}
 			switch typ {
 			case noise.MessageTransportType:
-				p, pkt, ok := d.decrypt(msg, m.Addr, now)
-				if !ok {
-					continue
+				if p, kp, ok := d.session(msg, now); ok {
+					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
 				}
-				if p != lastPeer {
-					if lastPeer != nil {
-						lastPeer.timers.packetReceived(lastData)
-					}
-					lastPeer, lastData = p, false
-				}
-				if len(pkt) == 0 {
-					continue // keepalive
-				}
-				lastData = true
-				if d.tap != nil {
-					d.tap.Inner(now, false, p.name, pkt)
-				}
-				// pkt sits at m.Buf[16:]: hand the whole buffer over.
-				b.out = append(b.out, m.Buf[:off+len(pkt)])
 			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
 				d.queueHandshake(m, now)
 			default:
 				d.drop(DropMalformed)
 			}
+		}
+		d.crypto.run(b, len(b.jobs), &b.wg)
+		b.out = b.out[:0]
+		var lastPeer *Peer
+		var lastData bool
+		for i := range b.jobs {
+			j := &b.jobs[i]
+			m := &b.msgs[j.msg]
+			pkt, ok := j.peer.received(j.kp, j.pkt, j.ctr, j.err, m.N, m.Addr, now)
+			if !ok {
+				continue
+			}
+			if j.peer != lastPeer {
+				if lastPeer != nil {
+					lastPeer.timers.packetReceived(lastData)
+				}
+				lastPeer, lastData = j.peer, false
+			}
+			if len(pkt) == 0 {
+				continue // keepalive
+			}
+			lastData = true
+			if d.tap != nil {
+				d.tap.Inner(now, false, j.peer.name, pkt)
+			}
+			// pkt sits at m.Buf[16:]: hand the whole buffer over.
+			b.out = append(b.out, m.Buf[:off+len(pkt)])
 		}
 		if lastPeer != nil {
 			lastPeer.timers.packetReceived(lastData)
@@ -91,11 +125,8 @@ func (d *Device) routineReadUDP() error {
 	}
 }
 
-// decrypt authenticates one transport message, updates the session state
-// and returns the inner packet (empty for a keepalive), decrypted in place
-// at msg[16:].
-func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
-	const off = noise.MessageTransportHeaderSize
+// session finds the session a transport message is addressed to.
+func (d *Device) session(msg []byte, now time.Time) (*Peer, *noise.Keypair, bool) {
 	receiver, _, ok := noise.ParseTransportHeader(msg)
 	if !ok {
 		d.drop(DropMalformed)
@@ -106,19 +137,25 @@ func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 		d.drop(DropUnknownIndex)
 		return nil, nil, false
 	}
-	p, kp := e.peer, e.keypair
-	if now.Sub(kp.Created) >= noise.RejectAfterTime {
-		p.drop(DropExpired)
+	if now.Sub(e.keypair.Created) >= noise.RejectAfterTime {
+		e.peer.drop(DropExpired)
 		return nil, nil, false
 	}
-	pkt, ctr, err := kp.Open(msg[off:off], msg)
+	return e.peer, e.keypair, true
+}
+
+// received finishes a transport message of n bytes from src that Open
+// handled (pkt, ctr, err): replay window, roaming, session confirmation,
+// counters, and the admission of the inner packet. It returns the packet
+// to write to the TUN (empty for a keepalive).
+func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n int, src netip.AddrPort, now time.Time) ([]byte, bool) {
 	if err != nil {
 		p.drop(DropDecrypt)
-		return nil, nil, false
+		return nil, false
 	}
 	if !kp.CheckReplay(ctr) {
 		p.drop(DropReplay)
-		return nil, nil, false
+		return nil, false
 	}
 	// Authenticated: roam to wherever it came from.
 	p.setEndpoint(src)
@@ -127,23 +164,37 @@ func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 		go p.sendStaged()
 	}
 	p.rxPackets.Add(1)
-	p.rxBytes.Add(uint64(len(msg)))
+	p.rxBytes.Add(uint64(n))
 	if kp.Initiator && now.Sub(kp.Created) >= noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
 		p.rekeyOnReceive()
 	}
 	if len(pkt) == 0 {
-		return p, pkt, true
+		return pkt, true
 	}
 	pkt, verdict := p.admit(pkt)
 	switch verdict {
 	case admitMalformed:
-		d.drop(DropMalformed)
-		return nil, nil, false
+		p.dev.drop(DropMalformed)
+		return nil, false
 	case admitSpoofed:
 		p.drop(DropSpoofedSource)
+		return nil, false
+	}
+	return pkt, true
+}
+
+// decrypt is session, Open and received for one message, off the batch
+// path (benchmarks and tests): the inner packet is decrypted in place at
+// msg[16:].
+func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
+	const off = noise.MessageTransportHeaderSize
+	p, kp, ok := d.session(msg, now)
+	if !ok {
 		return nil, nil, false
 	}
-	return p, pkt, true
+	pkt, ctr, err := kp.Open(msg[off:off], msg)
+	pkt, ok = p.received(kp, pkt, ctr, err, len(msg), src, now)
+	return p, pkt, ok
 }
 
 // admitVerdict is what admit decides about an inbound packet.

@@ -3,25 +3,40 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/udp"
 )
 
+// sealJob is one packet of a batch on its way out.
+type sealJob struct {
+	peer *Peer
+	kp   *noise.Keypair
+	ctr  uint64
+	buf  []byte // plaintext at buf[16:16+plen], sealed in place
+	n    int    // plaintext length before padding
+	plen int    // padded length
+	m    int    // sealed message length; 0 if Seal refused
+}
+
 // sendBatch holds the reusable state of the TUN→UDP loop.
 type sendBatch struct {
 	bufs  [][]byte
 	sizes []int
+	jobs  []sealJob
 	msgs  []udp.Message
 	// peers[i] is the peer msgs[i] goes to, for counters after the write.
 	peers []*Peer
+	wg    sync.WaitGroup
 }
 
 func newSendBatch(n int) *sendBatch {
 	b := &sendBatch{
 		bufs:  make([][]byte, n),
 		sizes: make([]int, n),
+		jobs:  make([]sealJob, 0, n),
 		msgs:  make([]udp.Message, 0, n),
 		peers: make([]*Peer, 0, n),
 	}
@@ -29,6 +44,15 @@ func newSendBatch(n int) *sendBatch {
 		b.bufs[i] = make([]byte, bufSize)
 	}
 	return b
+}
+
+// work seals jobs [lo, hi); it runs on several cores at once.
+func (b *sendBatch) work(lo, hi int) {
+	const off = noise.MessageTransportHeaderSize
+	for i := lo; i < hi; i++ {
+		j := &b.jobs[i]
+		j.m = j.kp.Seal(j.buf, j.buf[off:off+j.plen], j.ctr)
+	}
 }
 
 // route picks the peer of an outbound packet by longest-prefix match of
@@ -63,7 +87,7 @@ func (d *Device) routineReadTUN() error {
 			return fmt.Errorf("reading %s: %w", d.tun.Name(), err)
 		}
 		now := d.clock.Now()
-		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
+		b.jobs = b.jobs[:0]
 		for i := 0; i < n; i++ {
 			pkt := b.bufs[i][off : off+b.sizes[i]]
 			p, reason := d.route(pkt)
@@ -74,17 +98,30 @@ func (d *Device) routineReadTUN() error {
 			if d.tap != nil {
 				d.tap.Inner(now, true, p.name, pkt)
 			}
-			n, ok := p.encrypt(b.bufs[i], len(pkt), now)
+			kp, ctr, plen, ok := p.prepare(b.bufs[i], len(pkt), now)
 			if !ok {
 				continue
 			}
-			ep := p.Endpoint()
-			if !ep.IsValid() {
-				p.drop(DropNoEndpoint)
+			b.jobs = append(b.jobs, sealJob{peer: p, kp: kp, ctr: ctr, buf: b.bufs[i], n: len(pkt), plen: plen})
+		}
+		d.crypto.run(b, len(b.jobs), &b.wg)
+		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
+		for i := range b.jobs {
+			j := &b.jobs[i]
+			if j.m == 0 {
+				// The session was wiped between prepare and Seal: keep
+				// the packet for the next one.
+				j.peer.stage(j.buf[off : off+j.n])
+				j.peer.initiateHandshake(false)
 				continue
 			}
-			b.msgs = append(b.msgs, udp.Message{Buf: b.bufs[i], N: n, Addr: ep})
-			b.peers = append(b.peers, p)
+			ep := j.peer.Endpoint()
+			if !ep.IsValid() {
+				j.peer.drop(DropNoEndpoint)
+				continue
+			}
+			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.m, Addr: ep})
+			b.peers = append(b.peers, j.peer)
 		}
 		d.flushSend(b, now)
 	}
@@ -125,36 +162,44 @@ func (d *Device) flushSend(b *sendBatch, now time.Time) {
 	}
 }
 
-// encrypt turns the plaintext at buf[16:16+n] into a transport message at
-// buf[0:], returning its length. Without a usable session the packet is
-// staged and a handshake started; then ok is false.
-func (p *Peer) encrypt(buf []byte, n int, now time.Time) (int, bool) {
+// prepare readies the plaintext at buf[16:16+n] for sealing: it picks the
+// session, reserves a counter and pads. Without a usable session the packet
+// is staged and a handshake started; then ok is false. It runs on the
+// reading goroutine, in packet order, so counters follow the order.
+func (p *Peer) prepare(buf []byte, n int, now time.Time) (kp *noise.Keypair, ctr uint64, padded int, ok bool) {
 	const off = noise.MessageTransportHeaderSize
-	kp := p.current.Load()
-	if !usable(kp, now) {
-		p.stage(buf[off : off+n])
-		p.initiateHandshake(false)
-		return 0, false
+	kp = p.current.Load()
+	if usable(kp, now) {
+		ctr, ok = kp.NextCounter()
 	}
-	ctr, ok := kp.NextCounter()
 	if !ok {
 		p.stage(buf[off : off+n])
 		p.initiateHandshake(false)
-		return 0, false
+		return nil, 0, 0, false
 	}
-	padded := noise.PaddedSize(n, p.dev.mtu)
+	padded = noise.PaddedSize(n, p.dev.mtu)
 	clear(buf[off+n : off+padded])
-	m := kp.Seal(buf, buf[off:off+padded], ctr)
-	if m == 0 {
-		// The session was wiped or worn out between the checks above and
-		// now: keep the packet for the next session.
-		p.stage(buf[off : off+n])
-		p.initiateHandshake(false)
-		return 0, false
-	}
 	// The initiator of a session rekeys when it grows old or worn.
 	if kp.Initiator && (ctr >= noise.RekeyAfterMessages || now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		p.initiateHandshake(false)
+	}
+	return kp, ctr, padded, true
+}
+
+// encrypt is prepare and Seal for one packet, off the batch path: the
+// plaintext at buf[16:16+n] becomes a transport message at buf[0:] and its
+// length is returned.
+func (p *Peer) encrypt(buf []byte, n int, now time.Time) (int, bool) {
+	const off = noise.MessageTransportHeaderSize
+	kp, ctr, padded, ok := p.prepare(buf, n, now)
+	if !ok {
+		return 0, false
+	}
+	m := kp.Seal(buf, buf[off:off+padded], ctr)
+	if m == 0 {
+		p.stage(buf[off : off+n])
+		p.initiateHandshake(false)
+		return 0, false
 	}
 	return m, true
 }
