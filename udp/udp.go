@@ -1,9 +1,15 @@
 // Package udp hides the platform's UDP socket behind a small batch-shaped
 // interface, so the node can be tested against an in-memory network.
 //
-// On Linux a Conn moves up to BatchSize datagrams per system call with
-// recvmmsg/sendmmsg and allocates nothing in the steady state; elsewhere it
-// moves one datagram per call through net.UDPConn.
+// On Linux a Conn moves up to BatchSize messages per system call with
+// recvmmsg/sendmmsg and allocates nothing in the steady state. Where the
+// kernel supports them it also uses UDP segmentation offload: WriteBatch
+// sends each run of messages to one destination with equal lengths (the
+// last may be shorter) as a single UDP_SEGMENT send, and ReadBatch asks for
+// UDP_GRO and splits each coalesced datagram it gets back into one Message
+// per original datagram, so a TCP super-packet's worth of datagrams crosses
+// the stack once instead of once per datagram. Elsewhere a Conn moves one
+// datagram per call through net.UDPConn.
 package udp
 
 import (
@@ -46,8 +52,16 @@ type Conn interface {
 	Close() error
 }
 
+// socketBufferSize is the receive and send buffer Listen asks for, as
+// wireguard-go does: at VPN rates the default of a few hundred KiB
+// overflows within one burst, and every datagram dropped there is a TCP
+// retransmission inside the tunnel.
+const socketBufferSize = 7 << 20
+
 // Listen opens a dual-stack UDP socket on port (0 = ephemeral): one AF_INET6
-// socket with IPV6_V6ONLY=0 when IPv6 is available, AF_INET otherwise.
+// socket with IPV6_V6ONLY=0 when IPv6 is available, AF_INET otherwise. It
+// asks for socketBufferSize bytes of receive and send buffer, beyond the
+// system maximum where privileges allow, and goes on with less if refused.
 func Listen(port int) (Conn, error) {
 	if port < 0 || port > 65535 {
 		return nil, fmt.Errorf("udp: listen: port %d out of range", port)
