@@ -227,28 +227,17 @@ func (p *Peer) sendStaged() {
 		}
 		msgs = append(msgs, udp.Message{Buf: buf[:cap(buf)], N: m, Addr: ep})
 	}
-	if len(msgs) > 0 && ep.IsValid() {
-		if d.tap != nil {
-			src := netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort())
-			for _, m := range msgs {
-				d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
-			}
-		}
-		p.timers.packetSent(true)
-		sent, _ := d.conn.WriteBatch(msgs)
-		for i, m := range msgs {
-			if i < sent {
-				p.txPackets.Add(1)
-				p.txBytes.Add(uint64(m.N))
-			} else {
-				p.drop(DropSend)
-			}
-		}
-	} else if len(msgs) > 0 {
+	if !ep.IsValid() {
 		for range msgs {
 			p.drop(DropNoEndpoint)
 		}
+		return
 	}
+	peers := make([]*Peer, len(msgs))
+	for i := range peers {
+		peers[i] = p
+	}
+	d.flushSend(&sendBatch{msgs: msgs, peers: peers}, now)
 }
 
 // sendKeepalive sends an empty transport message, or starts a handshake
