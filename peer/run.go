@@ -25,6 +25,7 @@ type runFlags struct {
 	socket   string
 	noRoutes bool
 	driver   string
+	workers  int
 	verbose  bool
 	capture  captureFlags
 }
@@ -37,6 +38,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
+	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
 	if err := parseFlags(fs, args); err != nil {
@@ -110,7 +112,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 			Keepalive: r.Peer.Keepalive,
 		})
 	}
-	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap})
+	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
 	if err != nil {
 		return err
 	}

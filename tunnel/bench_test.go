@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -175,20 +176,27 @@ func mustPrefixesB(b *testing.B, ss ...string) []netip.Prefix {
 
 // BenchmarkDataPath pushes 1420-byte packets through two running devices
 // wired by an allocation-free in-memory link: alpha's TUN reader, encrypt,
-// the link, beta's UDP reader, decrypt, beta's TUN writer.
+// the link, beta's UDP reader, decrypt, beta's TUN writer; without crypto
+// helpers and with one per direction.
 func BenchmarkDataPath(b *testing.B) {
+	for _, helpers := range []int{-1, 1} {
+		b.Run(fmt.Sprintf("helpers=%d", max(helpers, 0)), func(b *testing.B) { benchDataPath(b, helpers) })
+	}
+}
+
+func benchDataPath(b *testing.B, helpers int) {
 	ka, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
 	la, lb := newPipeConns(netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("192.0.2.2:51820"))
 	pkt := benchPacket()
 	src := newSourceTUN(1420, pkt)
 	sink := newSinkTUN(1420)
-	a, err := New(Config{Private: ka, TUN: src, Conn: la, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
+	a, err := New(Config{Private: ka, TUN: src, Conn: la, CryptoWorkers: helpers, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
 		Prefixes: mustPrefixesB(b, "10.10.0.2/32"), Endpoint: lb.addr}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bd, err := New(Config{Private: kb, TUN: sink, Conn: lb, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
+	bd, err := New(Config{Private: kb, TUN: sink, Conn: lb, CryptoWorkers: helpers, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
 		Prefixes: mustPrefixesB(b, "10.10.0.1/32"), Endpoint: la.addr}}})
 	if err != nil {
 		b.Fatal(err)

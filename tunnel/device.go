@@ -62,8 +62,9 @@ type Config struct {
 	Log *slog.Logger
 	// Tap, if set, sees every packet.
 	Tap Tap
-	// CryptoWorkers is how many goroutines help the two forwarding loops
-	// with encryption and decryption: 0 means GOMAXPROCS-1, negative none.
+	// CryptoWorkers is how many goroutines help each of the two forwarding
+	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
+	// two cores), negative none.
 	CryptoWorkers int
 }
 
@@ -83,7 +84,6 @@ type Device struct {
 	routes prefixtable.Table[*Peer]
 	index  indexTable
 
-	crypto        *cryptoPool
 	cryptoWorkers int
 
 	handshakes chan handshakeMessage
@@ -186,8 +186,6 @@ func New(cfg Config) (*Device, error) {
 // Run forwards packets until ctx is done or Close is called. It returns the
 // first fatal I/O error, or nil on a clean stop.
 func (d *Device) Run(ctx context.Context) error {
-	d.crypto = newCryptoPool(d.cryptoWorkers)
-	defer d.crypto.close() // after the loops below have stopped using it
 	errc := make(chan error, 3)
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); errc <- d.routineReadTUN() }()

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/peer-vpn/peer/noise"
@@ -25,7 +24,7 @@ type receiveBatch struct {
 	msgs []udp.Message
 	jobs []openJob
 	out  [][]byte // plaintext packets at out[i][16:] for the TUN write
-	wg   sync.WaitGroup
+	job  cryptoJob
 }
 
 // work decrypts jobs [lo, hi); it runs on several cores at once. Only
@@ -55,6 +54,8 @@ func (d *Device) routineReadUDP() error {
 	for i := range b.msgs {
 		b.msgs[i].Buf = make([]byte, bufSize)
 	}
+	crypto := newCryptoPool(d.cryptoWorkers)
+	defer crypto.close()
 	for {
 		n, err := d.conn.ReadBatch(b.msgs)
 		if err != nil && n == 0 {
@@ -87,7 +88,7 @@ func (d *Device) routineReadUDP() error {
 				d.drop(DropMalformed)
 			}
 		}
-		d.crypto.run(b, len(b.jobs), &b.wg)
+		crypto.run(&b.job, b, len(b.jobs))
 		b.out = b.out[:0]
 		var lastPeer *Peer
 		var lastData bool

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/peer-vpn/peer/noise"
@@ -29,7 +28,7 @@ type sendBatch struct {
 	msgs  []udp.Message
 	// peers[i] is the peer msgs[i] goes to, for counters after the write.
 	peers []*Peer
-	wg    sync.WaitGroup
+	job   cryptoJob
 }
 
 func newSendBatch(n int) *sendBatch {
@@ -78,6 +77,8 @@ func (d *Device) route(pkt []byte) (*Peer, DeviceDrop) {
 func (d *Device) routineReadTUN() error {
 	const off = noise.MessageTransportHeaderSize
 	b := newSendBatch(d.tun.BatchSize())
+	crypto := newCryptoPool(d.cryptoWorkers)
+	defer crypto.close()
 	for {
 		n, err := d.tun.Read(b.bufs, b.sizes, off)
 		if err != nil && n == 0 {
@@ -104,7 +105,7 @@ func (d *Device) routineReadTUN() error {
 			}
 			b.jobs = append(b.jobs, sealJob{peer: p, kp: kp, ctr: ctr, buf: b.bufs[i], n: len(pkt), plen: plen})
 		}
-		d.crypto.run(b, len(b.jobs), &b.wg)
+		crypto.run(&b.job, b, len(b.jobs))
 		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
 		for i := range b.jobs {
 			j := &b.jobs[i]
