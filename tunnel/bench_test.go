@@ -115,7 +115,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 // benchDevices returns two devices with an established session, not
 // running (their loops are not started), so the benchmark drives the
 // functions directly.
-func benchDevices(b *testing.B) (*Device, *Device) {
+func benchDevices(b testing.TB) (*Device, *Device) {
 	b.Helper()
 	ka, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
@@ -166,7 +166,7 @@ func benchDevices(b *testing.B) (*Device, *Device) {
 	return a, bd
 }
 
-func mustPrefixesB(b *testing.B, ss ...string) []netip.Prefix {
+func mustPrefixesB(b testing.TB, ss ...string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range ss {
 		out = append(out, netip.MustParsePrefix(s))

@@ -168,7 +168,10 @@ func (p *Peer) installKeypair(kp *noise.Keypair) {
 	}
 	if kp.Initiator {
 		if p.keypairs.next != nil {
+			// An unconfirmed session from the other side's handshake
+			// becomes the fallback; the current one is superseded twice.
 			retire(p.keypairs.previous)
+			retire(p.keypairs.current)
 			p.keypairs.previous = p.keypairs.next
 			p.keypairs.next = nil
 		} else {

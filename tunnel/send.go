@@ -110,11 +110,14 @@ func (d *Device) routineReadTUN() error {
 		for i := range b.jobs {
 			j := &b.jobs[i]
 			if j.m == 0 {
-				// The session was wiped between prepare and Seal: keep
-				// the packet for the next one.
-				j.peer.stage(j.buf[off : off+j.n])
-				j.peer.initiateHandshake(false)
-				continue
+				// The session was replaced and wiped between prepare and
+				// Seal: seal again with whatever is current now (encrypt
+				// stages the packet if nothing usable is left).
+				m, ok := j.peer.encrypt(j.buf, j.n, now)
+				if !ok {
+					continue
+				}
+				j.m = m
 			}
 			ep := j.peer.Endpoint()
 			if !ep.IsValid() {
