@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
+	"os"
 	"runtime"
 	"strings"
 
@@ -17,12 +20,50 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// Without a key on this machine (a laptop, CI, the example file) the
+	// mesh is still checked in full; only this node's view needs the key.
+	if nf.key == "" && nf.config != "" {
+		mesh, err := config.Load(nf.config)
+		if err != nil {
+			return usageError{err}
+		}
+		if _, err := os.Stat(mesh.PrivateKeyFile); mesh.PrivateKeyFile == "" || errors.Is(err, iofs.ErrNotExist) {
+			printMesh(stdout, mesh)
+			return nil
+		}
+	}
 	node, err := nf.load()
 	if err != nil {
 		return err
 	}
 	printNode(stdout, node)
 	return nil
+}
+
+// printMesh describes a valid mesh file seen from no particular node.
+func printMesh(w io.Writer, m *config.Mesh) {
+	prefixes := 0
+	for i := range m.Peers {
+		prefixes += len(m.Peers[i].Prefixes())
+	}
+	fmt.Fprintf(w, "%s: valid: %d peers, %d routed prefixes\n", m.File, len(m.Peers), prefixes)
+	where := m.PrivateKeyFile
+	if where == "" {
+		where = "(private_key_file not set)"
+	}
+	fmt.Fprintf(w, "no private key at %s: pass -key FILE to see one node's view\n", where)
+	for i := range m.Peers {
+		p := &m.Peers[i]
+		var pfx []string
+		for _, x := range p.Prefixes() {
+			pfx = append(pfx, x.String())
+		}
+		ep := p.Endpoint
+		if ep == "" {
+			ep = "none"
+		}
+		fmt.Fprintf(w, "  %s  endpoint %s  routes %s\n", p.Name, ep, strings.Join(pfx, " "))
+	}
 }
 
 // printNode describes what this node would do, without doing it.

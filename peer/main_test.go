@@ -163,3 +163,30 @@ func TestRoutesScript(t *testing.T) {
 		t.Errorf("sh -n refuses the script: %v", err)
 	}
 }
+
+// TestCheckWithoutKey: on a machine without the private key (a laptop, CI)
+// check still validates the whole mesh, here the shipped example, and
+// still refuses a broken one.
+func TestCheckWithoutKey(t *testing.T) {
+	example, err := os.ReadFile("../peers.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "peers.yaml")
+	text := strings.Replace(string(example), "/etc/peer/private.key", filepath.Join(dir, "absent.key"), 1)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd(t, "", "check", "-config", path)
+	if code != 0 || !strings.Contains(out, "valid: 3 peers") || !strings.Contains(out, "beta  endpoint 203.0.113.2:51820") {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	bad := strings.Replace(text, "mtu: 1420", "mtu: 100", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd(t, "", "check", "-config", path); code != 2 || !strings.Contains(stderr, path+":") {
+		t.Fatalf("broken mesh without key: exit %d, stderr %q", code, stderr)
+	}
+}
