@@ -23,6 +23,13 @@ while (($#)); do
 	esac
 done
 
+# On a fresh machine, as root, install what the namespace tests use (no-op when present).
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+	for c in ip ping iperf3 tshark wg python3; do
+		command -v "$c" >/dev/null || { bash scripts/install-deps.sh; break; }
+	done
+fi
+
 TMP=$(mktemp -d /tmp/peer-test.XXXXXX)
 trap 'rm -rf -- "$TMP"' EXIT
 RESULTS=()
