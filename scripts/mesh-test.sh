@@ -7,7 +7,8 @@
 # with `peer genkey`, writes one mesh.yaml and runs `peer` in alpha, beta and gamma. Then,
 # between every pair over the IPv4 and IPv6 tunnel addresses: ping, and a 20 MiB TCP
 # transfer whose SHA-256 is compared on both ends; ping and TCP from alpha to the lan3 host
-# routed behind gamma over both families; `peer status -json` of every node; and a clean
+# routed behind gamma over both families; `peer status -json` of every node; roaming (alpha
+# changes its underlay address mid-session and beta follows it); and a clean
 # shutdown that removes the routes. Needs root; skips without it (fails if CI=true).
 #
 # --reference-wireguard-go runs the identical checks with stock wireguard-go + wg(8) in
@@ -143,6 +144,27 @@ fi
 
 # stopped_clean HOST: SIGTERM ends the node within 5 s and its interface and routes to
 # the other peers' prefixes are gone.
+# roam: alpha's underlay address changes from 10.99.0.1 to 10.99.0.11 mid-session. alpha
+# speaks first from the new address; beta, which only knows 10.99.0.1 from mesh.yaml, must
+# follow the last authenticated packet and answer there.
+roam() {
+	local ns=${MESH_NS[alpha]}
+	ip netns exec "$ns" sysctl -q -w net.ipv4.conf.eth0.promote_secondaries=1
+	ip -n "$ns" addr add 10.99.0.11/24 dev eth0
+	ip -n "$ns" addr del 10.99.0.1/24 dev eth0
+	pt_await_ping 10 "$ns" "$(mesh_v4 beta)" || { echo "alpha cannot reach beta after moving"; return 1; }
+	pt_await_ping 10 "${MESH_NS[beta]}" "$(mesh_v4 alpha)" || { echo "beta cannot reach alpha after it moved"; return 1; }
+	if [[ $MESH_IMPL == peer ]]; then
+		mesh_status beta -json | grep -q '"10.99.0.11:51820"' || {
+			echo "beta's status does not show alpha at 10.99.0.11:51820:"
+			mesh_status beta
+			return 1
+		}
+	fi
+}
+log "roaming"
+check "roaming: beta follows alpha from 10.99.0.1 to 10.99.0.11" roam
+
 stopped_clean() {
 	local h=$1 ns=${MESH_NS[$1]} r
 	pt_stop "${MESH_PID[$h]}" 5 || { echo "$h did not exit within 5s of SIGTERM"; return 1; }
