@@ -123,12 +123,12 @@ func benchDevices(b testing.TB) (*Device, *Device) {
 	ca, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	cb, _ := net.Listen(netip.MustParseAddrPort("192.0.2.2:51820"))
 	a, err := New(Config{Private: ka, TUN: newSinkTUN(1420), Conn: ca, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
-		Prefixes: mustPrefixesB(b, "10.10.0.2/32"), Endpoint: netip.MustParseAddrPort("192.0.2.2:51820")}}})
+		Prefixes: mustPrefixes(b, []string{"10.10.0.2/32"}), Endpoint: netip.MustParseAddrPort("192.0.2.2:51820")}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	bd, err := New(Config{Private: kb, TUN: newSinkTUN(1420), Conn: cb, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
-		Prefixes: mustPrefixesB(b, "10.10.0.1/32"), Endpoint: netip.MustParseAddrPort("192.0.2.1:51820")}}})
+		Prefixes: mustPrefixes(b, []string{"10.10.0.1/32"}), Endpoint: netip.MustParseAddrPort("192.0.2.1:51820")}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,14 +166,6 @@ func benchDevices(b testing.TB) (*Device, *Device) {
 	return a, bd
 }
 
-func mustPrefixesB(b testing.TB, ss ...string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range ss {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}
-
 // BenchmarkDataPath pushes 1420-byte packets through two running devices
 // wired by an allocation-free in-memory link: alpha's TUN reader, encrypt,
 // the link, beta's UDP reader, decrypt, beta's TUN writer; without crypto
@@ -192,12 +184,12 @@ func benchDataPath(b *testing.B, helpers int) {
 	src := newSourceTUN(1420, pkt)
 	sink := newSinkTUN(1420)
 	a, err := New(Config{Private: ka, TUN: src, Conn: la, CryptoWorkers: helpers, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
-		Prefixes: mustPrefixesB(b, "10.10.0.2/32"), Endpoint: lb.addr}}})
+		Prefixes: mustPrefixes(b, []string{"10.10.0.2/32"}), Endpoint: lb.addr}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	bd, err := New(Config{Private: kb, TUN: sink, Conn: lb, CryptoWorkers: helpers, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
-		Prefixes: mustPrefixesB(b, "10.10.0.1/32"), Endpoint: la.addr}}})
+		Prefixes: mustPrefixes(b, []string{"10.10.0.1/32"}), Endpoint: la.addr}}})
 	if err != nil {
 		b.Fatal(err)
 	}

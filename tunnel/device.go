@@ -74,10 +74,13 @@ type Device struct {
 	cookies *noise.CookieChecker
 	tun     tundev.Device
 	conn    udp.Conn
-	clock   Clock
-	log     *slog.Logger
-	tap     Tap
-	mtu     int
+	// localAddr is the socket's port with no address (it is bound to
+	// all), as the tap is told; the capture fills in the address.
+	localAddr netip.AddrPort
+	clock     Clock
+	log       *slog.Logger
+	tap       Tap
+	mtu       int
 
 	peers  []*Peer
 	byKey  map[keys.Public]*Peer
@@ -148,6 +151,7 @@ func New(cfg Config) (*Device, error) {
 		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
 		closed:     make(chan struct{}),
+		localAddr:  netip.AddrPortFrom(netip.Addr{}, cfg.Conn.LocalPort()),
 
 		cryptoWorkers: cfg.CryptoWorkers,
 	}
@@ -242,12 +246,6 @@ func (d *Device) PeerByName(name string) *Peer {
 	return nil
 }
 
-// LocalPublic returns this node's public key.
-func (d *Device) LocalPublic() keys.Public { return d.local.Public }
-
-// ListenPort returns the UDP port the device listens on.
-func (d *Device) ListenPort() uint16 { return d.conn.LocalPort() }
-
 // sendControl sends one datagram off the hot path (handshakes, cookies,
 // keepalives).
 func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
@@ -256,7 +254,7 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 	}
 	msgs := [1]udp.Message{{Buf: b, N: len(b), Addr: to}}
 	if d.tap != nil {
-		d.tap.Outer(d.clock.Now(), true, netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort()), to, b)
+		d.tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
 	}
 	_, err := d.conn.WriteBatch(msgs[:])
 	return err

@@ -70,7 +70,7 @@ func (d *Device) routineReadUDP() error {
 			m := &b.msgs[i]
 			msg := m.Buf[:m.N]
 			if d.tap != nil {
-				d.tap.Outer(now, false, m.Addr, netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort()), msg)
+				d.tap.Outer(now, false, m.Addr, d.localAddr, msg)
 			}
 			typ, ok := noise.Type(msg)
 			if !ok {

@@ -1,8 +1,8 @@
 package tunnel
 
 import (
+	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/peer-vpn/peer/noise"
@@ -137,9 +137,8 @@ func (d *Device) flushSend(b *sendBatch, now time.Time) {
 		return
 	}
 	if d.tap != nil {
-		src := netip.AddrPortFrom(netip.Addr{}, d.conn.LocalPort())
 		for _, m := range b.msgs {
-			d.tap.Outer(now, true, src, m.Addr, m.Buf[:m.N])
+			d.tap.Outer(now, true, d.localAddr, m.Addr, m.Buf[:m.N])
 		}
 	}
 	// Timers first: a reply may overtake the bookkeeping after the write,
@@ -266,7 +265,11 @@ func (p *Peer) sendKeepalive() {
 	}
 	p.timers.packetSent(false)
 	if err := p.dev.sendControl(buf[:m], p.Endpoint()); err != nil {
-		p.drop(DropNoEndpoint)
+		if errors.Is(err, errNoEndpoint) {
+			p.drop(DropNoEndpoint)
+		} else {
+			p.drop(DropSend)
+		}
 		return
 	}
 	p.txPackets.Add(1)

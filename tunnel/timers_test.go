@@ -75,11 +75,9 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB string) {
 	t.Helper()
 	p := ipv4UDP(srcA, srcB, []byte("ping"))
-	m.nodes[a].tun.Inject(p)
-	m.expectPacket(b, p)
+	m.pass(a, b, p)
 	r := ipv4UDP(srcB, srcA, []byte("pong"))
-	m.nodes[b].tun.Inject(r)
-	m.expectPacket(a, r)
+	m.pass(b, a, r)
 	// Both received data: each sends a keepalive after KeepaliveTimeout.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
 	pa, pb := m.nodes[a].dev.PeerByName(b), m.nodes[b].dev.PeerByName(a)
@@ -109,8 +107,7 @@ func TestRekeyAfterTime(t *testing.T) {
 	inits := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType)
 	// Young session: sending does not rekey.
 	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("young"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p)
+	m.pass("alpha", "beta", p)
 	if pa.current.Load() != old || w.count(m.nodes["alpha"].addr, noise.MessageInitiationType) != inits {
 		t.Fatal("rekeyed a young session")
 	}
@@ -120,15 +117,13 @@ func TestRekeyAfterTime(t *testing.T) {
 	waitFor(t, "keepalive answered", func() bool { return !pa.timers.newHandshake.isPending() })
 	clock.Advance(noise.RekeyAfterTime)
 	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p) // still sent on the old session...
+	m.pass("alpha", "beta", p) // still sent on the old session...
 	waitFor(t, "new session", func() bool { return pa.current.Load() != old && pa.current.Load() != nil })
 	if got := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType); got != inits+1 {
 		t.Fatalf("%d initiations for one rekey", got-inits)
 	}
 	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p)
+	m.pass("alpha", "beta", p)
 }
 
 func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
@@ -163,8 +158,7 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 	}
 	// Traffic still works: a fresh handshake.
 	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after wipe"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p)
+	m.pass("alpha", "beta", p)
 }
 
 func TestPersistentKeepalive(t *testing.T) {

@@ -45,7 +45,7 @@ type nodeSpec struct {
 	noEndpoint bool // others do not know where it is
 }
 
-func mustPrefixes(t *testing.T, ss []string) []netip.Prefix {
+func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range ss {
 		out = append(out, netip.MustParsePrefix(s))
@@ -165,6 +165,13 @@ func ipv6UDP(src, dst string, payload []byte) []byte {
 	return p
 }
 
+// pass injects pkt into from's TUN and waits for it, unchanged, on to's.
+func (m *testMesh) pass(from, to string, pkt []byte) {
+	m.t.Helper()
+	m.nodes[from].tun.Inject(pkt)
+	m.expectPacket(to, pkt)
+}
+
 // expectPacket waits for want on n's TUN.
 func (m *testMesh) expectPacket(n string, want []byte) {
 	m.t.Helper()
@@ -223,14 +230,11 @@ func TestTwoNodesBothDirectionsBothFamilies(t *testing.T) {
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32", "fd10::2/128"}},
 	)
 	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("hello beta"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p)
+	m.pass("alpha", "beta", p)
 	r := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("hello alpha, a longer reply"))
-	m.nodes["beta"].tun.Inject(r)
-	m.expectPacket("alpha", r)
+	m.pass("beta", "alpha", r)
 	p6 := ipv6UDP("fd10::2", "fd10::1", bytes.Repeat([]byte{7}, 1000))
-	m.nodes["beta"].tun.Inject(p6)
-	m.expectPacket("alpha", p6)
+	m.pass("beta", "alpha", p6)
 	// Counters are bumped after the write that delivered the packet.
 	waitFor(t, "alpha's counters of beta", func() bool {
 		st := peerStatus(m.nodes["alpha"].dev, "beta")
@@ -247,24 +251,19 @@ func TestThreeNodesEveryPairAndRoutedSubnet(t *testing.T) {
 				continue
 			}
 			p := ipv4UDP(addrs[a][0], addrs[b][0], []byte(a+"→"+b))
-			m.nodes[a].tun.Inject(p)
-			m.expectPacket(b, p)
+			m.pass(a, b, p)
 			p6 := ipv6UDP(addrs[a][1], addrs[b][1], []byte(a+"→"+b))
-			m.nodes[a].tun.Inject(p6)
-			m.expectPacket(b, p6)
+			m.pass(a, b, p6)
 		}
 	}
 	// Longest prefix: 10.20.3.7 is behind gamma.
 	p := ipv4UDP("10.10.0.1", "10.20.3.7", []byte("to the lan"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("gamma", p)
+	m.pass("alpha", "gamma", p)
 	p6 := ipv6UDP("fd10::2", "fd20:3::7", []byte("to the lan"))
-	m.nodes["beta"].tun.Inject(p6)
-	m.expectPacket("gamma", p6)
+	m.pass("beta", "gamma", p6)
 	// And back from a host in the lan.
 	back := ipv4UDP("10.20.3.7", "10.10.0.1", []byte("from the lan"))
-	m.nodes["gamma"].tun.Inject(back)
-	m.expectPacket("alpha", back)
+	m.pass("gamma", "alpha", back)
 }
 
 func TestNoRouteIsDroppedAndCounted(t *testing.T) {
@@ -286,8 +285,7 @@ func TestSpoofedSourceIsDropped(t *testing.T) {
 	})
 	// A genuine packet still passes afterwards.
 	ok := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("genuine"))
-	m.nodes["beta"].tun.Inject(ok)
-	m.expectPacket("alpha", ok)
+	m.pass("beta", "alpha", ok)
 }
 
 func TestReplayedTransportIsDropped(t *testing.T) {
@@ -307,12 +305,10 @@ func TestReplayedTransportIsDropped(t *testing.T) {
 	})
 	// Establish the session first, then start recording.
 	warm := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("warm up"))
-	m.nodes["alpha"].tun.Inject(warm)
-	m.expectPacket("beta", warm)
+	m.pass("alpha", "beta", warm)
 	replay.Store(true)
 	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("only once"))
-	m.nodes["alpha"].tun.Inject(p)
-	m.expectPacket("beta", p)
+	m.pass("alpha", "beta", p)
 	mu.Lock()
 	dup := captured
 	mu.Unlock()
@@ -376,22 +372,19 @@ func TestUnknownKeyIsSilentlyDropped(t *testing.T) {
 func TestRoamingFollowsAuthenticatedPackets(t *testing.T) {
 	m := threeNodes(t, nil)
 	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("before"))
-	m.nodes["beta"].tun.Inject(p)
-	m.expectPacket("alpha", p)
+	m.pass("beta", "alpha", p)
 	moved := netip.MustParseAddrPort("203.0.113.50:40000")
 	if err := m.net.Move(m.nodes["beta"].conn, moved); err != nil {
 		t.Fatal(err)
 	}
 	p2 := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("after moving"))
-	m.nodes["beta"].tun.Inject(p2)
-	m.expectPacket("alpha", p2)
+	m.pass("beta", "alpha", p2)
 	if ep := peerStatus(m.nodes["alpha"].dev, "beta").Endpoint; ep != moved.String() {
 		t.Fatalf("alpha still sends to %s, want %s", ep, moved)
 	}
 	// alpha's reply reaches beta at its new address.
 	r := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("reply"))
-	m.nodes["alpha"].tun.Inject(r)
-	m.expectPacket("beta", r)
+	m.pass("alpha", "beta", r)
 }
 
 func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
@@ -445,8 +438,7 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
 	warm := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("warm"))
-	m.nodes["alpha"].tun.Inject(warm)
-	m.expectPacket("beta", warm)
+	m.pass("alpha", "beta", warm)
 	const count = 2000
 	// At most 128 in flight: the in-memory network drops beyond 256
 	// queued datagrams, like a socket buffer, and loss is not the point.
