@@ -2,13 +2,9 @@ package config
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -178,29 +174,17 @@ func comparePrefix(a, b netip.Prefix) int {
 }
 
 // readSecret reads a small key file that only its owner may read or write,
-// and returns its content without surrounding white space.
+// owned by root or this process's user, and returns its content without
+// surrounding white space.
 func readSecret(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := openTrusted(path, unsafeSecretBits)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	b, err := readLimited(f, maxKeyFileSize, "a key file holds one base64 key")
 	if err != nil {
 		return "", err
-	}
-	if fi.IsDir() {
-		return "", errors.New("is a directory")
-	}
-	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return "", fmt.Errorf("mode %04o lets group or others read or write it; run chmod 600 %s", perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > maxKeyFileSize {
-		return "", fmt.Errorf("larger than %d bytes; a key file holds one base64 key", maxKeyFileSize)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

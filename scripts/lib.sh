@@ -111,6 +111,9 @@ pt_init() {
 	local secs=$1
 	shift
 	require_root
+	# peer refuses a mesh file that group or others can write: whatever the
+	# caller's umask, what this run writes is not group-writable.
+	umask 022
 	if [[ -z ${PT_TIME_BOUND_SET:-} ]]; then
 		export PT_TIME_BOUND_SET=1 PT_PREFIX
 		local rc tpid

@@ -1,0 +1,27 @@
+//go:build unix
+
+package config
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// ownerChecks is true where file modes and owners mean what they say.
+const ownerChecks = true
+
+// openNonBlocking opens path read-only without waiting for a writer when it
+// is a FIFO (the caller refuses non-regular files after fstat).
+func openNonBlocking(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
+// fileOwner returns the uid owning fi.
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
