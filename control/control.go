@@ -32,16 +32,23 @@ type Server struct {
 
 // Listen creates the socket at path with mode 0600 (its directory 0700 if
 // made here) and serves status() as JSON to each "status" request.
-// A stale socket left by a dead node is replaced; a live one is an error.
+//
+// The directory must be one only root or this user can write: in a
+// directory others can write to, someone else could replace the socket or
+// put a link where it will be. A stale socket left by a dead node is
+// replaced; a live one is an error, and so is anything at path that is not
+// a socket (a mistyped -socket never deletes a file).
 func Listen(path string, status func() any) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s: another node is running on it", path)
+	if err := checkDir(dir); err != nil {
+		return nil, fmt.Errorf("control socket directory %s: %w", dir, err)
 	}
-	os.Remove(path)
+	if err := removeStale(path); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
 	// The umask decides the mode at bind time; tighten it so no moment
 	// exists where others could connect.
 	ln, err := listenPrivate(path)
@@ -55,6 +62,53 @@ func Listen(path string, status func() any) (*Server, error) {
 	s := &Server{ln: ln, path: path, status: status}
 	go s.serve()
 	return s, nil
+}
+
+// CheckPath reports, without changing anything, whether Listen could use
+// path: its directory, where it exists, is safe, and nothing but a stale
+// socket sits at path. Listen checks again when it binds.
+func CheckPath(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err == nil {
+		if err := checkDir(dir); err != nil {
+			return fmt.Errorf("control socket directory %s: %w", dir, err)
+		}
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket %s: exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+	}
+	return nil
+}
+
+// removeStale makes room for a new socket at path: nothing there is fine, a
+// socket nobody answers on is removed, and anything else is left alone and
+// reported.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("exists and is not a socket (%s); refusing to replace it", fi.Mode().Type())
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return errors.New("another node is running on it")
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) serve() {

@@ -2,8 +2,11 @@ package control
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +46,97 @@ func TestStatusNoNode(t *testing.T) {
 	var v any
 	if err := Status(ctx, filepath.Join(t.TempDir(), "none.sock"), &v); err == nil {
 		t.Fatal("status from a missing socket succeeded")
+	}
+}
+
+func TestListenNeverDeletesWhatIsNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "private.key")
+	if err := os.WriteFile(key, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.sock")
+	if err := os.Symlink(key, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{key, sub, link} {
+		if s, err := Listen(path, nil); err == nil {
+			s.Close()
+			t.Errorf("Listen(%s) accepted a path that is not a socket", path)
+		} else if !strings.Contains(err.Error(), "is not a socket") {
+			t.Errorf("Listen(%s): %v", path, err)
+		}
+	}
+	if b, err := os.ReadFile(key); err != nil || string(b) != "secret\n" {
+		t.Fatalf("the file at the socket path was changed: %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was removed: %v", err)
+	}
+}
+
+func TestListenReplacesAStaleSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p0.sock")
+	// A socket file whose listener is gone, as a killed node leaves it.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("stale socket not left behind: %v", err)
+	}
+	s, err := Listen(path, func() any { return "ok" })
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got string
+	if err := Status(ctx, path, &got); err != nil || got != "ok" {
+		t.Fatalf("status %q, %v", got, err)
+	}
+}
+
+func TestListenRefusesUnsafeDirectories(t *testing.T) {
+	base := t.TempDir()
+	for _, mode := range []os.FileMode{0o777 | os.ModeSticky, 0o777, 0o770, 0o702} {
+		dir := filepath.Join(base, fmt.Sprintf("d%o", mode))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Listen(filepath.Join(dir, "p0.sock"), nil)
+		if err == nil {
+			s.Close()
+			t.Errorf("directory of mode %v accepted", mode)
+			continue
+		}
+		if !strings.Contains(err.Error(), "lets group or others write to it") || !strings.Contains(err.Error(), dir) {
+			t.Errorf("mode %v: %v", mode, err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		dir := filepath.Join(base, "theirs")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Listen(filepath.Join(dir, "p0.sock"), nil); err == nil {
+			s.Close()
+			t.Error("directory of another user accepted")
+		} else if !strings.Contains(err.Error(), "owned by uid 4242") {
+			t.Errorf("directory of another user: %v", err)
+		}
 	}
 }

@@ -190,3 +190,29 @@ func TestCheckWithoutKey(t *testing.T) {
 		t.Fatalf("broken mesh without key: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestRunRefusesUnsafeSocketPath: a -socket naming an existing file (here
+// the node's own key) is a usage error before any device is touched, and
+// the file survives.
+func TestRunRefusesUnsafeSocketPath(t *testing.T) {
+	mesh, key := writeMesh(t, "")
+	before, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "", "-config", mesh, "-key", key, "-socket", key)
+	if code != 2 || !strings.Contains(stderr, "is not a socket") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if after, err := os.ReadFile(key); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("key file changed: %v", err)
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCmd(t, "", "-config", mesh, "-key", key, "-socket", filepath.Join(open, "p.sock"))
+	if code != 2 || !strings.Contains(stderr, "lets group or others write to it") {
+		t.Fatalf("world-writable socket directory: exit %d, stderr %q", code, stderr)
+	}
+}

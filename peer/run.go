@@ -56,6 +56,14 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if rf.driver != "" {
 		node.Interface.Driver = rf.driver
 	}
+	if rf.socket == "" {
+		rf.socket = control.SocketPath(node.Interface.Name)
+	}
+	// Before any device is touched: a -socket naming a file, or a directory
+	// others can write, is a usage error.
+	if err := control.CheckPath(rf.socket); err != nil {
+		return usageError{err}
+	}
 	level := slog.LevelInfo
 	if rf.verbose {
 		level = slog.LevelDebug
@@ -132,9 +140,6 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 
 	sock := rf.socket
-	if sock == "" {
-		sock = control.SocketPath(p.Iface)
-	}
 	ctl, err := control.Listen(sock, func() any { return dev.Status() })
 	if err != nil {
 		return err
