@@ -8,18 +8,18 @@ import (
 	"github.com/peer-vpn/peer/noise"
 )
 
-// initiateHandshake sends a handshake initiation to p, unless one went out
-// less than RekeyTimeout ago (retry is for the retransmit timer, which
-// paces itself).
+// initiateHandshake sends a handshake initiation to p, unless one (or a
+// response) went out less than RekeyTimeout ago (retry is for the
+// retransmit timer, which paces itself).
 func (p *Peer) initiateHandshake(retry bool) {
 	d := p.dev
 	now := d.clock.Now()
 	p.mu.Lock()
-	if !retry && !p.lastInitSent.IsZero() && now.Sub(p.lastInitSent) < noise.RekeyTimeout {
+	if !retry && !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
 		p.mu.Unlock()
 		return
 	}
-	p.lastInitSent = now
+	p.lastHandshakeSent = now
 	if p.handshakeIndex != 0 {
 		d.index.remove(p.handshakeIndex)
 	}
@@ -133,6 +133,11 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		d.index.remove(p.handshakeIndex)
 		p.handshakeIndex = 0
 	}
+	// The session we answer is unusable until the initiator's first packet
+	// confirms it; an initiation of ours before then (say, for data that
+	// arrives meanwhile) would only replace it. As in wireguard-go, the
+	// response counts as a handshake sent.
+	p.lastHandshakeSent = now
 	p.mu.Unlock()
 	idx := d.index.newIndex(p)
 	resp, err := p.handshake.CreateResponse(idx)

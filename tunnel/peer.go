@@ -56,9 +56,12 @@ type Peer struct {
 	keypairs       struct{ previous, current, next *noise.Keypair }
 	handshakeIndex uint32 // index of our handshake in progress, 0 if none
 	staged         [][]byte
-	lastInitSent   time.Time
-	lastHandshake  time.Time // completion of the latest handshake
-	rekeyRequested bool      // the receive-side rekey was already asked for this session
+	// lastHandshakeSent is when we last sent an initiation or a response:
+	// within RekeyTimeout of either, a new initiation is redundant (the
+	// other side is still answering, or still confirming ours).
+	lastHandshakeSent time.Time
+	lastHandshake     time.Time // completion of the latest handshake
+	rekeyRequested    bool      // the receive-side rekey was already asked for this session
 
 	timers peerTimers
 

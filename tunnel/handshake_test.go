@@ -1,0 +1,68 @@
+package tunnel
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peer-vpn/peer/noise"
+)
+
+// TestResponderWaitsForConfirmation: the responder has data to send before
+// the initiator's confirming packet arrives. It must wait for that packet
+// (it answered a handshake less than RekeyTimeout ago) rather than start a
+// handshake of its own: one handshake per session setup.
+func TestResponderWaitsForConfirmation(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	var w wireCounter
+	// Hold back alpha's first transport message (its staged data, which
+	// confirms the session to beta).
+	var mu sync.Mutex
+	var held []byte
+	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool {
+		w.filter(src, dst, b)
+		if typ, _ := noise.Type(b); src == alpha.addr && typ == noise.MessageTransportType {
+			mu.Lock()
+			defer mu.Unlock()
+			if held == nil {
+				held = append([]byte(nil), b...)
+				return false
+			}
+		}
+		return true
+	})
+	first := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("first"))
+	alpha.tun.Inject(first)
+	waitFor(t, "confirmation held back", func() bool { mu.Lock(); defer mu.Unlock(); return held != nil })
+	// beta has a session it may not use yet: its data is staged.
+	reply := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("reply"))
+	beta.tun.Inject(reply)
+	pb := beta.dev.PeerByName("alpha")
+	waitFor(t, "beta's data staged", func() bool {
+		return pb.hasStaged() || w.count(beta.addr, noise.MessageInitiationType) > 0
+	})
+	// The confirmation arrives: the staged data goes, then a second packet
+	// (read after the first, so the first's handling is over).
+	m.net.Deliver(alpha.addr, beta.addr, held)
+	m.expectPacket("beta", first)
+	m.expectPacket("alpha", reply)
+	second := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("second"))
+	m.pass("beta", "alpha", second)
+	if n := w.count(beta.addr, noise.MessageInitiationType); n != 0 {
+		t.Fatalf("beta sent %d initiations while its session awaited confirmation", n)
+	}
+	if n := w.count(alpha.addr, noise.MessageInitiationType); n != 1 {
+		t.Fatalf("alpha sent %d initiations, want 1", n)
+	}
+	// Nothing is pending that would start another handshake later.
+	clock.Advance(noise.RekeyTimeout + time.Second)
+	if n := w.count(beta.addr, noise.MessageInitiationType) + w.count(alpha.addr, noise.MessageInitiationType); n != 1 {
+		t.Fatalf("%d initiations after RekeyTimeout, want 1", n)
+	}
+}
