@@ -166,7 +166,11 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 	}
 	p.rxPackets.Add(1)
 	p.rxBytes.Add(uint64(n))
-	if kp.Initiator && now.Sub(kp.Created) >= noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
+	// Near RejectAfterTime the initiator of the session in use asks for a
+	// new one while the other side is still talking. The session in use,
+	// not kp: a late packet on the previous session says nothing about
+	// the age of the current one.
+	if cur := p.current.Load(); cur != nil && cur.Initiator && now.Sub(cur.Created) > noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
 		p.rekeyOnReceive()
 	}
 	if len(pkt) == 0 {
