@@ -274,3 +274,38 @@ func TestRekeyOnReceiveLooksAtCurrentSession(t *testing.T) {
 		})
 	}
 }
+
+// TestRekeyOnSend: RekeyAfterMessages applies to whichever side sends
+// (wireguard-go's keepKeyFreshSending), RekeyAfterTime only to the
+// initiator.
+func TestRekeyOnSend(t *testing.T) {
+	defer func(n uint64) { rekeyAfterMessages = n }(rekeyAfterMessages)
+	rekeyAfterMessages = 3
+	pkt := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("x"))
+	buf := make([]byte, bufSize)
+	for _, tc := range []struct {
+		name      string
+		age       time.Duration
+		sends     int
+		wantRekey bool
+	}{
+		{"responder, few messages", 0, 3, false},
+		{"responder, past RekeyAfterMessages", 0, 4, true},
+		{"responder, past RekeyAfterTime", noise.RekeyAfterTime + time.Second, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, bd := benchDevices(t)
+			pb := bd.PeerByName("alpha") // the responder of its session
+			now := pb.current.Load().Created.Add(tc.age)
+			for i := 0; i < tc.sends; i++ {
+				copy(buf[noise.MessageTransportHeaderSize:], pkt)
+				if _, ok := pb.encrypt(buf, len(pkt), now); !ok {
+					t.Fatal("encrypt failed")
+				}
+			}
+			if got := handshakeSent(pb); got != tc.wantRekey {
+				t.Fatalf("handshake started: %v, want %v", got, tc.wantRekey)
+			}
+		})
+	}
+}
