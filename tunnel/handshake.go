@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -20,14 +21,9 @@ func (p *Peer) initiateHandshake(retry bool) {
 		return
 	}
 	p.lastHandshakeSent = now
-	if p.handshakeIndex != 0 {
-		d.index.remove(p.handshakeIndex)
-	}
-	idx := d.index.newIndex(p)
-	p.handshakeIndex = idx
 	p.mu.Unlock()
 
-	msg, err := p.handshake.CreateInitiation(now, idx)
+	msg, err := p.createInitiation()
 	if err != nil {
 		d.log.Warn("creating handshake initiation", "peer", p.name, "err", err)
 		return
@@ -45,6 +41,31 @@ func (p *Peer) initiateHandshake(retry bool) {
 	if err := d.sendControl(b, ep); err != nil {
 		d.log.Debug("handshake initiation not sent", "peer", p.name, "endpoint", ep, "err", err)
 	}
+}
+
+// createInitiation replaces our handshake in flight with a new one. Under
+// hsMu, so that of two callers racing (the retransmit timer and the TUN
+// path), the index left in the table is the one the handshake announces.
+// The clock is read under the lock too: the later initiation carries the
+// later timestamp, which is the one the peer keeps.
+func (p *Peer) createInitiation() (*noise.Initiation, error) {
+	d := p.dev
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	if p.handshakeIndex != 0 {
+		d.index.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	idx := d.index.newIndex(p)
+	msg, err := p.handshake.CreateInitiation(d.clock.Now(), idx)
+	if err != nil {
+		// No handshake in flight then, and no index for one.
+		d.index.remove(idx)
+		p.handshake.Clear()
+		return nil, err
+	}
+	p.handshakeIndex = idx
+	return msg, nil
 }
 
 // routineHandshakes processes handshake messages one at a time, off the
@@ -112,48 +133,14 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		d.drop(DropMalformed)
 		return
 	}
-	var peer *Peer
-	_, err := d.local.ConsumeInitiation(&msg, now, func(k keys.Public) *noise.Handshake {
-		peer = d.byKey[k]
-		if peer == nil {
-			return nil
-		}
-		return peer.handshake
-	})
-	if err != nil || peer == nil {
+	p, resp, err := d.respond(&msg, now)
+	if err != nil {
 		// Unknown keys and replays are dropped silently, only counted.
 		d.drop(DropHandshake)
 		d.log.Debug("refused handshake initiation", "from", src, "err", err)
 		return
 	}
-	p := peer
 	p.setEndpoint(src)
-	p.mu.Lock()
-	if p.handshakeIndex != 0 {
-		d.index.remove(p.handshakeIndex)
-		p.handshakeIndex = 0
-	}
-	// The session we answer is unusable until the initiator's first packet
-	// confirms it; an initiation of ours before then (say, for data that
-	// arrives meanwhile) would only replace it. As in wireguard-go, the
-	// response counts as a handshake sent.
-	p.lastHandshakeSent = now
-	p.mu.Unlock()
-	idx := d.index.newIndex(p)
-	resp, err := p.handshake.CreateResponse(idx)
-	if err != nil {
-		d.index.remove(idx)
-		d.drop(DropHandshake)
-		return
-	}
-	kp, err := p.handshake.BeginSession(now)
-	if err != nil {
-		d.index.remove(idx)
-		d.drop(DropHandshake)
-		return
-	}
-	d.index.setKeypair(kp.LocalIndex, p, kp)
-	p.installKeypair(kp)
 	var buf [noise.MessageResponseSize]byte
 	out := resp.Marshal(buf[:0])
 	p.cookieGen.AddMACs(out, now)
@@ -165,6 +152,55 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		return
 	}
 	d.log.Debug("answered handshake", "peer", p.name, "endpoint", src)
+}
+
+// respond consumes an initiation and answers it, deriving the responder's
+// session, as one step under the initiator's hsMu: an initiation of ours
+// created in between would replace the state ConsumeInitiation recorded.
+func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Response, error) {
+	var p *Peer
+	_, err := d.local.ConsumeInitiation(msg, now, func(k keys.Public) *noise.Handshake {
+		if p = d.byKey[k]; p == nil {
+			return nil
+		}
+		// The lookup is the first moment the peer is known, and comes
+		// before ConsumeInitiation touches its handshake.
+		p.hsMu.Lock()
+		return p.handshake
+	})
+	if p == nil {
+		return nil, nil, err
+	}
+	defer p.hsMu.Unlock()
+	if err != nil {
+		return nil, nil, err // the handshake is unchanged
+	}
+	// Our own initiation in flight, if any, was just replaced.
+	if p.handshakeIndex != 0 {
+		d.index.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	// The session we answer is unusable until the initiator's first packet
+	// confirms it; an initiation of ours before then (say, for data that
+	// arrives meanwhile) would only replace it. As in wireguard-go, the
+	// response counts as a handshake sent.
+	p.mu.Lock()
+	p.lastHandshakeSent = now
+	p.mu.Unlock()
+	idx := d.index.newIndex(p)
+	resp, err := p.handshake.CreateResponse(idx)
+	if err != nil {
+		d.index.remove(idx)
+		return nil, nil, err
+	}
+	kp, err := p.handshake.BeginSession(now)
+	if err != nil {
+		d.index.remove(idx)
+		return nil, nil, err
+	}
+	d.index.setKeypair(kp.LocalIndex, p, kp)
+	p.installKeypair(kp)
+	return p, resp, nil
 }
 
 func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
@@ -179,19 +215,16 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
 		return
 	}
 	p := e.peer
-	if err := p.handshake.ConsumeResponse(&msg); err != nil {
-		d.drop(DropHandshake)
+	if err := p.completeHandshake(&msg, now); err != nil {
+		if errors.Is(err, errStaleResponse) {
+			d.drop(DropUnknownIndex)
+		} else {
+			d.drop(DropHandshake)
+		}
 		d.log.Debug("refused handshake response", "peer", p.name, "err", err)
 		return
 	}
-	kp, err := p.handshake.BeginSession(now)
-	if err != nil {
-		d.drop(DropHandshake)
-		return
-	}
 	p.setEndpoint(src)
-	d.index.setKeypair(kp.LocalIndex, p, kp)
-	p.installKeypair(kp)
 	d.log.Debug("handshake complete", "peer", p.name, "endpoint", src)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
@@ -202,6 +235,31 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
 	} else {
 		p.sendKeepalive()
 	}
+}
+
+var errStaleResponse = errors.New("response to an initiation no longer in flight")
+
+// completeHandshake consumes the response to our initiation in flight and
+// installs the session, as one step under hsMu (see createInitiation).
+func (p *Peer) completeHandshake(msg *noise.Response, now time.Time) error {
+	d := p.dev
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	if p.handshakeIndex == 0 || msg.Receiver != p.handshakeIndex {
+		// Replaced between the index lookup and the lock.
+		return errStaleResponse
+	}
+	if err := p.handshake.ConsumeResponse(msg); err != nil {
+		return err
+	}
+	kp, err := p.handshake.BeginSession(now)
+	if err != nil {
+		return err
+	}
+	p.handshakeIndex = 0 // it now names the session
+	d.index.setKeypair(kp.LocalIndex, p, kp)
+	p.installKeypair(kp)
+	return nil
 }
 
 func (d *Device) handleCookieReply(b []byte, now time.Time) {

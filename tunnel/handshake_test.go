@@ -66,3 +66,69 @@ func TestResponderWaitsForConfirmation(t *testing.T) {
 		t.Fatalf("%d initiations after RekeyTimeout, want 1", n)
 	}
 }
+
+// TestConcurrentInitiationsAgree: the retransmit timer, the TUN path and
+// the receive path may all start a handshake at once. Whatever the
+// interleaving, the index table must name the handshake in flight, and
+// the peer's response to it must complete.
+func TestConcurrentInitiationsAgree(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	pa := alpha.dev.PeerByName("beta")
+	var mu sync.Mutex
+	inits := map[uint32][]byte{} // alpha's initiations by sender index
+	var open bool
+	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if typ, _ := noise.Type(b); src == alpha.addr && typ == noise.MessageInitiationType {
+			inits[senderIndex(b)] = append([]byte(nil), b...)
+		}
+		return open
+	})
+	const rounds, callers = 500, 6
+	for r := 0; r < rounds; r++ {
+		clock.Advance(noise.RekeyTimeout)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for g := 0; g < callers; g++ {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				pa.initiateHandshake(g%2 == 0)
+			}()
+		}
+		start.Done()
+		done.Wait()
+		idx := pa.handshake.LocalIndex()
+		e, ok := alpha.dev.index.lookup(idx)
+		if idx == 0 || !ok || e.peer != pa || e.keypair != nil {
+			t.Fatalf("round %d: handshake in flight has index %d, not in the index table (found %v)", r, idx, ok)
+		}
+		alpha.dev.index.mu.RLock()
+		n := len(alpha.dev.index.m)
+		alpha.dev.index.mu.RUnlock()
+		if n != 1 {
+			t.Fatalf("round %d: %d index entries, want only the handshake in flight", r, n)
+		}
+	}
+	// beta answers the initiation in flight; alpha completes the session.
+	idx := pa.handshake.LocalIndex()
+	mu.Lock()
+	b := inits[idx]
+	open = true
+	mu.Unlock()
+	if b == nil {
+		t.Fatalf("initiation with sender %d never sent", idx)
+	}
+	m.net.Deliver(alpha.addr, beta.addr, b)
+	waitFor(t, "session from the last initiation", func() bool {
+		kp := pa.current.Load()
+		return kp != nil && kp.LocalIndex == idx
+	})
+}
