@@ -10,14 +10,22 @@ import (
 )
 
 // initiateHandshake sends a handshake initiation to p, unless one (or a
-// response) went out less than RekeyTimeout ago (retry is for the
-// retransmit timer, which paces itself).
+// response) went out less than RekeyTimeout ago, as in wireguard-go's
+// SendHandshakeInitiation. The retransmit timer (retry) obeys that too: it
+// runs RekeyTimeout after its own initiation, so it is held back only when
+// another caller just sent one, and two initiations at once would make
+// the peer refuse one (flood, replay), possibly the newer.
 func (p *Peer) initiateHandshake(retry bool) {
 	d := p.dev
 	now := d.clock.Now()
 	p.mu.Lock()
-	if !retry && !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
+	if !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
 		p.mu.Unlock()
+		if retry {
+			// Keep retransmitting until a session is confirmed:
+			// the initiation or response just sent may be lost too.
+			p.timers.handshakeInitiated()
+		}
 		return
 	}
 	p.lastHandshakeSent = now

@@ -132,3 +132,33 @@ func TestConcurrentInitiationsAgree(t *testing.T) {
 		return kp != nil && kp.LocalIndex == idx
 	})
 }
+
+// TestRetryDoesNotDoubleAnInitiation: a retransmission due just as the
+// TUN path started a handshake must not send a second initiation at
+// once: the peer would refuse one of the two as a flood or a replay, and
+// if it kept the older, neither completes until the next retry.
+func TestRetryDoesNotDoubleAnInitiation(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var w wireCounter
+	w.block.Store(true)
+	m.net.SetFilter(w.filter)
+	alpha := m.nodes["alpha"]
+	pa := alpha.dev.PeerByName("beta")
+	pa.initiateHandshake(false)
+	pa.initiateHandshake(true)
+	if n := w.count(alpha.addr, noise.MessageInitiationType); n != 1 {
+		t.Fatalf("%d initiations at once, want 1", n)
+	}
+	// The retransmission is not lost: it goes RekeyTimeout later, and the
+	// handshake completes once the network lets it through.
+	w.block.Store(false)
+	clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
+	if n := w.count(alpha.addr, noise.MessageInitiationType); n != 2 {
+		t.Fatalf("%d initiations after RekeyTimeout, want 2", n)
+	}
+	waitFor(t, "session", func() bool { return pa.current.Load() != nil })
+}
