@@ -79,12 +79,15 @@ func (p *Peer) createInitiation() (*noise.Initiation, error) {
 // routineHandshakes processes handshake messages one at a time, off the
 // data path: they cost Curve25519 operations.
 func (d *Device) routineHandshakes() {
+	// One slot for the worker's life, received into: a fresh one per
+	// message would be allocated, since its bytes are handed on.
+	m := new(handshakeMessage)
 	for {
 		select {
 		case <-d.closed:
 			return
-		case m := <-d.handshakes:
-			d.handleHandshake(m.buf, m.src)
+		case *m = <-d.handshakes:
+			d.handleHandshake(m.buf[:m.n], m.src)
 		}
 	}
 }
@@ -93,17 +96,13 @@ func (d *Device) isUnderLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoad.Load()
 }
 
-// handleHandshake validates and answers one handshake message.
+// handleHandshake validates and answers one handshake message, whose size
+// queueHandshake checked.
 func (d *Device) handleHandshake(msg []byte, src netip.AddrPort) {
 	now := d.clock.Now()
 	typ, _ := noise.Type(msg)
 	if typ == noise.MessageCookieReplyType {
 		d.handleCookieReply(msg, now)
-		return
-	}
-	if (typ == noise.MessageInitiationType && len(msg) != noise.MessageInitiationSize) ||
-		(typ == noise.MessageResponseType && len(msg) != noise.MessageResponseSize) {
-		d.drop(DropMalformed)
 		return
 	}
 	if !d.cookies.CheckMAC1(msg) {

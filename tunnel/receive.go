@@ -40,10 +40,27 @@ func (b *receiveBatch) work(lo, hi int) {
 	}
 }
 
-// handshakeMessage is a handshake datagram queued for the worker.
+// handshakeMessage is a handshake datagram queued for the worker. The
+// queue holds the bytes themselves: its channel is a fixed ring of
+// handshakeQueueLen slots, each sized for the largest handshake message,
+// so queuing allocates nothing whoever sends, and the memory is bounded.
 type handshakeMessage struct {
-	buf []byte
+	buf [noise.MessageInitiationSize]byte
+	n   int
 	src netip.AddrPort
+}
+
+// handshakeSize is the one valid length of a handshake message of type typ.
+func handshakeSize(typ uint32) int {
+	switch typ {
+	case noise.MessageInitiationType:
+		return noise.MessageInitiationSize
+	case noise.MessageResponseType:
+		return noise.MessageResponseSize
+	case noise.MessageCookieReplyType:
+		return noise.MessageCookieReplySize
+	}
+	return -1
 }
 
 // routineReadUDP is the inbound path: UDP → authenticate/decrypt → TUN.
@@ -83,7 +100,7 @@ func (d *Device) routineReadUDP() error {
 					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
 				}
 			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
-				d.queueHandshake(m, now)
+				d.queueHandshake(typ, m, now)
 			default:
 				d.drop(DropMalformed)
 			}
@@ -266,16 +283,21 @@ func (p *Peer) rekeyOnReceive() {
 	}
 }
 
-// queueHandshake hands a handshake message to the worker, copying it so the
-// batch buffer can be reused; a full queue drops it.
-func (d *Device) queueHandshake(m *udp.Message, now time.Time) {
+// queueHandshake hands a handshake message of type typ to the worker,
+// copying it into the queue so the batch buffer can be reused; a message of
+// the wrong size is malformed, and a full queue drops it.
+func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
+	if m.N != handshakeSize(typ) {
+		d.drop(DropMalformed)
+		return
+	}
 	if len(d.handshakes) >= underLoadQueueLen {
 		d.underLoad.Store(now.Add(underLoadAfterTime).UnixNano())
 	}
-	buf := make([]byte, m.N)
-	copy(buf, m.Buf[:m.N])
+	hm := handshakeMessage{n: m.N, src: m.Addr}
+	copy(hm.buf[:], m.Buf[:m.N])
 	select {
-	case d.handshakes <- handshakeMessage{buf: buf, src: m.Addr}:
+	case d.handshakes <- hm:
 	default:
 		d.drop(DropHandshakeQueue)
 	}
