@@ -87,7 +87,7 @@ func (d *Device) routineHandshakes() {
 		case <-d.closed:
 			return
 		case *m = <-d.handshakes:
-			d.handleHandshake(m.buf[:m.n], m.src)
+			d.handleHandshake(m.buf[:m.n], m.src, m.t)
 		}
 	}
 }
@@ -96,13 +96,15 @@ func (d *Device) isUnderLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoad.Load()
 }
 
-// handleHandshake validates and answers one handshake message, whose size
-// queueHandshake checked.
-func (d *Device) handleHandshake(msg []byte, src netip.AddrPort) {
+// handleHandshake validates and answers one handshake message received
+// from src at t, whose size queueHandshake checked.
+func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 	now := d.clock.Now()
 	typ, _ := noise.Type(msg)
 	if typ == noise.MessageCookieReplyType {
-		d.handleCookieReply(msg, now)
+		if d.handleCookieReply(msg, now) {
+			d.tapInbound(t, src, msg)
+		}
 		return
 	}
 	if !d.cookies.CheckMAC1(msg) {
@@ -120,6 +122,9 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort) {
 		}
 		return
 	}
+	// Past mac1 (and, under load, mac2): the message is processed, so the
+	// capture sees it. Under load, what only earned a cookie is not shown.
+	d.tapInbound(t, src, msg)
 	switch typ {
 	case noise.MessageInitiationType:
 		d.handleInitiation(msg, src, now)
@@ -269,20 +274,23 @@ func (p *Peer) completeHandshake(msg *noise.Response, now time.Time) error {
 	return nil
 }
 
-func (d *Device) handleCookieReply(b []byte, now time.Time) {
+// handleCookieReply takes in a cookie for one of our handshakes; it
+// reports whether the reply decrypted (so it came from that peer).
+func (d *Device) handleCookieReply(b []byte, now time.Time) bool {
 	var msg noise.CookieReply
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
-		return
+		return false
 	}
 	e, ok := d.index.lookup(msg.Receiver)
 	if !ok {
 		d.drop(DropUnknownIndex)
-		return
+		return false
 	}
 	if err := e.peer.cookieGen.ConsumeReply(&msg, now); err != nil {
 		d.drop(DropHandshake)
-		return
+		return false
 	}
 	d.log.Debug("got cookie", "peer", e.peer.name)
+	return true
 }

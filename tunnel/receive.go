@@ -25,6 +25,10 @@ type receiveBatch struct {
 	jobs []openJob
 	out  [][]byte // plaintext packets at out[i][16:] for the TUN write
 	job  cryptoJob
+	// wire[i] keeps the datagram of msgs[i] as received, when there is a
+	// tap: it is decrypted in place, and shown to the tap only once it
+	// authenticated. Grown on demand, then reused.
+	wire [][]byte
 }
 
 // work decrypts jobs [lo, hi); it runs on several cores at once. Only
@@ -48,6 +52,7 @@ type handshakeMessage struct {
 	buf [noise.MessageInitiationSize]byte
 	n   int
 	src netip.AddrPort
+	t   time.Time // received, for the tap
 }
 
 // handshakeSize is the one valid length of a handshake message of type typ.
@@ -67,7 +72,7 @@ func handshakeSize(typ uint32) int {
 func (d *Device) routineReadUDP() error {
 	const off = noise.MessageTransportHeaderSize
 	bs := d.conn.BatchSize()
-	b := &receiveBatch{msgs: make([]udp.Message, bs), jobs: make([]openJob, 0, bs), out: make([][]byte, 0, bs)}
+	b := &receiveBatch{msgs: make([]udp.Message, bs), jobs: make([]openJob, 0, bs), out: make([][]byte, 0, bs), wire: make([][]byte, bs)}
 	for i := range b.msgs {
 		b.msgs[i].Buf = make([]byte, bufSize)
 	}
@@ -86,9 +91,6 @@ func (d *Device) routineReadUDP() error {
 		for i := 0; i < n; i++ {
 			m := &b.msgs[i]
 			msg := m.Buf[:m.N]
-			if d.tap != nil {
-				d.tap.Outer(now, false, m.Addr, d.localAddr, msg)
-			}
 			typ, ok := noise.Type(msg)
 			if !ok {
 				d.drop(DropMalformed)
@@ -98,6 +100,9 @@ func (d *Device) routineReadUDP() error {
 			case noise.MessageTransportType:
 				if p, kp, ok := d.session(msg, now); ok {
 					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
+					if d.tap != nil {
+						b.wire[i] = append(b.wire[i][:0], msg...)
+					}
 				}
 			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
 				d.queueHandshake(typ, m, now)
@@ -115,6 +120,10 @@ func (d *Device) routineReadUDP() error {
 			pkt, ok := j.peer.received(j.kp, j.pkt, j.ctr, j.err, m.N, m.Addr, now)
 			if !ok {
 				continue
+			}
+			if d.tap != nil {
+				// Authenticated and not a replay: from a member.
+				d.tapInbound(now, m.Addr, b.wire[j.msg][:m.N])
 			}
 			if j.peer != lastPeer {
 				if lastPeer != nil {
@@ -294,11 +303,23 @@ func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
 	if len(d.handshakes) >= underLoadQueueLen {
 		d.underLoad.Store(now.Add(underLoadAfterTime).UnixNano())
 	}
-	hm := handshakeMessage{n: m.N, src: m.Addr}
+	hm := handshakeMessage{n: m.N, src: m.Addr, t: now}
 	copy(hm.buf[:], m.Buf[:m.N])
 	select {
 	case d.handshakes <- hm:
 	default:
 		d.drop(DropHandshakeQueue)
+	}
+}
+
+// tapInbound shows the tap a datagram received from src at t. It is called
+// only once the datagram is known to come from a member: a transport
+// message that authenticated and passed the replay check, a handshake
+// message that passed mac1 and the load checks, a cookie reply that
+// decrypted. Nothing an unauthenticated sender does reaches the capture,
+// whose work per source would otherwise be theirs to command.
+func (d *Device) tapInbound(t time.Time, src netip.AddrPort, datagram []byte) {
+	if d.tap != nil {
+		d.tap.Outer(t, false, src, d.localAddr, datagram)
 	}
 }
