@@ -21,6 +21,7 @@ import (
 	"github.com/peer-vpn/peer/prefixtable"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/udp"
+	"golang.zx2c4.com/wireguard/ratelimiter"
 )
 
 // PeerConfig describes one remote peer.
@@ -91,6 +92,12 @@ type Device struct {
 
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
+	// limiter bounds, under load, the handshakes one source address may
+	// have processed (wireguard-go's: 20 a second, bursts of 5; an entry
+	// expires a second after its address was last seen). It keeps its own
+	// wall clock and a collector goroutine, so the handshake worker, its
+	// only user, owns it: Init when it starts, Close when it stops.
+	limiter ratelimiter.Ratelimiter
 
 	drops [numDeviceDrops]atomic.Uint64
 
@@ -105,16 +112,17 @@ type DeviceDrop int
 
 // Device-level drop reasons.
 const (
-	DropNoRoute        DeviceDrop = iota // TUN packet with no peer for its destination
-	DropMalformed                        // unparsable packet from TUN or network
-	DropUnknownIndex                     // transport message for no session of ours
-	DropBadMAC                           // handshake message failing mac1
-	DropHandshake                        // handshake message that did not authenticate (unknown key, replay...)
-	DropHandshakeQueue                   // handshake queue full
+	DropNoRoute              DeviceDrop = iota // TUN packet with no peer for its destination
+	DropMalformed                              // unparsable packet from TUN or network
+	DropUnknownIndex                           // transport message for no session of ours
+	DropBadMAC                                 // handshake message failing mac1
+	DropHandshake                              // handshake message that did not authenticate (unknown key, replay...)
+	DropHandshakeQueue                         // handshake queue full
+	DropHandshakeRateLimited                   // under load, one source address sent handshakes too fast
 	numDeviceDrops
 )
 
-var deviceDropNames = [numDeviceDrops]string{"no_route", "malformed", "unknown_index", "bad_mac", "bad_handshake", "handshake_queue_full"}
+var deviceDropNames = [numDeviceDrops]string{"no_route", "malformed", "unknown_index", "bad_mac", "bad_handshake", "handshake_queue_full", "handshake_rate_limited"}
 
 func (r DeviceDrop) String() string { return deviceDropNames[r] }
 

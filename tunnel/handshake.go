@@ -79,6 +79,9 @@ func (p *Peer) createInitiation() (*noise.Initiation, error) {
 // routineHandshakes processes handshake messages one at a time, off the
 // data path: they cost Curve25519 operations.
 func (d *Device) routineHandshakes() {
+	d.limiter.Init()
+	// Only after the last Allow: Allow on a closed limiter can panic.
+	defer d.limiter.Close()
 	// One slot for the worker's life, received into: a fresh one per
 	// message would be allocated, since its bytes are handed on.
 	m := new(handshakeMessage)
@@ -111,19 +114,28 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 		d.drop(DropBadMAC)
 		return
 	}
-	if d.isUnderLoad(now) && !d.cookies.CheckMAC2(msg, src, now) {
-		// Under load an initiator must prove its address first: answer
-		// with a cookie and do no Curve25519 work.
-		sender := senderIndex(msg)
-		reply, err := d.cookies.CreateReply(msg, sender, src, now)
-		if err == nil {
-			var buf [noise.MessageCookieReplySize]byte
-			d.sendControl(reply.Marshal(buf[:0]), src)
+	if d.isUnderLoad(now) {
+		if !d.cookies.CheckMAC2(msg, src, now) {
+			// Under load an initiator must prove its address first:
+			// answer with a cookie and do no Curve25519 work.
+			sender := senderIndex(msg)
+			reply, err := d.cookies.CreateReply(msg, sender, src, now)
+			if err == nil {
+				var buf [noise.MessageCookieReplySize]byte
+				d.sendControl(reply.Marshal(buf[:0]), src)
+			}
+			return
 		}
-		return
+		// The address is proven, but one address may still not keep
+		// the worker busy with Curve25519 and crowd out the others.
+		if !d.limiter.Allow(rateLimitKey(src)) {
+			d.drop(DropHandshakeRateLimited)
+			return
+		}
 	}
-	// Past mac1 (and, under load, mac2): the message is processed, so the
-	// capture sees it. Under load, what only earned a cookie is not shown.
+	// Past mac1 (and, under load, mac2 and the rate limit): the message is
+	// processed, so the capture sees it. Under load, what only earned a
+	// cookie or was rate-limited is not shown: a flood is not captured.
 	d.tapInbound(t, src, msg)
 	switch typ {
 	case noise.MessageInitiationType:
@@ -131,6 +143,19 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 	case noise.MessageResponseType:
 		d.handleResponse(msg, src, now)
 	}
+}
+
+// rateLimitKey is the address src is rate-limited by: IPv4 addresses one
+// by one, IPv6 ones by /64, as the Linux kernel's limiter does, since one
+// host commonly holds a whole /64 and could otherwise multiply its share
+// (and the limiter's table) at will.
+func rateLimitKey(src netip.AddrPort) netip.Addr {
+	a := src.Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		a = p.Addr()
+	}
+	return a
 }
 
 // senderIndex is the sender field, at the same offset in initiations and

@@ -1,12 +1,16 @@
 package tunnel
 
 import (
+	"bytes"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/udp"
 )
 
 // TestResponderWaitsForConfirmation: the responder has data to send before
@@ -161,4 +165,116 @@ func TestRetryDoesNotDoubleAnInitiation(t *testing.T) {
 		t.Fatalf("%d initiations after RekeyTimeout, want 2", n)
 	}
 	waitFor(t, "session", func() bool { return pa.current.Load() != nil })
+}
+
+// TestHandshakeRateLimitUnderLoad: under load, a source that holds a valid
+// cookie and floods initiations gets only a few of them processed (each
+// costs Curve25519 work), while a member's handshake from another address
+// still completes.
+func TestHandshakeRateLimitUnderLoad(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	alpha.dev.underLoad.Store(clock.Now().Add(time.Hour).UnixNano())
+
+	// The attacker: any key (membership is checked only after the
+	// Curve25519 work), a real address that receives the cookie.
+	attackerAddr := netip.MustParseAddrPort("198.51.100.66:4444")
+	attacker, err := m.net.Listen(attackerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	priv, _ := keys.NewPrivate()
+	hs, err := noise.NewHandshake(noise.NewLocal(priv), alpha.priv.Public(), keys.Preshared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := noise.NewCookieGenerator(alpha.priv.Public())
+	init, err := hs.CreateInitiation(clock.Now(), 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := init.Marshal(nil)
+	send := func(n int) {
+		t.Helper()
+		msgs := make([]udp.Message, n)
+		for i := range msgs {
+			msgs[i] = udp.Message{Buf: flood, N: len(flood), Addr: alpha.addr}
+		}
+		if _, err := attacker.WriteBatch(msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen.AddMACs(flood, clock.Now())
+	send(1)
+	got := []udp.Message{{Buf: make([]byte, 2048)}}
+	if _, err := attacker.ReadBatch(got); err != nil {
+		t.Fatal(err)
+	}
+	var reply noise.CookieReply
+	if err := reply.Unmarshal(got[0].Buf[:got[0].N]); err != nil {
+		t.Fatalf("no cookie reply: %v", err)
+	}
+	if err := gen.ConsumeReply(&reply, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	gen.AddMACs(flood, clock.Now()) // now with mac2
+
+	// 200 initiations, in chunks the in-memory socket queue holds.
+	const total = 200
+	limited := func() uint64 { return alpha.dev.Status().Drops["handshake_rate_limited"] }
+	processed := func() uint64 { return alpha.dev.Status().Drops["bad_handshake"] } // the attacker's key is unknown
+	for sent := 0; sent < total; sent += 50 {
+		send(50)
+		waitFor(t, "flood processed", func() bool { return limited()+processed() == uint64(sent+50) })
+	}
+	// wireguard-go's limiter: a burst of 5, then 20 a second of wall time.
+	if limited() < total/2 {
+		t.Fatalf("only %d of %d flooded initiations rate-limited (%d processed)", limited(), total, processed())
+	}
+
+	t.Logf("flood: %d rate-limited, %d processed", limited(), processed())
+	// beta, a member, gets through: a cookie first, then its retry with
+	// mac2 is processed while the attacker keeps on.
+	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("still there"))
+	beta.tun.Inject(p)
+	for i := 0; ; i++ {
+		send(20)
+		clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
+		select {
+		case got := <-alpha.tun.Written():
+			if string(got) != string(p) {
+				t.Fatalf("alpha received %x", got)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if i == 4 {
+			t.Fatalf("beta's handshake did not complete under the flood after %d retries", i+1)
+		}
+	}
+}
+
+// TestCloseStopsRateLimiter: the limiter's collector goroutine (it runs on
+// the wall clock) ends with the device.
+func TestCloseStopsRateLimiter(t *testing.T) {
+	limiterRunning := func() bool {
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("wireguard/ratelimiter."))
+	}
+	// Devices of earlier tests are closed, their collectors on the way out.
+	waitFor(t, "no limiter from earlier tests", func() bool { return !limiterRunning() })
+	m := newMesh(t, nil, nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}})
+	waitFor(t, "limiter started", limiterRunning)
+	n := m.nodes["alpha"]
+	n.dev.Close()
+	if err := <-n.done; err != nil {
+		t.Fatal(err)
+	}
+	n.done <- nil // for the mesh's cleanup
+	waitFor(t, "limiter stopped", func() bool { return !limiterRunning() })
 }
