@@ -44,7 +44,11 @@ type PeerConfig struct {
 type Tap interface {
 	// Inner is a plaintext IP packet; outbound is true for TUN→peer.
 	Inner(t time.Time, outbound bool, peer string, pkt []byte)
-	// Outer is a UDP datagram as sent or received on the wire.
+	// Outer is a UDP datagram as sent or received on the wire. A received
+	// one is shown only once it is known to come from a member (a transport
+	// message that authenticated, a handshake message past mac1 and the
+	// load checks, a cookie reply that decrypted): what strangers send
+	// never reaches the tap.
 	Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte)
 	// EphemeralKey reports a local ephemeral private key of a handshake
 	// with peer, for Wireshark key logs.
@@ -61,7 +65,7 @@ type Config struct {
 	Clock Clock
 	// Log defaults to slog.Default().
 	Log *slog.Logger
-	// Tap, if set, sees every packet.
+	// Tap, if set, sees every packet sent, and those received from members.
 	Tap Tap
 	// CryptoWorkers is how many goroutines help each of the two forwarding
 	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
