@@ -98,9 +98,10 @@ type Device struct {
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
 	// limiter bounds, under load, the handshakes one source address may
 	// have processed (wireguard-go's: 20 a second, bursts of 5; an entry
-	// expires a second after its address was last seen). It keeps its own
-	// wall clock and a collector goroutine, so the handshake worker, its
-	// only user, owns it: Init when it starts, Close when it stops.
+	// idle for a second goes at the next collection, run each second while
+	// the table is not empty). It keeps its own wall clock and a collector
+	// goroutine, so the handshake worker, its only user, owns it: Init
+	// when it starts, Close when it stops.
 	limiter ratelimiter.Ratelimiter
 
 	drops [numDeviceDrops]atomic.Uint64
