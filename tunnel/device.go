@@ -21,6 +21,7 @@ import (
 	"github.com/peer-vpn/peer/prefixtable"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/udp"
+	"golang.zx2c4.com/wireguard/ratelimiter"
 )
 
 // PeerConfig describes one remote peer.
@@ -43,7 +44,11 @@ type PeerConfig struct {
 type Tap interface {
 	// Inner is a plaintext IP packet; outbound is true for TUN→peer.
 	Inner(t time.Time, outbound bool, peer string, pkt []byte)
-	// Outer is a UDP datagram as sent or received on the wire.
+	// Outer is a UDP datagram as sent or received on the wire. A received
+	// one is shown only once it is known to come from a member (a transport
+	// message that authenticated, a handshake message past mac1 and the
+	// load checks, a cookie reply that decrypted): what strangers send
+	// never reaches the tap.
 	Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte)
 	// EphemeralKey reports a local ephemeral private key of a handshake
 	// with peer, for Wireshark key logs.
@@ -60,7 +65,7 @@ type Config struct {
 	Clock Clock
 	// Log defaults to slog.Default().
 	Log *slog.Logger
-	// Tap, if set, sees every packet.
+	// Tap, if set, sees every packet sent, and those received from members.
 	Tap Tap
 	// CryptoWorkers is how many goroutines help each of the two forwarding
 	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
@@ -91,6 +96,13 @@ type Device struct {
 
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
+	// limiter bounds, under load, the handshakes one source address may
+	// have processed (wireguard-go's: 20 a second, bursts of 5; an entry
+	// idle for a second goes at the next collection, run each second while
+	// the table is not empty). It keeps its own wall clock and a collector
+	// goroutine, so the handshake worker, its only user, owns it: Init
+	// when it starts, Close when it stops.
+	limiter ratelimiter.Ratelimiter
 
 	drops [numDeviceDrops]atomic.Uint64
 
@@ -105,16 +117,17 @@ type DeviceDrop int
 
 // Device-level drop reasons.
 const (
-	DropNoRoute        DeviceDrop = iota // TUN packet with no peer for its destination
-	DropMalformed                        // unparsable packet from TUN or network
-	DropUnknownIndex                     // transport message for no session of ours
-	DropBadMAC                           // handshake message failing mac1
-	DropHandshake                        // handshake message that did not authenticate (unknown key, replay...)
-	DropHandshakeQueue                   // handshake queue full
+	DropNoRoute              DeviceDrop = iota // TUN packet with no peer for its destination
+	DropMalformed                              // unparsable packet from TUN or network
+	DropUnknownIndex                           // transport message for no session of ours
+	DropBadMAC                                 // handshake message failing mac1
+	DropHandshake                              // handshake message that did not authenticate (unknown key, replay...)
+	DropHandshakeQueue                         // handshake queue full
+	DropHandshakeRateLimited                   // under load, one source address sent handshakes too fast
 	numDeviceDrops
 )
 
-var deviceDropNames = [numDeviceDrops]string{"no_route", "malformed", "unknown_index", "bad_mac", "bad_handshake", "handshake_queue_full"}
+var deviceDropNames = [numDeviceDrops]string{"no_route", "malformed", "unknown_index", "bad_mac", "bad_handshake", "handshake_queue_full", "handshake_rate_limited"}
 
 func (r DeviceDrop) String() string { return deviceDropNames[r] }
 

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -8,26 +9,29 @@ import (
 	"github.com/peer-vpn/peer/noise"
 )
 
-// initiateHandshake sends a handshake initiation to p, unless one went out
-// less than RekeyTimeout ago (retry is for the retransmit timer, which
-// paces itself).
+// initiateHandshake sends a handshake initiation to p, unless one (or a
+// response) went out less than RekeyTimeout ago, as in wireguard-go's
+// SendHandshakeInitiation. The retransmit timer (retry) obeys that too: it
+// runs RekeyTimeout after its own initiation, so it is held back only when
+// another caller just sent one, and two initiations at once would make
+// the peer refuse one (flood, replay), possibly the newer.
 func (p *Peer) initiateHandshake(retry bool) {
 	d := p.dev
 	now := d.clock.Now()
 	p.mu.Lock()
-	if !retry && !p.lastInitSent.IsZero() && now.Sub(p.lastInitSent) < noise.RekeyTimeout {
+	if !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
 		p.mu.Unlock()
+		if retry {
+			// Keep retransmitting until a session is confirmed:
+			// the initiation or response just sent may be lost too.
+			p.timers.handshakeInitiated()
+		}
 		return
 	}
-	p.lastInitSent = now
-	if p.handshakeIndex != 0 {
-		d.index.remove(p.handshakeIndex)
-	}
-	idx := d.index.newIndex(p)
-	p.handshakeIndex = idx
+	p.lastHandshakeSent = now
 	p.mu.Unlock()
 
-	msg, err := p.handshake.CreateInitiation(now, idx)
+	msg, err := p.createInitiation()
 	if err != nil {
 		d.log.Warn("creating handshake initiation", "peer", p.name, "err", err)
 		return
@@ -47,15 +51,46 @@ func (p *Peer) initiateHandshake(retry bool) {
 	}
 }
 
+// createInitiation replaces our handshake in flight with a new one. Under
+// hsMu, so that of two callers racing (the retransmit timer and the TUN
+// path), the index left in the table is the one the handshake announces.
+// The clock is read under the lock too: the later initiation carries the
+// later timestamp, which is the one the peer keeps.
+func (p *Peer) createInitiation() (*noise.Initiation, error) {
+	d := p.dev
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	if p.handshakeIndex != 0 {
+		d.index.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	idx := d.index.newIndex(p)
+	msg, err := p.handshake.CreateInitiation(d.clock.Now(), idx)
+	if err != nil {
+		// No handshake in flight then, and no index for one.
+		d.index.remove(idx)
+		p.handshake.Clear()
+		return nil, err
+	}
+	p.handshakeIndex = idx
+	return msg, nil
+}
+
 // routineHandshakes processes handshake messages one at a time, off the
 // data path: they cost Curve25519 operations.
 func (d *Device) routineHandshakes() {
+	d.limiter.Init()
+	// Only after the last Allow: Allow on a closed limiter can panic.
+	defer d.limiter.Close()
+	// One slot for the worker's life, received into: a fresh one per
+	// message would be allocated, since its bytes are handed on.
+	m := new(handshakeMessage)
 	for {
 		select {
 		case <-d.closed:
 			return
-		case m := <-d.handshakes:
-			d.handleHandshake(m.buf, m.src)
+		case *m = <-d.handshakes:
+			d.handleHandshake(m.buf[:m.n], m.src, m.t)
 		}
 	}
 }
@@ -64,40 +99,63 @@ func (d *Device) isUnderLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoad.Load()
 }
 
-// handleHandshake validates and answers one handshake message.
-func (d *Device) handleHandshake(msg []byte, src netip.AddrPort) {
+// handleHandshake validates and answers one handshake message received
+// from src at t, whose size queueHandshake checked.
+func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 	now := d.clock.Now()
 	typ, _ := noise.Type(msg)
 	if typ == noise.MessageCookieReplyType {
-		d.handleCookieReply(msg, now)
-		return
-	}
-	if (typ == noise.MessageInitiationType && len(msg) != noise.MessageInitiationSize) ||
-		(typ == noise.MessageResponseType && len(msg) != noise.MessageResponseSize) {
-		d.drop(DropMalformed)
+		if d.handleCookieReply(msg, now) {
+			d.tapInbound(t, src, msg)
+		}
 		return
 	}
 	if !d.cookies.CheckMAC1(msg) {
 		d.drop(DropBadMAC)
 		return
 	}
-	if d.isUnderLoad(now) && !d.cookies.CheckMAC2(msg, src, now) {
-		// Under load an initiator must prove its address first: answer
-		// with a cookie and do no Curve25519 work.
-		sender := senderIndex(msg)
-		reply, err := d.cookies.CreateReply(msg, sender, src, now)
-		if err == nil {
-			var buf [noise.MessageCookieReplySize]byte
-			d.sendControl(reply.Marshal(buf[:0]), src)
+	if d.isUnderLoad(now) {
+		if !d.cookies.CheckMAC2(msg, src, now) {
+			// Under load an initiator must prove its address first:
+			// answer with a cookie and do no Curve25519 work.
+			sender := senderIndex(msg)
+			reply, err := d.cookies.CreateReply(msg, sender, src, now)
+			if err == nil {
+				var buf [noise.MessageCookieReplySize]byte
+				d.sendControl(reply.Marshal(buf[:0]), src)
+			}
+			return
 		}
-		return
+		// The address is proven, but one address may still not keep
+		// the worker busy with Curve25519 and crowd out the others.
+		if !d.limiter.Allow(rateLimitKey(src)) {
+			d.drop(DropHandshakeRateLimited)
+			return
+		}
 	}
+	// Past mac1 (and, under load, mac2 and the rate limit): the message is
+	// processed, so the capture sees it. Under load, what only earned a
+	// cookie or was rate-limited is not shown: a flood is not captured.
+	d.tapInbound(t, src, msg)
 	switch typ {
 	case noise.MessageInitiationType:
 		d.handleInitiation(msg, src, now)
 	case noise.MessageResponseType:
 		d.handleResponse(msg, src, now)
 	}
+}
+
+// rateLimitKey is the address src is rate-limited by: IPv4 addresses one
+// by one, IPv6 ones by /64, as the Linux kernel's limiter does, since one
+// host commonly holds a whole /64 and could otherwise multiply its share
+// (and the limiter's table) at will.
+func rateLimitKey(src netip.AddrPort) netip.Addr {
+	a := src.Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		a = p.Addr()
+	}
+	return a
 }
 
 // senderIndex is the sender field, at the same offset in initiations and
@@ -112,43 +170,14 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		d.drop(DropMalformed)
 		return
 	}
-	var peer *Peer
-	_, err := d.local.ConsumeInitiation(&msg, now, func(k keys.Public) *noise.Handshake {
-		peer = d.byKey[k]
-		if peer == nil {
-			return nil
-		}
-		return peer.handshake
-	})
-	if err != nil || peer == nil {
+	p, resp, err := d.respond(&msg, now)
+	if err != nil {
 		// Unknown keys and replays are dropped silently, only counted.
 		d.drop(DropHandshake)
 		d.log.Debug("refused handshake initiation", "from", src, "err", err)
 		return
 	}
-	p := peer
 	p.setEndpoint(src)
-	p.mu.Lock()
-	if p.handshakeIndex != 0 {
-		d.index.remove(p.handshakeIndex)
-		p.handshakeIndex = 0
-	}
-	p.mu.Unlock()
-	idx := d.index.newIndex(p)
-	resp, err := p.handshake.CreateResponse(idx)
-	if err != nil {
-		d.index.remove(idx)
-		d.drop(DropHandshake)
-		return
-	}
-	kp, err := p.handshake.BeginSession(now)
-	if err != nil {
-		d.index.remove(idx)
-		d.drop(DropHandshake)
-		return
-	}
-	d.index.setKeypair(kp.LocalIndex, p, kp)
-	p.installKeypair(kp)
 	var buf [noise.MessageResponseSize]byte
 	out := resp.Marshal(buf[:0])
 	p.cookieGen.AddMACs(out, now)
@@ -160,6 +189,55 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		return
 	}
 	d.log.Debug("answered handshake", "peer", p.name, "endpoint", src)
+}
+
+// respond consumes an initiation and answers it, deriving the responder's
+// session, as one step under the initiator's hsMu: an initiation of ours
+// created in between would replace the state ConsumeInitiation recorded.
+func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Response, error) {
+	var p *Peer
+	_, err := d.local.ConsumeInitiation(msg, now, func(k keys.Public) *noise.Handshake {
+		if p = d.byKey[k]; p == nil {
+			return nil
+		}
+		// The lookup is the first moment the peer is known, and comes
+		// before ConsumeInitiation touches its handshake.
+		p.hsMu.Lock()
+		return p.handshake
+	})
+	if p == nil {
+		return nil, nil, err
+	}
+	defer p.hsMu.Unlock()
+	if err != nil {
+		return nil, nil, err // the handshake is unchanged
+	}
+	// Our own initiation in flight, if any, was just replaced.
+	if p.handshakeIndex != 0 {
+		d.index.remove(p.handshakeIndex)
+		p.handshakeIndex = 0
+	}
+	// The session we answer is unusable until the initiator's first packet
+	// confirms it; an initiation of ours before then (say, for data that
+	// arrives meanwhile) would only replace it. As in wireguard-go, the
+	// response counts as a handshake sent.
+	p.mu.Lock()
+	p.lastHandshakeSent = now
+	p.mu.Unlock()
+	idx := d.index.newIndex(p)
+	resp, err := p.handshake.CreateResponse(idx)
+	if err != nil {
+		d.index.remove(idx)
+		return nil, nil, err
+	}
+	kp, err := p.handshake.BeginSession(now)
+	if err != nil {
+		d.index.remove(idx)
+		return nil, nil, err
+	}
+	d.index.setKeypair(kp.LocalIndex, p, kp)
+	p.installKeypair(kp)
+	return p, resp, nil
 }
 
 func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
@@ -174,19 +252,16 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
 		return
 	}
 	p := e.peer
-	if err := p.handshake.ConsumeResponse(&msg); err != nil {
-		d.drop(DropHandshake)
+	if err := p.completeHandshake(&msg, now); err != nil {
+		if errors.Is(err, errStaleResponse) {
+			d.drop(DropUnknownIndex)
+		} else {
+			d.drop(DropHandshake)
+		}
 		d.log.Debug("refused handshake response", "peer", p.name, "err", err)
 		return
 	}
-	kp, err := p.handshake.BeginSession(now)
-	if err != nil {
-		d.drop(DropHandshake)
-		return
-	}
 	p.setEndpoint(src)
-	d.index.setKeypair(kp.LocalIndex, p, kp)
-	p.installKeypair(kp)
 	d.log.Debug("handshake complete", "peer", p.name, "endpoint", src)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
@@ -199,20 +274,48 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
 	}
 }
 
-func (d *Device) handleCookieReply(b []byte, now time.Time) {
+var errStaleResponse = errors.New("response to an initiation no longer in flight")
+
+// completeHandshake consumes the response to our initiation in flight and
+// installs the session, as one step under hsMu (see createInitiation).
+func (p *Peer) completeHandshake(msg *noise.Response, now time.Time) error {
+	d := p.dev
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	if p.handshakeIndex == 0 || msg.Receiver != p.handshakeIndex {
+		// Replaced between the index lookup and the lock.
+		return errStaleResponse
+	}
+	if err := p.handshake.ConsumeResponse(msg); err != nil {
+		return err
+	}
+	kp, err := p.handshake.BeginSession(now)
+	if err != nil {
+		return err
+	}
+	p.handshakeIndex = 0 // it now names the session
+	d.index.setKeypair(kp.LocalIndex, p, kp)
+	p.installKeypair(kp)
+	return nil
+}
+
+// handleCookieReply takes in a cookie for one of our handshakes; it
+// reports whether the reply decrypted (so it came from that peer).
+func (d *Device) handleCookieReply(b []byte, now time.Time) bool {
 	var msg noise.CookieReply
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
-		return
+		return false
 	}
 	e, ok := d.index.lookup(msg.Receiver)
 	if !ok {
 		d.drop(DropUnknownIndex)
-		return
+		return false
 	}
 	if err := e.peer.cookieGen.ConsumeReply(&msg, now); err != nil {
 		d.drop(DropHandshake)
-		return
+		return false
 	}
 	d.log.Debug("got cookie", "peer", e.peer.name)
+	return true
 }

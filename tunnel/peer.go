@@ -52,13 +52,24 @@ type Peer struct {
 	// a lock-free hot path.
 	current atomic.Pointer[noise.Keypair]
 
-	mu             sync.Mutex // guards the fields below
-	keypairs       struct{ previous, current, next *noise.Keypair }
-	handshakeIndex uint32 // index of our handshake in progress, 0 if none
-	staged         [][]byte
-	lastInitSent   time.Time
-	lastHandshake  time.Time // completion of the latest handshake
-	rekeyRequested bool      // the receive-side rekey was already asked for this session
+	// hsMu makes each handshake step one with the index table, so the
+	// index named in the noise.Handshake is always the one registered:
+	// allocating our index with CreateInitiation, ConsumeInitiation through
+	// BeginSession, ConsumeResponse through BeginSession, and the wipe. It
+	// is held for Curve25519 work but never across a send, and never on
+	// the transport path; it is taken before mu.
+	hsMu           sync.Mutex
+	handshakeIndex uint32 // index of our initiation in flight, 0 if none; guarded by hsMu
+
+	mu       sync.Mutex // guards the fields below
+	keypairs struct{ previous, current, next *noise.Keypair }
+	staged   [][]byte
+	// lastHandshakeSent is when we last sent an initiation or a response:
+	// within RekeyTimeout of either, a new initiation is redundant (the
+	// other side is still answering, or still confirming ours).
+	lastHandshakeSent time.Time
+	lastHandshake     time.Time // completion of the latest handshake
+	rekeyRequested    bool      // the receive-side rekey was already asked for this session
 
 	timers peerTimers
 
@@ -132,6 +143,8 @@ func (p *Peer) stop() {
 
 // zeroKeyMaterial drops every session and the handshake state.
 func (p *Peer) zeroKeyMaterial() {
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, kp := range []*noise.Keypair{p.keypairs.previous, p.keypairs.current, p.keypairs.next} {
@@ -159,7 +172,6 @@ func usable(kp *noise.Keypair, now time.Time) bool {
 func (p *Peer) installKeypair(kp *noise.Keypair) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.handshakeIndex = 0 // the index now belongs to the session
 	retire := func(old *noise.Keypair) {
 		if old != nil {
 			p.dev.index.remove(old.LocalIndex)

@@ -25,6 +25,10 @@ type receiveBatch struct {
 	jobs []openJob
 	out  [][]byte // plaintext packets at out[i][16:] for the TUN write
 	job  cryptoJob
+	// wire[i] keeps the datagram of msgs[i] as received, when there is a
+	// tap: it is decrypted in place, and shown to the tap only once it
+	// authenticated. Grown on demand, then reused.
+	wire [][]byte
 }
 
 // work decrypts jobs [lo, hi); it runs on several cores at once. Only
@@ -40,17 +44,35 @@ func (b *receiveBatch) work(lo, hi int) {
 	}
 }
 
-// handshakeMessage is a handshake datagram queued for the worker.
+// handshakeMessage is a handshake datagram queued for the worker. The
+// queue holds the bytes themselves: its channel is a fixed ring of
+// handshakeQueueLen slots, each sized for the largest handshake message,
+// so queuing allocates nothing whoever sends, and the memory is bounded.
 type handshakeMessage struct {
-	buf []byte
+	buf [noise.MessageInitiationSize]byte
+	n   int
 	src netip.AddrPort
+	t   time.Time // received, for the tap
+}
+
+// handshakeSize is the one valid length of a handshake message of type typ.
+func handshakeSize(typ uint32) int {
+	switch typ {
+	case noise.MessageInitiationType:
+		return noise.MessageInitiationSize
+	case noise.MessageResponseType:
+		return noise.MessageResponseSize
+	case noise.MessageCookieReplyType:
+		return noise.MessageCookieReplySize
+	}
+	return -1
 }
 
 // routineReadUDP is the inbound path: UDP → authenticate/decrypt → TUN.
 func (d *Device) routineReadUDP() error {
 	const off = noise.MessageTransportHeaderSize
 	bs := d.conn.BatchSize()
-	b := &receiveBatch{msgs: make([]udp.Message, bs), jobs: make([]openJob, 0, bs), out: make([][]byte, 0, bs)}
+	b := &receiveBatch{msgs: make([]udp.Message, bs), jobs: make([]openJob, 0, bs), out: make([][]byte, 0, bs), wire: make([][]byte, bs)}
 	for i := range b.msgs {
 		b.msgs[i].Buf = make([]byte, bufSize)
 	}
@@ -69,9 +91,6 @@ func (d *Device) routineReadUDP() error {
 		for i := 0; i < n; i++ {
 			m := &b.msgs[i]
 			msg := m.Buf[:m.N]
-			if d.tap != nil {
-				d.tap.Outer(now, false, m.Addr, d.localAddr, msg)
-			}
 			typ, ok := noise.Type(msg)
 			if !ok {
 				d.drop(DropMalformed)
@@ -81,9 +100,12 @@ func (d *Device) routineReadUDP() error {
 			case noise.MessageTransportType:
 				if p, kp, ok := d.session(msg, now); ok {
 					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
+					if d.tap != nil {
+						b.wire[i] = append(b.wire[i][:0], msg...)
+					}
 				}
 			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
-				d.queueHandshake(m, now)
+				d.queueHandshake(typ, m, now)
 			default:
 				d.drop(DropMalformed)
 			}
@@ -98,6 +120,10 @@ func (d *Device) routineReadUDP() error {
 			pkt, ok := j.peer.received(j.kp, j.pkt, j.ctr, j.err, m.N, m.Addr, now)
 			if !ok {
 				continue
+			}
+			if d.tap != nil {
+				// Authenticated and not a replay: from a member.
+				d.tapInbound(now, m.Addr, b.wire[j.msg][:m.N])
 			}
 			if j.peer != lastPeer {
 				if lastPeer != nil {
@@ -166,7 +192,11 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 	}
 	p.rxPackets.Add(1)
 	p.rxBytes.Add(uint64(n))
-	if kp.Initiator && now.Sub(kp.Created) >= noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
+	// Near RejectAfterTime the initiator of the session in use asks for a
+	// new one while the other side is still talking. The session in use,
+	// not kp: a late packet on the previous session says nothing about
+	// the age of the current one.
+	if cur := p.current.Load(); cur != nil && cur.Initiator && now.Sub(cur.Created) > noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
 		p.rekeyOnReceive()
 	}
 	if len(pkt) == 0 {
@@ -262,17 +292,34 @@ func (p *Peer) rekeyOnReceive() {
 	}
 }
 
-// queueHandshake hands a handshake message to the worker, copying it so the
-// batch buffer can be reused; a full queue drops it.
-func (d *Device) queueHandshake(m *udp.Message, now time.Time) {
+// queueHandshake hands a handshake message of type typ to the worker,
+// copying it into the queue so the batch buffer can be reused; a message of
+// the wrong size is malformed, and a full queue drops it.
+func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
+	if m.N != handshakeSize(typ) {
+		d.drop(DropMalformed)
+		return
+	}
 	if len(d.handshakes) >= underLoadQueueLen {
 		d.underLoad.Store(now.Add(underLoadAfterTime).UnixNano())
 	}
-	buf := make([]byte, m.N)
-	copy(buf, m.Buf[:m.N])
+	hm := handshakeMessage{n: m.N, src: m.Addr, t: now}
+	copy(hm.buf[:], m.Buf[:m.N])
 	select {
-	case d.handshakes <- handshakeMessage{buf: buf, src: m.Addr}:
+	case d.handshakes <- hm:
 	default:
 		d.drop(DropHandshakeQueue)
+	}
+}
+
+// tapInbound shows the tap a datagram received from src at t. It is called
+// only once the datagram is known to come from a member: a transport
+// message that authenticated and passed the replay check, a handshake
+// message that passed mac1 and the load checks, a cookie reply that
+// decrypted. Nothing an unauthenticated sender does reaches the capture,
+// whose work per source would otherwise be theirs to command.
+func (d *Device) tapInbound(t time.Time, src netip.AddrPort, datagram []byte) {
+	if d.tap != nil {
+		d.tap.Outer(t, false, src, d.localAddr, datagram)
 	}
 }

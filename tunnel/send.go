@@ -165,6 +165,10 @@ func (d *Device) flushSend(b *sendBatch, now time.Time) {
 	}
 }
 
+// rekeyAfterMessages is noise.RekeyAfterMessages, in a variable only so a
+// test can reach it without sending 2^60 packets.
+var rekeyAfterMessages = noise.RekeyAfterMessages
+
 // prepare readies the plaintext at buf[16:16+n] for sealing: it picks the
 // session, reserves a counter and pads. Without a usable session the packet
 // is staged and a handshake started; then ok is false. It runs on the
@@ -182,8 +186,11 @@ func (p *Peer) prepare(buf []byte, n int, now time.Time) (kp *noise.Keypair, ctr
 	}
 	padded = noise.PaddedSize(n, p.dev.mtu)
 	clear(buf[off+n : off+padded])
-	// The initiator of a session rekeys when it grows old or worn.
-	if kp.Initiator && (ctr >= noise.RekeyAfterMessages || now.Sub(kp.Created) >= noise.RekeyAfterTime) {
+	// A worn session is rekeyed by whichever side sends; an old one by its
+	// initiator only, so the two sides do not both start a handshake at
+	// RekeyAfterTime (wireguard-go's keepKeyFreshSending). ctr is the
+	// counter just reserved: ctr+1 messages used.
+	if ctr >= rekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		p.initiateHandshake(false)
 	}
 	return kp, ctr, padded, true

@@ -213,3 +213,99 @@ func TestCookieUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// sealWith seals a data packet from beta to alpha under kp, as beta's
+// send path would.
+func sealWith(t *testing.T, kp *noise.Keypair) []byte {
+	t.Helper()
+	pkt := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("late"))
+	buf := make([]byte, bufSize)
+	copy(buf[noise.MessageTransportHeaderSize:], pkt)
+	ctr, ok := kp.NextCounter()
+	if !ok {
+		t.Fatal("no counter")
+	}
+	plen := noise.PaddedSize(len(pkt), 1420)
+	n := kp.Seal(buf, buf[noise.MessageTransportHeaderSize:noise.MessageTransportHeaderSize+plen], ctr)
+	if n == 0 {
+		t.Fatal("seal failed")
+	}
+	return buf[:n]
+}
+
+func handshakeSent(p *Peer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.lastHandshakeSent.IsZero()
+}
+
+// TestRekeyOnReceiveLooksAtCurrentSession: near RejectAfterTime the
+// initiator of the current session rekeys when it hears from the peer
+// (wireguard-go's keepKeyFreshReceiving). What counts is the age of the
+// current session, not of the one the packet came on: a late packet on
+// the previous session must not start a handshake.
+func TestRekeyOnReceiveLooksAtCurrentSession(t *testing.T) {
+	const near = noise.RejectAfterTime - noise.KeepaliveTimeout - noise.RekeyTimeout + 5*time.Second
+	for _, tc := range []struct {
+		name      string
+		fresh     bool // a young session replaced the old one before the packet arrived
+		wantRekey bool
+	}{
+		{"packet on the old current session", false, true},
+		{"late packet on the previous session", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, bd := benchDevices(t)
+			pa, pb := a.PeerByName("beta"), bd.PeerByName("alpha")
+			now := time.Now().Add(time.Second) // after benchDevices' handshake
+			oldA, oldB := handshakeInto(t, a, pa, bd, pb, now)
+			oldA.Created = now.Add(-near)
+			msg := sealWith(t, oldB) // sealed before a new session retires it on beta's side
+			if tc.fresh {
+				handshakeInto(t, a, pa, bd, pb, now.Add(time.Second))
+			}
+			now = now.Add(2 * time.Second)
+			if _, _, ok := a.decrypt(msg, netip.MustParseAddrPort("192.0.2.2:51820"), now); !ok {
+				t.Fatal("packet refused")
+			}
+			if got := handshakeSent(pa); got != tc.wantRekey {
+				t.Fatalf("handshake started: %v, want %v", got, tc.wantRekey)
+			}
+		})
+	}
+}
+
+// TestRekeyOnSend: RekeyAfterMessages applies to whichever side sends
+// (wireguard-go's keepKeyFreshSending), RekeyAfterTime only to the
+// initiator.
+func TestRekeyOnSend(t *testing.T) {
+	defer func(n uint64) { rekeyAfterMessages = n }(rekeyAfterMessages)
+	rekeyAfterMessages = 3
+	pkt := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("x"))
+	buf := make([]byte, bufSize)
+	for _, tc := range []struct {
+		name      string
+		age       time.Duration
+		sends     int
+		wantRekey bool
+	}{
+		{"responder, few messages", 0, 3, false},
+		{"responder, past RekeyAfterMessages", 0, 4, true},
+		{"responder, past RekeyAfterTime", noise.RekeyAfterTime + time.Second, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, bd := benchDevices(t)
+			pb := bd.PeerByName("alpha") // the responder of its session
+			now := pb.current.Load().Created.Add(tc.age)
+			for i := 0; i < tc.sends; i++ {
+				copy(buf[noise.MessageTransportHeaderSize:], pkt)
+				if _, ok := pb.encrypt(buf, len(pkt), now); !ok {
+					t.Fatal("encrypt failed")
+				}
+			}
+			if got := handshakeSent(pb); got != tc.wantRekey {
+				t.Fatalf("handshake started: %v, want %v", got, tc.wantRekey)
+			}
+		})
+	}
+}

@@ -43,6 +43,7 @@ type nodeSpec struct {
 	prefixes   []string
 	keepalive  time.Duration
 	noEndpoint bool // others do not know where it is
+	tap        Tap
 }
 
 func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
@@ -98,7 +99,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 		}
 		// Three crypto workers, whatever the machine: batches are split
 		// and the ordering across workers is exercised everywhere.
-		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: n.conn, Clock: clock, Log: testLog(t, s.name), CryptoWorkers: 3})
+		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: n.conn, Clock: clock, Log: testLog(t, s.name), CryptoWorkers: 3, Tap: s.tap})
 		if err != nil {
 			t.Fatal(err)
 		}
