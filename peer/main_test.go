@@ -80,7 +80,7 @@ func writeMesh(t *testing.T, extra string) (mesh, key string) {
 	if err := os.WriteFile(mesh, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(key, []byte(a.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(a.Base64()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return mesh, key

@@ -176,11 +176,11 @@ func (t *tap) localAddr(remote netip.AddrPort) netip.Addr {
 
 // writeStatic writes the static keys of this node and its peers.
 func (t *tap) writeStatic() {
-	lines := fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private)
+	lines := fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private.Base64())
 	for _, r := range t.node.Remotes {
 		lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\n", r.Peer.PublicKey)
 		if !r.Preshared.IsZero() {
-			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared)
+			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared.Base64())
 		}
 	}
 	t.w.Keys(lines)
@@ -193,9 +193,9 @@ func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, 
 		return
 	}
 	lines := ""
-	lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\nLOCAL_EPHEMERAL_PRIVATE_KEY = %s\n", remote, eph)
+	lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\nLOCAL_EPHEMERAL_PRIVATE_KEY = %s\n", remote, eph.Base64())
 	if !psk.IsZero() {
-		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk)
+		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk.Base64())
 	}
 	t.w.Keys(lines)
 }
