@@ -22,7 +22,10 @@ import (
 
 // Options configures a Writer.
 type Options struct {
-	// Path of the pcapng file. Rotated files are Path.1, Path.2, ...
+	// Path of the pcapng file. Rotated files are Path.1, Path.2, ... Each
+	// is created as a new regular file of mode 0600, replacing what was at
+	// its path (a symlink there is replaced, not followed); a directory or
+	// other non-regular file at the path is refused.
 	Path string
 	// Outer enables Writer.Outer: the encrypted UDP datagrams as seen on the
 	// wire, on the "wire-out" and "wire-in" interfaces.
@@ -134,10 +137,8 @@ type fileSystem interface {
 
 type osFS struct{}
 
-func (osFS) Create(name string) (io.WriteCloser, error) {
-	// Captures hold plaintext traffic and maybe keys: owner only.
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-}
+// Create makes name a new private file: see createPrivate.
+func (osFS) Create(name string) (io.WriteCloser, error) { return createPrivate(name) }
 
 func (osFS) Remove(name string) error { return os.Remove(name) }
 
