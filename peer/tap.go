@@ -34,7 +34,9 @@ func (cf *captureFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&cf.logPackets, "log-packets", false, "log one decoded line per packet (rate-limited)")
 	fs.StringVar(&cf.pcap, "pcap", "", "write the inner packets to this pcapng file")
 	fs.BoolVar(&cf.outer, "pcap-outer", false, "also capture the encrypted UDP datagrams")
-	fs.BoolVar(&cf.keys, "pcap-keys", false, "embed session keys in the capture so Wireshark decrypts it")
+	fs.BoolVar(&cf.keys, "pcap-keys", false, "embed in the capture what Wireshark needs to decrypt it: this node's PRIVATE KEY,\n"+
+		"the ephemeral keys and the preshared keys of the sessions captured (needs -pcap-outer). Whoever\n"+
+		"has the file can then impersonate this node: treat it as the key, rotate the key after sharing it")
 	fs.Int64Var(&cf.maxSize, "pcap-max-size", 0, "rotate the capture file at this many bytes (0: never)")
 	fs.IntVar(&cf.maxFiles, "pcap-max-files", 0, "keep at most this many rotated files (0: all)")
 }
@@ -42,10 +44,14 @@ func (cf *captureFlags) register(fs *flag.FlagSet) {
 // captureOptions is the merged capture configuration.
 type captureOptions struct {
 	config.Capture
+	// Keys is -pcap-keys, which only the command line can set: the mesh
+	// file, shared by every node, refuses it.
+	Keys bool
 }
 
 // merge overlays the flags that were given on the mesh file's settings.
 func (cf *captureFlags) merge(c config.Capture) captureOptions {
+	o := captureOptions{Keys: cf.keys}
 	cf.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "log-packets":
@@ -54,15 +60,14 @@ func (cf *captureFlags) merge(c config.Capture) captureOptions {
 			c.Pcap = cf.pcap
 		case "pcap-outer":
 			c.Outer = cf.outer
-		case "pcap-keys":
-			c.Keys = cf.keys
 		case "pcap-max-size":
 			c.MaxSize = cf.maxSize
 		case "pcap-max-files":
 			c.MaxFiles = cf.maxFiles
 		}
 	})
-	return captureOptions{c}
+	o.Capture = c
+	return o
 }
 
 func (o captureOptions) validate() error {
@@ -71,6 +76,11 @@ func (o captureOptions) validate() error {
 	}
 	if o.Pcap == "" && (o.Outer || o.Keys || o.MaxSize > 0 || o.MaxFiles > 0) {
 		return errors.New("-pcap-outer, -pcap-keys and the rotation flags need -pcap FILE")
+	}
+	if o.Keys && !o.Outer {
+		// The keys decrypt only the encrypted datagrams: without them the
+		// file would hold the private key for nothing.
+		return errors.New("-pcap-keys needs -pcap-outer: the keys decrypt only the encrypted datagrams")
 	}
 	return nil
 }
@@ -101,6 +111,11 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 		}
 		t.w = w
 		if o.Keys {
+			log.Warn("-pcap-keys: the capture file will hold this node's long-term PRIVATE KEY, "+
+				"with the ephemeral and preshared keys of the sessions captured; whoever has the file "+
+				"can impersonate this node to every peer. Keep the file as secret as the key file, and "+
+				"after sharing it, give this node a new key (peer genkey) and update the mesh file",
+				"file", o.Pcap)
 			// The static keys go first, so that even a handshake received
 			// before any local ephemeral key exists can be decrypted.
 			t.writeStatic()
