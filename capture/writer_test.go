@@ -156,7 +156,7 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 
 	hs := newHandshake(t)
-	w.Keys(hs.keyLog)
+	w.Keys(at, "beta", []byte(hs.keyLog))
 	src4, dst4 := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("198.51.100.2:51821")
 	at = at.Add(time.Millisecond)
 	w.Outer(at, ToPeer, src4, dst4, hs.initiation)
@@ -326,13 +326,13 @@ func TestWriterRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rot.pcapng")
 	const maxSize = 3000
-	w, err := NewWriter(Options{Path: path, MaxSize: maxSize, MaxFiles: 3, Keys: true})
+	w, err := NewWriter(Options{Path: path, MaxSize: maxSize, MaxFiles: 3, Outer: true, Keys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkts := readCorpusFile(t, filepath.Join(testdata, "tcp4.pcap"))
 	keys := "PRESHARED_KEY = " + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"
-	w.Keys(keys)
+	w.Keys(t0, "beta", []byte(keys))
 	const n = 60
 	for i := 0; i < n; i++ {
 		p := pkts[i%len(pkts)].ip
@@ -561,7 +561,7 @@ func TestWriterOptionsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Keys("PRESHARED_KEY = " + base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	w.Keys(t0, "beta", []byte("PRESHARED_KEY = "+base64.StdEncoding.EncodeToString(make([]byte, 32))))
 	w.Outer(t0, ToPeer, netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.2:2"), wg(4, 32))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
@@ -627,16 +627,16 @@ func TestWriterEmptyCapture(t *testing.T) {
 func TestWriterKeyValidation(t *testing.T) {
 	var logBuf lockedBuffer
 	path := filepath.Join(t.TempDir(), "keys.pcapng")
-	w, err := NewWriter(Options{Path: path, Keys: true, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	w, err := NewWriter(Options{Path: path, Outer: true, Keys: true, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	secretLooking := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 31))
-	w.Keys("  LOCAL_STATIC_PRIVATE_KEY=" + good + "\n" +
-		"REMOTE_STATIC_PUBLIC_KEY = " + secretLooking + "\n" + // 31 bytes
-		"SOMETHING_ELSE = " + good + "\n" +
-		"garbage\n\n")
+	w.Keys(t0, "", []byte("  LOCAL_STATIC_PRIVATE_KEY="+good+"\n"+
+		"REMOTE_STATIC_PUBLIC_KEY = "+secretLooking+"\n"+ // 31 bytes
+		"SOMETHING_ELSE = "+good+"\n"+
+		"garbage\n\n"))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/peer-vpn/peer/capture"
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -103,7 +104,7 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 	t := &tap{node: node, locals: map[netip.AddrPort]netip.Addr{}}
 	if o.Pcap != "" {
 		w, err := capture.NewWriter(capture.Options{
-			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys,
+			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys, KeyLifetime: 3 * noise.RejectAfterTime,
 			MaxSize: o.MaxSize, MaxFiles: o.MaxFiles, Log: log,
 		})
 		if err != nil {
@@ -198,7 +199,7 @@ func (t *tap) writeStatic() {
 			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared.Base64())
 		}
 	}
-	t.w.Keys(lines)
+	t.w.Keys(time.Now(), "", []byte(lines))
 }
 
 // EphemeralKey implements tunnel.Tap: it writes key log lines in the
@@ -212,5 +213,5 @@ func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, 
 	if !psk.IsZero() {
 		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk.Base64())
 	}
-	t.w.Keys(lines)
+	t.w.Keys(time.Now(), peer, []byte(lines))
 }
