@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peer-vpn/peer/capture"
@@ -91,6 +92,8 @@ type tap struct {
 	w      *capture.Writer
 	logger *capture.Logger
 	node   *config.Node
+	keys   bool        // -pcap-keys
+	static atomic.Bool // the static key was handed to the writer
 
 	mu     sync.Mutex
 	locals map[netip.AddrPort]netip.Addr // remote → local address used to reach it
@@ -101,7 +104,7 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 	if o.Pcap == "" && !o.LogPackets {
 		return nil, func() {}, nil
 	}
-	t := &tap{node: node, locals: map[netip.AddrPort]netip.Addr{}}
+	t := &tap{node: node, keys: o.Keys && o.Pcap != "", locals: map[netip.AddrPort]netip.Addr{}}
 	if o.Pcap != "" {
 		w, err := capture.NewWriter(capture.Options{
 			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys, KeyLifetime: 3 * noise.RejectAfterTime,
@@ -117,9 +120,6 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 				"can impersonate this node to every peer. Keep the file as secret as the key file, and "+
 				"after sharing it, give this node a new key (peer genkey) and update the mesh file",
 				"file", o.Pcap)
-			// The static keys go first, so that even a handshake received
-			// before any local ephemeral key exists can be decrypted.
-			t.writeStatic()
 		}
 	}
 	if o.LogPackets {
@@ -166,6 +166,11 @@ func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datag
 		src = netip.AddrPortFrom(t.localAddr(dst), src.Port())
 	} else {
 		dst = netip.AddrPortFrom(t.localAddr(src), dst.Port())
+		if t.keys && len(datagram) == noise.MessageInitiationSize && datagram[0] == noise.MessageInitiationType {
+			// Decrypting an initiation to this node takes its static
+			// key, and no ephemeral key of ours exists yet.
+			t.writeStatic(now)
+		}
 	}
 	t.w.Outer(now, direction(outbound), src, dst, datagram)
 }
@@ -190,28 +195,55 @@ func (t *tap) localAddr(remote netip.AddrPort) netip.Addr {
 	return a
 }
 
-// writeStatic writes the static keys of this node and its peers.
-func (t *tap) writeStatic() {
-	lines := fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private.Base64())
-	for _, r := range t.node.Remotes {
-		lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\n", r.Peer.PublicKey)
-		if !r.Preshared.IsZero() {
-			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared.Base64())
-		}
-	}
-	t.w.Keys(time.Now(), "", []byte(lines))
-}
+// The key log holds what Wireshark's WireGuard dissector needs for the
+// handshakes captured, and no more. It has no key-log type for transport
+// keys: it derives them from the handshake messages, so it needs, for an
+// initiation this node sends, this node's static private key (Spriv_i) and
+// ephemeral private key (Epriv_i) and the peer's static public key (to
+// match mac1); for an initiation this node receives, its static private key
+// (Spriv_r); for the response, the ephemeral key of the side that sent it or
+// of the initiator, and the pair's preshared key, which Wireshark ties to
+// the ephemeral line before it. So the static key is handed over with the
+// first handshake (sent or received), and each handshake adds the peer's
+// public key, this node's ephemeral key and the pair's preshared key: a
+// peer that has no handshake during the capture appears nowhere in it.
 
-// EphemeralKey implements tunnel.Tap: it writes key log lines in the
-// format of Wireshark's wg.keylog_file.
-func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
-	if t.w == nil {
+// writeStatic hands the writer this node's static private key, once: the
+// writer puts it in every file from then on.
+func (t *tap) writeStatic(now time.Time) {
+	if t.static.Swap(true) {
 		return
 	}
-	lines := ""
-	lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\nLOCAL_EPHEMERAL_PRIVATE_KEY = %s\n", remote, eph.Base64())
-	if !psk.IsZero() {
-		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk.Base64())
+	b := make([]byte, 0, 80)
+	b = append(b, "LOCAL_STATIC_PRIVATE_KEY = "...)
+	b = append(b, t.node.Private.Base64()...)
+	b = append(b, '\n')
+	t.w.Keys(now, "", b)
+	clear(b)
+}
+
+// EphemeralKey implements tunnel.Tap: with -pcap-keys, it hands the writer
+// the key log lines of a handshake with peer (initiation or response) in
+// the format of Wireshark's wg.keylog_file.
+func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
+	if t.w == nil || !t.keys {
+		return
 	}
-	t.w.Keys(time.Now(), peer, []byte(lines))
+	now := time.Now()
+	t.writeStatic(now)
+	b := make([]byte, 0, 3*80)
+	b = append(b, "REMOTE_STATIC_PUBLIC_KEY = "...)
+	b = append(b, remote.String()...)
+	b = append(b, "\nLOCAL_EPHEMERAL_PRIVATE_KEY = "...)
+	b = append(b, eph.Base64()...)
+	b = append(b, '\n')
+	if !psk.IsZero() {
+		// Right after the ephemeral key: Wireshark links a PSK to the
+		// ephemeral key line before it.
+		b = append(b, "PRESHARED_KEY = "...)
+		b = append(b, psk.Base64()...)
+		b = append(b, '\n')
+	}
+	t.w.Keys(now, peer, b)
+	clear(b)
 }
