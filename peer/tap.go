@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,9 +92,7 @@ type tap struct {
 	node   *config.Node
 	keys   bool        // -pcap-keys
 	static atomic.Bool // the static key was handed to the writer
-
-	mu     sync.Mutex
-	locals map[netip.AddrPort]netip.Addr // remote → local address used to reach it
+	locals *localAddrs // remote → local address used to reach it
 }
 
 // newTap builds the Tap of the options, or nil when nothing is captured.
@@ -104,7 +100,7 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 	if o.Pcap == "" && !o.LogPackets {
 		return nil, func() {}, nil
 	}
-	t := &tap{node: node, keys: o.Keys && o.Pcap != "", locals: map[netip.AddrPort]netip.Addr{}}
+	t := &tap{node: node, keys: o.Keys && o.Pcap != ""}
 	if o.Pcap != "" {
 		w, err := capture.NewWriter(capture.Options{
 			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys, KeyLifetime: 3 * noise.RejectAfterTime,
@@ -114,6 +110,15 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 			return nil, nil, fmt.Errorf("capture: %w", err)
 		}
 		t.w = w
+		if o.Outer {
+			t.locals = newLocalAddrs(routeLocalAddr)
+			for _, r := range node.Remotes {
+				if r.Endpoint.IsValid() {
+					t.locals.prime(r.Endpoint)
+				}
+			}
+			t.locals.start()
+		}
 		if o.Keys {
 			log.Warn("-pcap-keys: the capture file will hold this node's long-term PRIVATE KEY, "+
 				"with the ephemeral and preshared keys of the sessions captured; whoever has the file "+
@@ -126,6 +131,9 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 		t.logger = capture.NewLogger(os.Stderr, 100, 200)
 	}
 	closeFn := func() {
+		if t.locals != nil {
+			t.locals.close()
+		}
 		if t.w != nil {
 			t.w.Close() // an error that stopped the capture was logged when it happened
 			if n := t.w.Dropped(); n > 0 {
@@ -157,15 +165,16 @@ func (t *tap) Inner(now time.Time, outbound bool, peer string, pkt []byte) {
 }
 
 // Outer implements tunnel.Tap. The device knows only its port; the local
-// address is the one the kernel would pick toward the remote.
+// address is the one the kernel picks toward the remote, once localAddrs
+// has it (the unspecified address until then).
 func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
-	if t.w == nil {
+	if t.w == nil || t.locals == nil {
 		return
 	}
 	if outbound {
-		src = netip.AddrPortFrom(t.localAddr(dst), src.Port())
+		src = netip.AddrPortFrom(t.locals.lookup(now, dst), src.Port())
 	} else {
-		dst = netip.AddrPortFrom(t.localAddr(src), dst.Port())
+		dst = netip.AddrPortFrom(t.locals.lookup(now, src), dst.Port())
 		if t.keys && len(datagram) == noise.MessageInitiationSize && datagram[0] == noise.MessageInitiationType {
 			// Decrypting an initiation to this node takes its static
 			// key, and no ephemeral key of ours exists yet.
@@ -173,26 +182,6 @@ func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datag
 		}
 	}
 	t.w.Outer(now, direction(outbound), src, dst, datagram)
-}
-
-// localAddr finds the source address the kernel uses toward remote, with a
-// connected UDP socket (connect sends nothing), cached per remote.
-func (t *tap) localAddr(remote netip.AddrPort) netip.Addr {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if a, ok := t.locals[remote]; ok {
-		return a
-	}
-	a := netip.IPv4Unspecified()
-	if remote.Addr().Is6() {
-		a = netip.IPv6Unspecified()
-	}
-	if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(remote)); err == nil {
-		a = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-		c.Close()
-	}
-	t.locals[remote] = a
-	return a
 }
 
 // The key log holds what Wireshark's WireGuard dissector needs for the

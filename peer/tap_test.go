@@ -106,7 +106,7 @@ func newKeyNode(t *testing.T) *keyNode {
 		Self:    &config.Peer{Name: "alpha", PublicKey: k.alpha.Public()},
 		Private: k.alpha,
 		Remotes: []config.Remote{
-			{Peer: &config.Peer{Name: "beta", PublicKey: k.beta.Public()}, Preshared: k.betaPSK},
+			{Peer: &config.Peer{Name: "beta", PublicKey: k.beta.Public()}, Preshared: k.betaPSK, Endpoint: k.betaAddr},
 			{Peer: &config.Peer{Name: "gamma", PublicKey: k.gamma}, Preshared: k.gammaPSK},
 			{Peer: &config.Peer{Name: "delta", PublicKey: k.delta}},
 		},
