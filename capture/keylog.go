@@ -153,7 +153,10 @@ func (w *Writer) addKeys(e *keyEntry) {
 		return
 	}
 	now := w.keys.add(e)
+	// Pruning here too keeps the log bounded when the file never rotates.
+	w.keys.prune(e.t, w.o.KeyLifetime, w.o.KeysPerPeer)
 	if w.ng == nil || len(now) == 0 {
+		clear(now) // startSection writes them from the log
 		return
 	}
 	err := w.ng.WriteDecryptionSecretsBlock(wgKeyLogType, now)

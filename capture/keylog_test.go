@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,27 @@ func TestWriterKeysAfterClose(t *testing.T) {
 	payloads, _ := secrets(t, path)
 	if len(payloads) != 1 || payloads[0] != keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)+session(1) {
 		t.Errorf("secrets %q", payloads)
+	}
+}
+
+// TestWriterKeyLogBounded: without rotation too, the writer keeps only the
+// sessions that may still be in use, not one entry per handshake forever.
+func TestWriterKeyLogBounded(t *testing.T) {
+	w, err := newWriter(Options{Path: "b.pcapng", Outer: true, Keys: true}, newMemFS(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const n = 200
+	for i := 0; i < n; i++ { // a handshake every 5 s, as retries to a peer that is down
+		w.Keys(t0.Add(time.Duration(i)*5*time.Second), fmt.Sprintf("peer%d", i%3), []byte(session(byte(i))))
+	}
+	for w.handled.Load() < n {
+		runtime.Gosched()
+	}
+	// The writer goroutine is idle now: the atomic load above orders this
+	// read after its last write.
+	if got := len(w.keys.sessions); got > 3*DefaultKeysPerPeer {
+		t.Errorf("%d sessions kept for 3 peers, want at most %d", got, 3*DefaultKeysPerPeer)
 	}
 }
