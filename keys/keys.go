@@ -83,6 +83,9 @@ func (k Public) String() string { return base64.StdEncoding.EncodeToString(k[:])
 // Code that must write the key itself (genkey, the capture key log) calls
 // Base64, a name that is searched for and read in review. There is
 // deliberately no MarshalText: slog and encoding/json would use it.
+// One hole fmt leaves: it cannot call methods on an unexported struct
+// field, so %v of a struct with an unexported key field prints the key's
+// bytes as numbers. Such structs must not be printed whole.
 const (
 	redactedPrivate   = "(private key redacted)"
 	redactedPreshared = "(preshared key redacted)"
