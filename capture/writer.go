@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,16 +20,29 @@ import (
 
 // Options configures a Writer.
 type Options struct {
-	// Path of the pcapng file. Rotated files are Path.1, Path.2, ...
+	// Path of the pcapng file. Rotated files are Path.1, Path.2, ... Each
+	// is created as a new regular file of mode 0600, replacing what was at
+	// its path (a symlink there is replaced, not followed); a directory or
+	// other non-regular file at the path is refused.
 	Path string
 	// Outer enables Writer.Outer: the encrypted UDP datagrams as seen on the
 	// wire, on the "wire-out" and "wire-in" interfaces.
 	Outer bool
-	// Keys enables Writer.Keys: session keys in decryption-secrets blocks.
-	// Keys are never written unless this is set.
+	// Keys enables Writer.Keys: WireGuard key log lines in
+	// decryption-secrets blocks, so that Wireshark decrypts the outer
+	// datagrams. Keys are never written unless this and Outer are set.
 	Keys bool
+	// KeyLifetime is how long after it was handed over a session's key
+	// lines are still carried into a new file when rotating; 0 means
+	// DefaultKeyLifetime.
+	KeyLifetime time.Duration
+	// KeysPerPeer is how many of a peer's newest sessions are carried into
+	// a new file when rotating; 0 means DefaultKeysPerPeer.
+	KeysPerPeer int
 	// MaxSize is the size in bytes at which the file is rotated; 0 means
-	// no limit.
+	// no limit. A file always gets at least MaxSize/2 bytes of packets, so
+	// that a large key log cannot make every packet rotate: such a file
+	// can exceed MaxSize by its blocks that are not packets.
 	MaxSize int64
 	// MaxFiles is the number of files kept when rotating (the oldest are
 	// deleted); 0 keeps them all.
@@ -71,6 +82,7 @@ type itemKind uint8
 const (
 	kindInner itemKind = iota
 	kindOuter
+	kindKeys // key log lines, in it.keys; no packet
 )
 
 // item is one queued packet.
@@ -82,6 +94,7 @@ type item struct {
 	src, dst netip.AddrPort
 	buf      *[]byte // pooled; the packet is (*buf)[off:]
 	off      int
+	keys     *keyEntry // kindKeys only
 }
 
 // ifaceKey names one pcapng interface: an inner direction and peer, or a
@@ -134,10 +147,8 @@ type fileSystem interface {
 
 type osFS struct{}
 
-func (osFS) Create(name string) (io.WriteCloser, error) {
-	// Captures hold plaintext traffic and maybe keys: owner only.
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-}
+// Create makes name a new private file: see createPrivate.
+func (osFS) Create(name string) (io.WriteCloser, error) { return createPrivate(name) }
 
 func (osFS) Remove(name string) error { return os.Remove(name) }
 
@@ -178,22 +189,26 @@ type Writer struct {
 	dropMu sync.Mutex
 	drops  map[ifaceKey]*atomic.Uint64
 
-	keyMu      sync.Mutex
-	keyPending []byte
-	keyFlag    atomic.Bool
+	// keyMu orders Keys against Close (so that no key line is left
+	// behind unwiped) and guards keyOverflow: the key entries that found
+	// the queue full. keyFlag says there are some.
+	keyMu       sync.Mutex
+	keyOverflow []*keyEntry
+	keyFlag     atomic.Bool
 
 	// Owned by the writer goroutine (and by NewWriter before it starts).
-	file   io.WriteCloser
-	cw     *countingWriter
-	ng     *pcapgo.NgWriter
-	size   int64 // bytes in the current file, including buffered ones
-	inFile int   // packets in the current file
-	index  int   // rotation number of the current file
-	files  []string
-	ifaces []*iface
-	byKey  map[ifaceKey]*iface
-	keyLog []byte // every key line written so far, repeated in each new file
-	err    error  // what stopped the capture; read by Close after done
+	file     io.WriteCloser
+	cw       *countingWriter
+	ng       *pcapgo.NgWriter
+	size     int64 // bytes in the current file, including buffered ones
+	inFile   int   // packets in the current file
+	pktBytes int64 // bytes of packet blocks in the current file
+	index    int   // rotation number of the current file
+	files    []string
+	ifaces   []*iface
+	byKey    map[ifaceKey]*iface
+	keys     keyLog // what a new file needs of the keys handed over so far
+	err      error  // what stopped the capture; read by Close after done
 }
 
 // NewWriter creates the capture file and starts the writer goroutine.
@@ -214,6 +229,12 @@ func newWriter(o Options, fs fileSystem) (*Writer, error) {
 	}
 	if o.QueueLen == 0 {
 		o.QueueLen = DefaultQueueLen
+	}
+	if o.KeyLifetime <= 0 {
+		o.KeyLifetime = DefaultKeyLifetime
+	}
+	if o.KeysPerPeer <= 0 {
+		o.KeysPerPeer = DefaultKeysPerPeer
 	}
 	w := &Writer{
 		o:     o,
@@ -293,69 +314,6 @@ func (w *Writer) dropCounter(k ifaceKey) *atomic.Uint64 {
 	return c
 }
 
-// Keys adds WireGuard key log lines, in the format Wireshark's
-// wg.keylog_file reads ("LOCAL_STATIC_PRIVATE_KEY = <base64>",
-// REMOTE_STATIC_PUBLIC_KEY, LOCAL_EPHEMERAL_PRIVATE_KEY, PRESHARED_KEY), to
-// a decryption-secrets block written before the next packets, and to the
-// start of every later file. Lines that are not in that format are dropped
-// with a warning that does not repeat their content. A no-op unless
-// Options.Keys is set.
-func (w *Writer) Keys(lines string) {
-	if !w.o.Keys {
-		return
-	}
-	var clean []byte
-	for i, line := range strings.Split(lines, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		norm, ok := normalizeKeyLine(line)
-		if !ok {
-			w.log.Warn("capture: ignoring malformed WireGuard key log line", "line", i+1)
-			continue
-		}
-		clean = append(clean, norm...)
-		clean = append(clean, '\n')
-	}
-	if len(clean) == 0 {
-		return
-	}
-	w.keyMu.Lock()
-	w.keyPending = append(w.keyPending, clean...)
-	w.keyMu.Unlock()
-	w.keyFlag.Store(true)
-}
-
-var keyLogNames = [...]string{
-	"LOCAL_STATIC_PRIVATE_KEY",
-	"REMOTE_STATIC_PUBLIC_KEY",
-	"LOCAL_EPHEMERAL_PRIVATE_KEY",
-	"PRESHARED_KEY",
-}
-
-// normalizeKeyLine checks "NAME = base64-of-32-bytes" and returns it with
-// single spaces around '='.
-func normalizeKeyLine(line string) (string, bool) {
-	name, val, ok := strings.Cut(line, "=")
-	if !ok {
-		return "", false
-	}
-	name, val = strings.TrimSpace(name), strings.TrimSpace(val)
-	known := false
-	for _, n := range keyLogNames {
-		known = known || n == name
-	}
-	if !known {
-		return "", false
-	}
-	raw, err := base64.StdEncoding.DecodeString(val)
-	if err != nil || len(raw) != 32 {
-		return "", false
-	}
-	return name + " = " + val, true
-}
-
 // Dropped returns the number of packets not written: queue full, capture
 // stopped by an error, or closed.
 func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
@@ -370,10 +328,22 @@ func (w *Writer) Close() error {
 		close(w.stop)
 		<-w.done
 		// A producer that saw the Writer open just before Close may have
-		// queued after the final drain: count it.
+		// queued after the final drain: count it. Keys queues only under
+		// keyMu and after checking closed, so holding it here catches every
+		// key entry still around, to wipe it.
+		w.keyMu.Lock()
+		defer w.keyMu.Unlock()
+		for _, e := range w.keyOverflow {
+			e.wipe()
+		}
+		w.keyOverflow = nil
 		for {
 			select {
 			case it := <-w.q:
+				if it.kind == kindKeys {
+					it.keys.wipe()
+					continue
+				}
 				putBuf(it.buf)
 				w.drop(ifaceKey{wire: it.kind == kindOuter, dir: it.dir, peer: it.peer})
 			default:
@@ -426,7 +396,7 @@ func (w *Writer) open() error {
 	w.file = f
 	w.cw = &countingWriter{w: f}
 	w.ng = nil
-	w.size, w.inFile = 0, 0
+	w.size, w.inFile, w.pktBytes = 0, 0, 0
 	w.files = append(w.files, name)
 	if w.o.MaxFiles > 0 {
 		for len(w.files) > w.o.MaxFiles {
@@ -452,7 +422,7 @@ func ngInterface(k ifaceKey) pcapgo.NgInterface {
 }
 
 // startSection writes the section header, every known interface and the key
-// log so far to the current (empty) file.
+// lines a new file needs (see keyLog) to the current (empty) file.
 func (w *Writer) startSection() error {
 	opts := pcapgo.DefaultNgWriterOptions
 	opts.SectionInfo.Application = "peer"
@@ -466,8 +436,10 @@ func (w *Writer) startSection() error {
 			return w.fail(err)
 		}
 	}
-	if w.o.Keys && len(w.keyLog) > 0 {
-		if err := w.ng.WriteDecryptionSecretsBlock(wgKeyLogType, w.keyLog); err != nil {
+	if b := w.keys.carried(); len(b) > 0 {
+		err := w.ng.WriteDecryptionSecretsBlock(wgKeyLogType, b)
+		clear(b)
+		if err != nil {
 			return w.fail(err)
 		}
 	}
@@ -496,6 +468,7 @@ func (w *Writer) fail(err error) error {
 		name := w.fileName(w.index)
 		w.err = fmt.Errorf("capture: write %s: %w", name, err)
 		w.failed.Store(true)
+		w.keys.wipe()
 		w.log.Error("packet capture stopped; the tunnel keeps running and further packets are only counted as dropped",
 			"file", name, "err", err)
 		if w.file != nil {
@@ -523,26 +496,6 @@ func (w *Writer) ifaceFor(k ifaceKey) (*iface, error) {
 	return i, w.sync()
 }
 
-// writeKeys moves pending key lines into a decryption-secrets block.
-func (w *Writer) writeKeys() error {
-	w.keyFlag.Store(false)
-	w.keyMu.Lock()
-	pending := w.keyPending
-	w.keyPending = nil
-	w.keyMu.Unlock()
-	if len(pending) == 0 {
-		return nil
-	}
-	w.keyLog = append(w.keyLog, pending...)
-	if w.ng == nil {
-		return nil // written with the section header
-	}
-	if err := w.ng.WriteDecryptionSecretsBlock(wgKeyLogType, pending); err != nil {
-		return w.fail(err)
-	}
-	return w.sync()
-}
-
 // epbSize is the size of an enhanced packet block without options.
 func epbSize(n int) int64 { return int64(32 + (n+3)&^3) }
 
@@ -551,6 +504,13 @@ const isbSize = 24 + 2*12 + 4
 
 func (w *Writer) handle(it item) {
 	defer w.handled.Add(1)
+	if w.keyFlag.Load() {
+		w.takeOverflow()
+	}
+	if it.kind == kindKeys {
+		w.addKeys(it.keys)
+		return
+	}
 	defer putBuf(it.buf)
 	k := ifaceKey{wire: it.kind == kindOuter, dir: it.dir, peer: it.peer}
 	if w.err != nil {
@@ -567,12 +527,6 @@ func (w *Writer) handle(it item) {
 	} else {
 		pkt = (*it.buf)[it.off:]
 	}
-	if w.keyFlag.Load() {
-		if w.writeKeys() != nil {
-			w.drop(k)
-			return
-		}
-	}
 	i, err := w.ifaceFor(k)
 	if err != nil {
 		w.drop(k)
@@ -585,7 +539,10 @@ func (w *Writer) handle(it item) {
 		opts.DropCount = &dc
 		need += 16
 	}
-	if w.o.MaxSize > 0 && w.inFile > 0 && w.size+need+int64(len(w.ifaces))*isbSize > w.o.MaxSize {
+	if w.o.MaxSize > 0 && w.inFile > 0 && w.size+need+int64(len(w.ifaces))*isbSize > w.o.MaxSize &&
+		w.pktBytes+need > w.o.MaxSize/2 {
+		// Only sessions still alive at this packet go into the next file.
+		w.keys.prune(it.t, w.o.KeyLifetime, w.o.KeysPerPeer)
 		if w.rotate() != nil {
 			w.drop(k)
 			return
@@ -607,6 +564,7 @@ func (w *Writer) handle(it item) {
 	}
 	i.written++
 	w.size += need
+	w.pktBytes += need
 	w.inFile++
 }
 
@@ -647,10 +605,9 @@ func (w *Writer) rotate() error {
 
 // finish ends the capture at Close.
 func (w *Writer) finish() {
+	defer w.keys.wipe() // nothing is kept once the capture ends
+	w.takeOverflow()
 	if w.err != nil {
-		return
-	}
-	if w.keyFlag.Load() && w.writeKeys() != nil {
 		return
 	}
 	if w.ng == nil {

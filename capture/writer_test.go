@@ -156,7 +156,7 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 
 	hs := newHandshake(t)
-	w.Keys(hs.keyLog)
+	w.Keys(at, "beta", []byte(hs.keyLog))
 	src4, dst4 := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("198.51.100.2:51821")
 	at = at.Add(time.Millisecond)
 	w.Outer(at, ToPeer, src4, dst4, hs.initiation)
@@ -326,13 +326,13 @@ func TestWriterRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rot.pcapng")
 	const maxSize = 3000
-	w, err := NewWriter(Options{Path: path, MaxSize: maxSize, MaxFiles: 3, Keys: true})
+	w, err := NewWriter(Options{Path: path, MaxSize: maxSize, MaxFiles: 3, Outer: true, Keys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pkts := readCorpusFile(t, filepath.Join(testdata, "tcp4.pcap"))
 	keys := "PRESHARED_KEY = " + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"
-	w.Keys(keys)
+	w.Keys(t0, "beta", []byte(keys))
 	const n = 60
 	for i := 0; i < n; i++ {
 		p := pkts[i%len(pkts)].ip
@@ -555,38 +555,13 @@ func TestWriterDiskFull(t *testing.T) {
 	}
 }
 
-// TestWriterDevFull writes to /dev/full, where every write fails with ENOSPC
-// as on a full disk.
-func TestWriterDevFull(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
-	}
-	var logBuf lockedBuffer
-	w, err := NewWriter(Options{Path: "/dev/full", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		w.Inner(t0, FromPeer, "beta", mustPacket(t, "icmp4.pcap", 1))
-	}
-	if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
-		t.Errorf("Close = %v, want ENOSPC", err)
-	}
-	if w.Dropped() != 100 {
-		t.Errorf("Dropped() = %d, want 100", w.Dropped())
-	}
-	if n := len(logBuf.lines()); n != 1 {
-		t.Errorf("%d log lines, want 1:\n%s", n, strings.Join(logBuf.lines(), "\n"))
-	}
-}
-
 func TestWriterOptionsOff(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plain.pcapng")
 	w, err := NewWriter(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Keys("PRESHARED_KEY = " + base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	w.Keys(t0, "beta", []byte("PRESHARED_KEY = "+base64.StdEncoding.EncodeToString(make([]byte, 32))))
 	w.Outer(t0, ToPeer, netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.2:2"), wg(4, 32))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
@@ -652,16 +627,16 @@ func TestWriterEmptyCapture(t *testing.T) {
 func TestWriterKeyValidation(t *testing.T) {
 	var logBuf lockedBuffer
 	path := filepath.Join(t.TempDir(), "keys.pcapng")
-	w, err := NewWriter(Options{Path: path, Keys: true, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	w, err := NewWriter(Options{Path: path, Outer: true, Keys: true, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	secretLooking := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 31))
-	w.Keys("  LOCAL_STATIC_PRIVATE_KEY=" + good + "\n" +
-		"REMOTE_STATIC_PUBLIC_KEY = " + secretLooking + "\n" + // 31 bytes
-		"SOMETHING_ELSE = " + good + "\n" +
-		"garbage\n\n")
+	w.Keys(t0, "", []byte("  LOCAL_STATIC_PRIVATE_KEY="+good+"\n"+
+		"REMOTE_STATIC_PUBLIC_KEY = "+secretLooking+"\n"+ // 31 bytes
+		"SOMETHING_ELSE = "+good+"\n"+
+		"garbage\n\n"))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -677,16 +652,101 @@ func TestWriterKeyValidation(t *testing.T) {
 }
 
 func TestNewWriterErrors(t *testing.T) {
-	for _, o := range []Options{
-		{},
-		{Path: "x", MaxSize: -1},
-		{Path: "x", MaxFiles: -1},
-		{Path: "x", QueueLen: -1},
-		{Path: filepath.Join(t.TempDir(), "no", "such", "dir", "x.pcapng")},
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{}, "no file name"},
+		{Options{Path: "x", MaxSize: -1}, "negative maximum file size"},
+		{Options{Path: "x", MaxFiles: -1}, "negative maximum file count"},
+		{Options{Path: "x", QueueLen: -1}, "negative queue length"},
+		{Options{Path: filepath.Join(dir, "no", "such", "dir", "x.pcapng")}, "no such file or directory"},
+		{Options{Path: dir}, "is a directory, not a regular file"},
+		// A FIFO would block the open, a device would be written to.
+		{Options{Path: fifo}, "is a named pipe, not a regular file"},
+		{Options{Path: "/dev/null"}, "is a character device, not a regular file"},
 	} {
-		if w, err := NewWriter(o); err == nil {
+		w, err := NewWriter(tc.o)
+		if err == nil {
 			w.Close()
-			t.Errorf("NewWriter(%+v) succeeded", o)
+			t.Errorf("NewWriter(%+v) succeeded", tc.o)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewWriter(%+v) = %v, want %q", tc.o, err, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("refused paths left files behind: %v", entries)
+	}
+}
+
+// TestWriterCreatesPrivateFiles checks that every capture file, rotated ones
+// included, is a new regular file of mode 0600 whatever was at its path: an
+// old file readable by others, or a symlink to a file the capture must not
+// touch (as root, it would truncate any file on the system).
+func TestWriterCreatesPrivateFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cap.pcapng")
+	victim := filepath.Join(dir, "victim")
+	const victimText = "not a capture\n"
+	if err := os.WriteFile(victim, []byte(victimText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// What sits at the paths of the capture and its first two rotations.
+	setup := map[string]func(p string) error{
+		path:        func(p string) error { return os.WriteFile(p, []byte("old capture"), 0o644) },
+		path + ".1": func(p string) error { return os.Symlink(victim, p) },
+		path + ".2": func(p string) error { return os.Symlink("victim", p) }, // relative
+	}
+	for p, f := range setup {
+		if err := f(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := syscall.Umask(0) // a permissive umask must not widen the mode
+	defer syscall.Umask(old)
+	w, err := NewWriter(Options{Path: path, MaxSize: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts := readCorpusFile(t, filepath.Join(testdata, "tcp4.pcap"))
+	for i := 0; i < 40; i++ {
+		w.Inner(t0.Add(time.Duration(i)), ToPeer, "beta", pkts[i%len(pkts)].ip)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range setup {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, want a regular file of mode 0600", filepath.Base(p), fi.Mode())
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+			t.Errorf("%s: owner %d, want %d", filepath.Base(p), st.Uid, os.Geteuid())
+		}
+		if rb := readNg(t, p); len(rb.packets) == 0 {
+			t.Errorf("%s: no packets", filepath.Base(p))
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != victimText {
+		t.Errorf("symlink target changed: %.40q, %v", b, err)
+	}
+	if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o644 {
+		t.Errorf("symlink target mode changed to %v", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left behind", e.Name())
 		}
 	}
 }

@@ -71,11 +71,12 @@ type Interface struct {
 }
 
 // Capture holds the optional packet-capture settings; command-line flags
-// override them.
+// override them. There is no keys setting: embedding keys writes the node's
+// private key into the capture, so only a command-line flag (given to one
+// node, on purpose) can ask for it, never the mesh file shared by all nodes.
 type Capture struct {
 	Pcap       string // pcapng output path, "" for none
 	Outer      bool   // also capture the encrypted UDP packets
-	Keys       bool   // write session keys into the capture
 	LogPackets bool   // log a line per packet
 	MaxSize    int64  // bytes per file before rotating, 0 = unlimited
 	MaxFiles   int    // rotated files kept, 0 = unlimited

@@ -51,7 +51,7 @@ func newTestMesh(t *testing.T, privateKeyFile string) (*testMesh, *Mesh) {
 		tm.priv[i] = k
 		pubs[i] = k.Public().String()
 		tm.keys[i] = filepath.Join(tm.dir, fmt.Sprintf("key%d", i))
-		writeFile(t, tm.keys[i], k.String()+"\n", 0o600)
+		writeFile(t, tm.keys[i], k.Base64()+"\n", 0o600)
 	}
 	tm.file = filepath.Join(tm.dir, "mesh.yaml")
 	writeFile(t, tm.file, fmt.Sprintf(meshTemplate, append([]any{privateKeyFile}, pubs[:]...)...), 0o644)
@@ -192,14 +192,14 @@ func TestNodeKeyFileRefusals(t *testing.T) {
 		mode          os.FileMode
 		msg           string
 	}{
-		{"world readable", tm.priv[0].String(), 0o644, "mode 0644 lets group or others read or write it; run chmod 600"},
-		{"group readable", tm.priv[0].String(), 0o640, "mode 0640"},
-		{"group writable", tm.priv[0].String(), 0o620, "mode 0620"},
+		{"world readable", tm.priv[0].Base64(), 0o644, "mode 0644 lets group or others read or write it; run chmod 600"},
+		{"group readable", tm.priv[0].Base64(), 0o640, "mode 0640"},
+		{"group writable", tm.priv[0].Base64(), 0o620, "mode 0620"},
 		{"not base64", "hello world", 0o600, "private key is not valid base64"},
 		{"short", "AAAA", 0o600, "private key is 3 bytes, want 32"},
 		{"empty", "", 0o600, "want 32"},
 		{"too large", strings.Repeat("A", maxKeyFileSize+1), 0o600, "larger than"},
-		{"unknown key", stranger.String(), 0o400, "no peer has public_key " + stranger.Public().String()},
+		{"unknown key", stranger.Base64(), 0o400, "no peer has public_key " + stranger.Public().String()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,11 +247,11 @@ func TestNodePreshared(t *testing.T) {
 	for i := range priv {
 		priv[i], _ = keys.NewPrivate()
 		pub[i] = priv[i].Public().String()
-		writeFile(t, filepath.Join(dir, fmt.Sprintf("key%d", i)), priv[i].String(), 0o600)
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("key%d", i)), priv[i].Base64(), 0o600)
 	}
 	psk := func(b byte) keys.Preshared { var k keys.Preshared; k[0], k[31] = b, b; return k }
-	writeFile(t, filepath.Join(dir, "alpha.psk"), psk(1).String(), 0o600)
-	writeFile(t, filepath.Join(dir, "beta.psk"), psk(2).String(), 0o600)
+	writeFile(t, filepath.Join(dir, "alpha.psk"), psk(1).Base64(), 0o600)
+	writeFile(t, filepath.Join(dir, "beta.psk"), psk(2).Base64(), 0o600)
 	src := fmt.Sprintf(`peers:
   - name: alpha
     public_key: %s
@@ -295,7 +295,7 @@ func TestNodePreshared(t *testing.T) {
 		mode    os.FileMode
 		msg     string
 	}{
-		{psk(2).String(), 0o604, "mode 0604"},
+		{psk(2).Base64(), 0o604, "mode 0604"},
 		{"garbage", 0o600, "not valid base64"},
 	} {
 		writeFile(t, filepath.Join(dir, "beta.psk"), tc.content, tc.mode)
@@ -334,7 +334,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(t.TempDir(), "beta.key")
-	writeFile(t, keyFile, priv.String()+"\n", 0o600)
+	writeFile(t, keyFile, priv.Base64()+"\n", 0o600)
 	if _, err := m.Node(NodeOptions{KeyFile: keyFile}); err == nil || !strings.Contains(err.Error(), priv.Public().String()) {
 		t.Fatalf("a key not in the example was accepted or not named: %v", err)
 	}

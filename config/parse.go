@@ -463,7 +463,14 @@ func (p *parser) capture(n *yaml.Node, out *Capture) {
 			out.Pcap = p.path(s)
 		}
 	}
-	for name, dst := range map[string]*bool{"outer": &out.Outer, "keys": &out.Keys, "log_packets": &out.LogPackets} {
+	if f, ok := fs["keys"]; ok {
+		// The mesh file is copied to every host: keys: true there would make
+		// every node write its long-term private key into its capture.
+		p.errorf(f.key.Line, "capture.keys is not allowed in the mesh file: it would make every node "+
+			"write its private key into its capture file; delete this line and run the one node whose "+
+			"capture must be decrypted with -pcap-keys")
+	}
+	for name, dst := range map[string]*bool{"outer": &out.Outer, "log_packets": &out.LogPackets} {
 		if f, ok := fs[name]; ok && !isNull(f.val) {
 			*dst, _ = p.boolean(f, "capture."+name)
 		}

@@ -95,6 +95,8 @@ func TestParseRefusals(t *testing.T) {
 		{"name binary", edit(5, "  - name: !!binary aGVsbG8="), 5, "tagged !!binary"},
 		{"address mapping", edit(7, "    address: {a: 1}"), 7, "expected a value or a list of values, got a mapping"},
 		{"address nested list", edit(7, "    address: [[10.10.0.2/24]]"), 7, "expected a string, got a list"},
+		{"capture keys", "capture:\n  pcap: x\n  keys: true\n" + two, 3, "capture.keys is not allowed in the mesh file: it would make every node write its private key"},
+		{"capture keys false", "capture:\n  keys: false\n" + two, 2, "run the one node whose capture must be decrypted with -pcap-keys"},
 		{"outer not bool", "capture:\n  outer: \"yes\"\n" + two, 2, `capture.outer: expected true or false, got "yes"`},
 		{"max_size float", "capture:\n  max_size: 1.5\n" + two, 2, "capture.max_size: expected an integer"},
 		{"max_size negative", "capture:\n  max_size: -1\n" + two, 2, "capture.max_size: -1 is negative"},
@@ -320,7 +322,6 @@ private_key_file: keys/private.key
 capture:
   pcap: out/peer.pcapng
   outer: true
-  keys: true
   log_packets: true
   max_size: 0x100000
   max_files: 4
@@ -352,12 +353,12 @@ peers:
 	if want := filepath.Join("conf", "keys", "private.key"); m.PrivateKeyFile != want {
 		t.Errorf("PrivateKeyFile = %q, want %q", m.PrivateKeyFile, want)
 	}
-	wantCap := Capture{Pcap: filepath.Join("conf", "out", "peer.pcapng"), Outer: true, Keys: true, LogPackets: true, MaxSize: 1 << 20, MaxFiles: 4}
+	wantCap := Capture{Pcap: filepath.Join("conf", "out", "peer.pcapng"), Outer: true, LogPackets: true, MaxSize: 1 << 20, MaxFiles: 4}
 	if m.Capture != wantCap {
 		t.Errorf("Capture = %+v, want %+v", m.Capture, wantCap)
 	}
 	a, b, c := m.Peers[0], m.Peers[1], m.Peers[2]
-	if a.Line != 12 || b.Line != 20 || c.Line != 26 {
+	if a.Line != 11 || b.Line != 19 || c.Line != 25 {
 		t.Errorf("lines = %d %d %d", a.Line, b.Line, c.Line)
 	}
 	if a.Keepalive != 25*time.Second || b.Keepalive != time.Minute || c.Keepalive != 0 {

@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -72,14 +75,61 @@ func (k Public) IsZero() bool { return k == Public{} }
 // IsZero reports whether k is all zeros (no preshared key).
 func (k Preshared) IsZero() bool { return k == Preshared{} }
 
-// String returns the base64 form of k.
-func (k Private) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
-
-// String returns the base64 form of k.
+// String returns the base64 form of k. A public key is not a secret.
 func (k Public) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
 
-// String returns the base64 form of k.
-func (k Preshared) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
+// Secrets do not print themselves: a %v in a log line or an error, a slog
+// attribute or a JSON dump of a struct that holds one shows only these words.
+// Code that must write the key itself (genkey, the capture key log) calls
+// Base64, a name that is searched for and read in review. There is
+// deliberately no MarshalText: slog and encoding/json would use it.
+// One hole fmt leaves: it cannot call methods on an unexported struct
+// field, so %v of a struct with an unexported key field prints the key's
+// bytes as numbers. Such structs must not be printed whole.
+const (
+	redactedPrivate   = "(private key redacted)"
+	redactedPreshared = "(preshared key redacted)"
+)
+
+// Base64 returns the base64 form of k, as `wg genkey` writes it. It is the
+// only way to print a private key: call it only where the key must be written.
+func (k Private) Base64() string { return base64.StdEncoding.EncodeToString(k[:]) }
+
+// String returns a placeholder, never the key; see Base64.
+func (k Private) String() string { return redactedPrivate }
+
+// GoString returns a placeholder for %#v, never the key.
+func (k Private) GoString() string { return redactedPrivate }
+
+// Format prints the placeholder for every verb (%v, %s, %x, %q, %d...), so
+// that no fmt verb can print the bytes of the key.
+func (k Private) Format(f fmt.State, _ rune) { io.WriteString(f, redactedPrivate) }
+
+// LogValue keeps the key out of slog output.
+func (k Private) LogValue() slog.Value { return slog.StringValue(redactedPrivate) }
+
+// MarshalJSON keeps the key out of JSON (encoding/json would otherwise
+// write the 32 bytes as an array of numbers).
+func (k Private) MarshalJSON() ([]byte, error) { return json.Marshal(redactedPrivate) }
+
+// Base64 returns the base64 form of k, as `wg genpsk` writes it. Call it
+// only where the key must be written.
+func (k Preshared) Base64() string { return base64.StdEncoding.EncodeToString(k[:]) }
+
+// String returns a placeholder, never the key; see Base64.
+func (k Preshared) String() string { return redactedPreshared }
+
+// GoString returns a placeholder for %#v, never the key.
+func (k Preshared) GoString() string { return redactedPreshared }
+
+// Format prints the placeholder for every verb, never the key.
+func (k Preshared) Format(f fmt.State, _ rune) { io.WriteString(f, redactedPreshared) }
+
+// LogValue keeps the key out of slog output.
+func (k Preshared) LogValue() slog.Value { return slog.StringValue(redactedPreshared) }
+
+// MarshalJSON keeps the key out of JSON.
+func (k Preshared) MarshalJSON() ([]byte, error) { return json.Marshal(redactedPreshared) }
 
 func parse(kind, s string) ([Size]byte, error) {
 	var k [Size]byte

@@ -18,7 +18,7 @@ func cmdGenkey(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(stdout, k)
+	_, err = fmt.Fprintln(stdout, k.Base64())
 	return err
 }
 

@@ -80,7 +80,7 @@ func writeMesh(t *testing.T, extra string) (mesh, key string) {
 	if err := os.WriteFile(mesh, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(key, []byte(a.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(a.Base64()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return mesh, key
@@ -118,6 +118,23 @@ func TestConfigErrorsExit2WithFileLine(t *testing.T) {
 	}
 }
 
+// TestMeshFileCannotAskForKeys: capture.keys in the mesh file, which every
+// node reads, would put every node's private key in its capture.
+func TestMeshFileCannotAskForKeys(t *testing.T) {
+	mesh, key := writeMesh(t, "capture:\n  pcap: x.pcapng\n  outer: true\n  keys: true\n")
+	for _, args := range [][]string{
+		{"check", "-config", mesh, "-key", key},
+		{"-config", mesh, "-key", key, "-pcap-keys"},
+		{"-config", mesh, "-key", key, "-pcap", "x.pcapng", "-pcap-keys"}, // without -pcap-outer
+	} {
+		code, _, stderr := runCmd(t, "", args...)
+		if code != 2 || !strings.Contains(stderr, mesh+":14: capture.keys is not allowed in the mesh file") ||
+			!strings.Contains(stderr, "private key") || !strings.Contains(stderr, "-pcap-keys") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %s:14 refusing capture.keys", args, code, stderr, mesh)
+		}
+	}
+}
+
 func TestBadCommandLines(t *testing.T) {
 	mesh, key := writeMesh(t, "")
 	for _, args := range [][]string{
@@ -127,6 +144,7 @@ func TestBadCommandLines(t *testing.T) {
 		{"-config", mesh, "-key", key, "-driver", "magic"},
 		{"-config", mesh, "-key", key, "-listen", "70000"},
 		{"-config", mesh, "-key", key, "-pcap-keys"},
+		{"-config", mesh, "-key", key, "-pcap", "x.pcapng", "-pcap-keys"}, // without -pcap-outer
 		{"routes", "-config", mesh, "-key", key, "-os", "plan9"},
 		{"decode"},
 	} {

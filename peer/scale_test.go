@@ -47,7 +47,7 @@ func bigMesh(tb testing.TB, n int) (meshPath, keyPath string) {
 	if err := os.WriteFile(meshPath, []byte(b.String()), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	if err := os.WriteFile(keyPath, []byte(self.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyPath, []byte(self.Base64()+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	return meshPath, keyPath

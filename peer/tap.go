@@ -5,15 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peer-vpn/peer/capture"
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -34,7 +34,9 @@ func (cf *captureFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&cf.logPackets, "log-packets", false, "log one decoded line per packet (rate-limited)")
 	fs.StringVar(&cf.pcap, "pcap", "", "write the inner packets to this pcapng file")
 	fs.BoolVar(&cf.outer, "pcap-outer", false, "also capture the encrypted UDP datagrams")
-	fs.BoolVar(&cf.keys, "pcap-keys", false, "embed session keys in the capture so Wireshark decrypts it")
+	fs.BoolVar(&cf.keys, "pcap-keys", false, "embed in the capture what Wireshark needs to decrypt it: this node's PRIVATE KEY,\n"+
+		"the ephemeral keys and the preshared keys of the sessions captured (needs -pcap-outer). Whoever\n"+
+		"has the file can then impersonate this node: treat it as the key, rotate the key after sharing it")
 	fs.Int64Var(&cf.maxSize, "pcap-max-size", 0, "rotate the capture file at this many bytes (0: never)")
 	fs.IntVar(&cf.maxFiles, "pcap-max-files", 0, "keep at most this many rotated files (0: all)")
 }
@@ -42,10 +44,14 @@ func (cf *captureFlags) register(fs *flag.FlagSet) {
 // captureOptions is the merged capture configuration.
 type captureOptions struct {
 	config.Capture
+	// Keys is -pcap-keys, which only the command line can set: the mesh
+	// file, shared by every node, refuses it.
+	Keys bool
 }
 
 // merge overlays the flags that were given on the mesh file's settings.
 func (cf *captureFlags) merge(c config.Capture) captureOptions {
+	o := captureOptions{Keys: cf.keys}
 	cf.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "log-packets":
@@ -54,15 +60,14 @@ func (cf *captureFlags) merge(c config.Capture) captureOptions {
 			c.Pcap = cf.pcap
 		case "pcap-outer":
 			c.Outer = cf.outer
-		case "pcap-keys":
-			c.Keys = cf.keys
 		case "pcap-max-size":
 			c.MaxSize = cf.maxSize
 		case "pcap-max-files":
 			c.MaxFiles = cf.maxFiles
 		}
 	})
-	return captureOptions{c}
+	o.Capture = c
+	return o
 }
 
 func (o captureOptions) validate() error {
@@ -72,6 +77,11 @@ func (o captureOptions) validate() error {
 	if o.Pcap == "" && (o.Outer || o.Keys || o.MaxSize > 0 || o.MaxFiles > 0) {
 		return errors.New("-pcap-outer, -pcap-keys and the rotation flags need -pcap FILE")
 	}
+	if o.Keys && !o.Outer {
+		// The keys decrypt only the encrypted datagrams: without them the
+		// file would hold the private key for nothing.
+		return errors.New("-pcap-keys needs -pcap-outer: the keys decrypt only the encrypted datagrams")
+	}
 	return nil
 }
 
@@ -80,9 +90,9 @@ type tap struct {
 	w      *capture.Writer
 	logger *capture.Logger
 	node   *config.Node
-
-	mu     sync.Mutex
-	locals map[netip.AddrPort]netip.Addr // remote → local address used to reach it
+	keys   bool        // -pcap-keys
+	static atomic.Bool // the static key was handed to the writer
+	locals *localAddrs // remote → local address used to reach it
 }
 
 // newTap builds the Tap of the options, or nil when nothing is captured.
@@ -90,26 +100,40 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 	if o.Pcap == "" && !o.LogPackets {
 		return nil, func() {}, nil
 	}
-	t := &tap{node: node, locals: map[netip.AddrPort]netip.Addr{}}
+	t := &tap{node: node, keys: o.Keys && o.Pcap != ""}
 	if o.Pcap != "" {
 		w, err := capture.NewWriter(capture.Options{
-			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys,
+			Path: o.Pcap, Outer: o.Outer, Keys: o.Keys, KeyLifetime: 3 * noise.RejectAfterTime,
 			MaxSize: o.MaxSize, MaxFiles: o.MaxFiles, Log: log,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("capture: %w", err)
 		}
 		t.w = w
+		if o.Outer {
+			t.locals = newLocalAddrs(routeLocalAddr)
+			for _, r := range node.Remotes {
+				if r.Endpoint.IsValid() {
+					t.locals.prime(r.Endpoint)
+				}
+			}
+			t.locals.start()
+		}
 		if o.Keys {
-			// The static keys go first, so that even a handshake received
-			// before any local ephemeral key exists can be decrypted.
-			t.writeStatic()
+			log.Warn("-pcap-keys: the capture file will hold this node's long-term PRIVATE KEY, "+
+				"with the ephemeral and preshared keys of the sessions captured; whoever has the file "+
+				"can impersonate this node to every peer. Keep the file as secret as the key file, and "+
+				"after sharing it, give this node a new key (peer genkey) and update the mesh file",
+				"file", o.Pcap)
 		}
 	}
 	if o.LogPackets {
 		t.logger = capture.NewLogger(os.Stderr, 100, 200)
 	}
 	closeFn := func() {
+		if t.locals != nil {
+			t.locals.close()
+		}
 		if t.w != nil {
 			t.w.Close() // an error that stopped the capture was logged when it happened
 			if n := t.w.Dropped(); n > 0 {
@@ -141,61 +165,74 @@ func (t *tap) Inner(now time.Time, outbound bool, peer string, pkt []byte) {
 }
 
 // Outer implements tunnel.Tap. The device knows only its port; the local
-// address is the one the kernel would pick toward the remote.
+// address is the one the kernel picks toward the remote, once localAddrs
+// has it (the unspecified address until then).
 func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
-	if t.w == nil {
+	if t.w == nil || t.locals == nil {
 		return
 	}
 	if outbound {
-		src = netip.AddrPortFrom(t.localAddr(dst), src.Port())
+		src = netip.AddrPortFrom(t.locals.lookup(now, dst), src.Port())
 	} else {
-		dst = netip.AddrPortFrom(t.localAddr(src), dst.Port())
+		dst = netip.AddrPortFrom(t.locals.lookup(now, src), dst.Port())
+		if t.keys && len(datagram) == noise.MessageInitiationSize && datagram[0] == noise.MessageInitiationType {
+			// Decrypting an initiation to this node takes its static
+			// key, and no ephemeral key of ours exists yet.
+			t.writeStatic(now)
+		}
 	}
 	t.w.Outer(now, direction(outbound), src, dst, datagram)
 }
 
-// localAddr finds the source address the kernel uses toward remote, with a
-// connected UDP socket (connect sends nothing), cached per remote.
-func (t *tap) localAddr(remote netip.AddrPort) netip.Addr {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if a, ok := t.locals[remote]; ok {
-		return a
-	}
-	a := netip.IPv4Unspecified()
-	if remote.Addr().Is6() {
-		a = netip.IPv6Unspecified()
-	}
-	if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(remote)); err == nil {
-		a = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-		c.Close()
-	}
-	t.locals[remote] = a
-	return a
-}
+// The key log holds what Wireshark's WireGuard dissector needs for the
+// handshakes captured, and no more. It has no key-log type for transport
+// keys: it derives them from the handshake messages, so it needs, for an
+// initiation this node sends, this node's static private key (Spriv_i) and
+// ephemeral private key (Epriv_i) and the peer's static public key (to
+// match mac1); for an initiation this node receives, its static private key
+// (Spriv_r); for the response, the ephemeral key of the side that sent it or
+// of the initiator, and the pair's preshared key, which Wireshark ties to
+// the ephemeral line before it. So the static key is handed over with the
+// first handshake (sent or received), and each handshake adds the peer's
+// public key, this node's ephemeral key and the pair's preshared key: a
+// peer that has no handshake during the capture appears nowhere in it.
 
-// writeStatic writes the static keys of this node and its peers.
-func (t *tap) writeStatic() {
-	lines := fmt.Sprintf("LOCAL_STATIC_PRIVATE_KEY = %s\n", t.node.Private)
-	for _, r := range t.node.Remotes {
-		lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\n", r.Peer.PublicKey)
-		if !r.Preshared.IsZero() {
-			lines += fmt.Sprintf("PRESHARED_KEY = %s\n", r.Preshared)
-		}
-	}
-	t.w.Keys(lines)
-}
-
-// EphemeralKey implements tunnel.Tap: it writes key log lines in the
-// format of Wireshark's wg.keylog_file.
-func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
-	if t.w == nil {
+// writeStatic hands the writer this node's static private key, once: the
+// writer puts it in every file from then on.
+func (t *tap) writeStatic(now time.Time) {
+	if t.static.Swap(true) {
 		return
 	}
-	lines := ""
-	lines += fmt.Sprintf("REMOTE_STATIC_PUBLIC_KEY = %s\nLOCAL_EPHEMERAL_PRIVATE_KEY = %s\n", remote, eph)
-	if !psk.IsZero() {
-		lines += fmt.Sprintf("PRESHARED_KEY = %s\n", psk)
+	b := make([]byte, 0, 80)
+	b = append(b, "LOCAL_STATIC_PRIVATE_KEY = "...)
+	b = append(b, t.node.Private.Base64()...)
+	b = append(b, '\n')
+	t.w.Keys(now, "", b)
+	clear(b)
+}
+
+// EphemeralKey implements tunnel.Tap: with -pcap-keys, it hands the writer
+// the key log lines of a handshake with peer (initiation or response) in
+// the format of Wireshark's wg.keylog_file.
+func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
+	if t.w == nil || !t.keys {
+		return
 	}
-	t.w.Keys(lines)
+	now := time.Now()
+	t.writeStatic(now)
+	b := make([]byte, 0, 3*80)
+	b = append(b, "REMOTE_STATIC_PUBLIC_KEY = "...)
+	b = append(b, remote.String()...)
+	b = append(b, "\nLOCAL_EPHEMERAL_PRIVATE_KEY = "...)
+	b = append(b, eph.Base64()...)
+	b = append(b, '\n')
+	if !psk.IsZero() {
+		// Right after the ephemeral key: Wireshark links a PSK to the
+		// ephemeral key line before it.
+		b = append(b, "PRESHARED_KEY = "...)
+		b = append(b, psk.Base64()...)
+		b = append(b, '\n')
+	}
+	t.w.Keys(now, peer, b)
+	clear(b)
 }
