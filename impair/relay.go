@@ -38,6 +38,8 @@ type Relay struct {
 	noClient atomic.Uint64
 	client   atomic.Pointer[netip.AddrPort]
 	closed   atomic.Bool
+	started  atomic.Bool
+	done     chan struct{} // closed when Run returns
 
 	// Owned by the Run goroutine.
 	shapers [2]*shaper
@@ -59,7 +61,7 @@ func Listen(listen, upstream netip.AddrPort, cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("impair: listening on %v: %w", listen, err)
 	}
-	r := &Relay{conn: conn, upstream: unmap(upstream), cfg: cfg}
+	r := &Relay{conn: conn, upstream: unmap(upstream), cfg: cfg, done: make(chan struct{})}
 	for dir := range r.shapers {
 		// A stream per direction: one direction's traffic never shifts the
 		// other's decisions.
@@ -74,21 +76,43 @@ func (r *Relay) Addr() netip.AddrPort {
 	return r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// Close stops Run. Datagrams still held back or delayed are not sent.
+// Close stops Run and waits for it to return. What is still held back or
+// delayed is sent at once first, so that every decision counted is carried
+// out: once Close returns, Sent+SendErrors = Received-Lost+Duplicated for
+// every type and direction.
 func (r *Relay) Close() error {
-	r.closed.Store(true)
-	return r.conn.Close()
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if !r.started.Load() {
+		return r.conn.Close()
+	}
+	// Wake Run; it sees closed (set before this deadline or before its own).
+	r.conn.SetReadDeadline(time.Now())
+	<-r.done
+	return nil
 }
 
 // Run forwards datagrams until Close; it returns nil after Close and the
-// error otherwise.
+// error otherwise. It may be called once.
 func (r *Relay) Run() error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("impair: Run called twice")
+	}
+	defer func() {
+		r.conn.Close()
+		close(r.done)
+	}()
 	buf := make([]byte, MaxDatagramSize)
 	for {
 		r.now = time.Now()
 		r.release()
 		if err := r.conn.SetReadDeadline(r.deadline()); err != nil {
 			return r.ended(err)
+		}
+		if r.closed.Load() {
+			r.flush()
+			return nil
 		}
 		n, src, err := r.conn.ReadFromUDPAddrPort(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -100,6 +124,18 @@ func (r *Relay) Run() error {
 		r.now = time.Now()
 		r.handle(unmap(src), buf[:n])
 	}
+}
+
+// flush sends everything held back or delayed, now.
+func (r *Relay) flush() {
+	r.now = time.Now()
+	for dir, s := range r.shapers {
+		s.flush(r.emit[dir])
+	}
+	for _, q := range r.queue {
+		r.write(q.dir, q.d)
+	}
+	r.queue = nil
 }
 
 func (r *Relay) ended(err error) error {

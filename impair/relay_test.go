@@ -264,6 +264,37 @@ func TestRelayCloseEndsRun(t *testing.T) {
 	}
 }
 
+// TestRelayCloseSendsWhatIsHeld: Close carries out every decision counted,
+// so the counters add up exactly afterwards.
+func TestRelayCloseSendsWhatIsHeld(t *testing.T) {
+	up, client := newEndpoint(t), newEndpoint(t)
+	r, err := Listen(loopback, up.addr(), Config{Duplicate: 0.5, Reorder: 4, ReorderShare: 1, MaxHold: MaxDelay, Delay: MaxDelay, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run() }()
+	for i := range 20 {
+		client.send(t, r.Addr(), []byte{4, byte(i)})
+	}
+	waitFor(t, "the relay to take them", func() bool { return r.Stats().ToUpstream["all"].Received == 20 })
+	if up.count() != 0 {
+		t.Fatal("sent before the hold and the delay")
+	}
+	r.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	c := r.Stats().ToUpstream["all"]
+	if c.Duplicated == 0 || c.Sent != 20+c.Duplicated {
+		t.Fatalf("after Close: %+v", c)
+	}
+	waitFor(t, "every datagram at the upstream", func() bool { return uint64(up.count()) == c.Sent })
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
 func TestListenRefusesBadConfig(t *testing.T) {
 	if _, err := Listen(loopback, netip.AddrPort{}, Config{}); err == nil {
 		t.Error("no upstream accepted")
