@@ -23,6 +23,12 @@ const (
 	MaxFloodRate = 200_000
 	// MaxGarbageSize is the largest garbage datagram.
 	MaxGarbageSize = 1400
+	// DefaultFloodBurst is how many datagrams go out back to back between
+	// pauses when FloodConfig.Burst is 0: sleeping per datagram would cap
+	// the rate at the timer's resolution.
+	DefaultFloodBurst = 64
+	// MaxFloodBurst bounds FloodConfig.Burst.
+	MaxFloodBurst = 100_000
 	// floodPool is how many distinct initiations a flood builds and then
 	// sends in turn, each time under a new sender index and so a new mac1:
 	// the target's work is the same for each (its Curve25519 operations
@@ -46,8 +52,14 @@ type FloodConfig struct {
 	// Initiations are handshake initiations from a fresh key that belongs
 	// to no mesh.
 	Initiations int
-	// Rate is the number of datagrams sent per second (both kinds).
+	// Rate is the number of datagrams sent per second (both kinds), on
+	// average.
 	Rate int
+	// Burst is how many datagrams go out back to back before the pause
+	// that keeps the average at Rate (0: DefaultFloodBurst). Large bursts
+	// at a moderate rate keep a target's handshake queue long, and so the
+	// target under load, for the whole of a long flood.
+	Burst int
 	// Seed fixes the order of the two kinds, the garbage and the sender
 	// indexes (the initiations' keys are fresh each run).
 	Seed uint64
@@ -76,6 +88,8 @@ func (c FloodConfig) Validate() error {
 		return errors.New("impair: flood initiations need the target's public key")
 	case c.Rate < 1 || c.Rate > MaxFloodRate:
 		return fmt.Errorf("impair: flood rate %d/s: want 1 to %d", c.Rate, MaxFloodRate)
+	case c.Burst < 0 || c.Burst > MaxFloodBurst:
+		return fmt.Errorf("impair: flood burst %d: want 0 to %d", c.Burst, MaxFloodBurst)
 	}
 	return nil
 }
@@ -97,14 +111,16 @@ func Flood(ctx context.Context, conn *net.UDPConn, cfg FloodConfig) (FloodResult
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x666c6f6f64)) // "flood"
 	interval := time.Second / time.Duration(cfg.Rate)
+	burst := cfg.Burst
+	if burst == 0 {
+		burst = DefaultFloodBurst
+	}
 	buf := make([]byte, max(MaxGarbageSize, noise.MessageInitiationSize))
 	start := time.Now()
 	garbage, inits := cfg.Garbage, cfg.Initiations
 	var sendErr error
 	for i := 0; garbage+inits > 0; i++ {
-		if i%64 == 0 {
-			// Pace in small bursts: sleeping per datagram would cap the rate
-			// at the timer's resolution.
+		if i%burst == 0 {
 			if err := sleepUntil(ctx, start.Add(time.Duration(i)*interval)); err != nil {
 				sendErr = err
 				break

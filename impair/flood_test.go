@@ -44,8 +44,8 @@ func TestFlood(t *testing.T) {
 	if res.Replies["cookie"] != 1 || len(res.Replies) != 1 {
 		t.Errorf("replies %v, want the one cookie reply", res.Replies)
 	}
-	// 1000 datagrams at 10,000/s, paced in bursts of 64.
-	if min := float64(1000-64) / 10_000; res.Seconds < min {
+	// 1000 datagrams at 10,000/s, paced in bursts of DefaultFloodBurst.
+	if min := float64(1000-DefaultFloodBurst) / 10_000; res.Seconds < min {
 		t.Errorf("took %.3fs, want at least %.3fs at the rate asked for", res.Seconds, min)
 	}
 	waitFor(t, "the flood to arrive", func() bool { return target.count() >= 1000*9/10 })
@@ -91,6 +91,8 @@ func TestFloodLimits(t *testing.T) {
 		{Target: dst, Initiations: 1, Rate: 1},
 		{Target: dst, Garbage: 1, Rate: 0},
 		{Target: dst, Garbage: 1, Rate: MaxFloodRate + 1},
+		{Target: dst, Garbage: 1, Rate: 1, Burst: -1},
+		{Target: dst, Garbage: 1, Rate: 1, Burst: MaxFloodBurst + 1},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate(%+v) accepted it", cfg)
@@ -118,5 +120,25 @@ func TestFloodStopsWithContext(t *testing.T) {
 	}
 	if time.Since(start) > testTimeout || res.Garbage >= 1_000_000 {
 		t.Fatalf("did not stop: %+v", res)
+	}
+}
+
+// TestFloodBurst: the pauses come between bursts, so the average rate holds.
+func TestFloodBurst(t *testing.T) {
+	target := newEndpoint(t)
+	src, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	// 3 bursts of 100 at 1000/s: the second starts at 100 ms, the third at 200 ms.
+	res, err := Flood(ctx, src, FloodConfig{Target: target.addr(), Garbage: 300, Rate: 1000, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Garbage != 300 || res.Seconds < 0.2 || res.Seconds > 0.2+testTimeout.Seconds()/2 {
+		t.Fatalf("%+v", res)
 	}
 }

@@ -4,7 +4,7 @@
 //	impair -listen ADDR -upstream ADDR [-loss P] [-dup P] [-reorder N] [-reorder-share P]
 //	       [-max-hold D] [-delay D] [-seed N] [-stats FILE]
 //	impair flood -target ADDR -pubkey KEY [-garbage N] [-initiations M] [-rate PPS]
-//	       [-seed N] [-bind ADDR] [-timeout D]
+//	       [-burst N] [-seed N] [-bind ADDR] [-timeout D]
 //
 // The relay forwards datagrams from the upstream to the last client seen and
 // from anyone else to the upstream, impaired as the flags say (see package
@@ -13,7 +13,8 @@
 //
 // flood sends -garbage random datagrams and -initiations handshake
 // initiations (valid mac1 for -pubkey, from a key that is in no mesh) to
-// -target at -rate datagrams per second, prints what it did as JSON and exits.
+// -target at -rate datagrams per second on average, in bursts of -burst, prints
+// what it did as JSON and exits.
 package main
 
 import (
@@ -184,7 +185,8 @@ func cmdFlood(args []string, stdout, stderr io.Writer) error {
 	var cfg impair.FloodConfig
 	fs.IntVar(&cfg.Garbage, "garbage", 0, "random datagrams to send")
 	fs.IntVar(&cfg.Initiations, "initiations", 0, "handshake initiations from a key in no mesh to send")
-	fs.IntVar(&cfg.Rate, "rate", 10_000, "datagrams per second")
+	fs.IntVar(&cfg.Rate, "rate", 10_000, "datagrams per second, on average")
+	fs.IntVar(&cfg.Burst, "burst", impair.DefaultFloodBurst, "datagrams sent back to back between pauses")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the order, the garbage and the sender indexes")
 	timeout := fs.Duration("timeout", 0, "give up after this long (default: twice the time the rate needs, plus 10s)")
 	if err := fs.Parse(args); err != nil {
@@ -226,8 +228,8 @@ func cmdFlood(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	fmt.Fprintf(stderr, "impair flood: %d garbage datagrams and %d initiations from %v to %v at %d/s\n",
-		cfg.Garbage, cfg.Initiations, conn.LocalAddr(), cfg.Target, cfg.Rate)
+	fmt.Fprintf(stderr, "impair flood: %d garbage datagrams and %d initiations from %v to %v at %d/s in bursts of %d\n",
+		cfg.Garbage, cfg.Initiations, conn.LocalAddr(), cfg.Target, cfg.Rate, cfg.Burst)
 	res, err := impair.Flood(ctx, conn, cfg)
 	b, jerr := json.Marshal(res)
 	if jerr == nil {
