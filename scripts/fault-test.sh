@@ -39,7 +39,7 @@ done
 require_cmds ip tc python3 ping sha256sum timeout
 
 # The faults, each defined here once.
-LOSS=0.10 DUP=0.05 REORDER=8 SEED=8 RELAY_DELAY=0s
+LOSS=0.10 DUP=0.05 REORDER=8 SEED=8 RELAY_DELAY=1ms
 LOSSY_MIB=50 LOSSY_SECS=150   # the transfer through the relay, and its bound
 FLOOD_GARBAGE=100000 FLOOD_INITS=20000 FLOOD_RATE=8000
 REJOIN_SECS=10                # a member restarting during the flood reaches beta again
@@ -90,11 +90,13 @@ device_drop() {
 	status_json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("drops", {}).get(sys.argv[1], 0))' "$2"
 }
 
-# udp_rcvbuf_errors NS: the UDP receive-buffer drops of namespace NS (/proc/net/snmp).
-udp_rcvbuf_errors() {
-	ip netns exec "$1" awk '$1 == "Udp:" && !h {for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next}
-		$1 == "Udp:" {print $c["RcvbufErrors"]}' /proc/net/snmp
+# snmp NS PROTO FIELD: a counter of namespace NS from /proc/net/snmp, e.g. snmp NS Udp
+# RcvbufErrors (UDP receive-buffer drops) or snmp NS Tcp RetransSegs.
+snmp() {
+	ip netns exec "$1" awk -v p="$2:" -v f="$3" '$1 == p && !h {for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next}
+		$1 == p {print $c[f]}' /proc/net/snmp
 }
+udp_rcvbuf_errors() { snmp "$1" Udp RcvbufErrors; }
 
 # json_get FILE KEY...: a value from a JSON file (the last line that is a JSON object).
 json_get() {
@@ -105,7 +107,7 @@ import json, sys
 v = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
 for k in sys.argv[2:]:
     v = v[k]
-print(v)' "$f" "$@"
+print(v if isinstance(v, (int, float, str)) else json.dumps(v))' "$f" "$@"
 }
 
 # ms_since T0: milliseconds since T0 (an ${EPOCHREALTIME/./} value).
@@ -172,9 +174,19 @@ check "alpha and beta reach each other, only through the relay" through_relay
 PAYLOAD=$PT_DIR/payload.bin
 pt_make_payload "$PAYLOAD" "$LOSSY_MIB"
 rcvbuf0_a=$(udp_rcvbuf_errors "${MESH_NS[alpha]}") rcvbuf0_b=$(udp_rcvbuf_errors "${MESH_NS[beta]}")
+# lossy_transfer: the transfer, and evidence that the faults reached TCP: the sender's
+# retransmitted segments, and the round trip through the relay.
 lossy_transfer() {
-	pt_tcp_transfer "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" 5001 "$PAYLOAD" "$LOSSY_SECS" | tee "$PT_DIR/lossy-transfer.txt"
+	local out0 re0 rc=0
+	out0=$(snmp "${MESH_NS[alpha]}" Tcp OutSegs) re0=$(snmp "${MESH_NS[alpha]}" Tcp RetransSegs)
+	pt_tcp_transfer "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" 5001 "$PAYLOAD" "$LOSSY_SECS" >"$PT_DIR/lossy-transfer.txt" || rc=$?
+	cat "$PT_DIR/lossy-transfer.txt"
+	LOSSY_RETRANS="$(($(snmp "${MESH_NS[alpha]}" Tcp RetransSegs) - re0)) of $(($(snmp "${MESH_NS[alpha]}" Tcp OutSegs) - out0)) TCP segments retransmitted"
+	LOSSY_RTT=$(ip netns exec "${MESH_NS[alpha]}" ping -n -q -c 10 -i 0.05 -W 1 "$(mesh_v4 beta)" | sed -n 's/^rtt [^=]*= //p')
+	echo "alpha: $LOSSY_RETRANS; ping rtt min/avg/max/mdev through the relay: ${LOSSY_RTT:-none}"
+	return $rc
 }
+LOSSY_RETRANS= LOSSY_RTT=
 check "tcp alpha -> beta: $LOSSY_MIB MiB intact through loss, duplication and reordering" lossy_transfer
 LOSSY_RESULT=$(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/lossy-transfer.txt")
 
@@ -246,7 +258,7 @@ PAYLOAD20=$PT_DIR/payload20.bin
 pt_make_payload "$PAYLOAD20" 20
 (
 	i=0
-	while pt_alive "$FLOOD_PID" && ((i < 20)); do
+	while pt_alive "$FLOOD_PID" && ((i < 60)); do
 		if pt_tcp_transfer "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" $((5100 + i)) "$PAYLOAD20" >"$PT_DIR/flood-xfer.$i" 2>&1; then
 			echo "ok $(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/flood-xfer.$i")"
 		else
@@ -303,7 +315,8 @@ BETA_HWM_KIB=
 check "beta's peak RSS stays under $((RSS_LIMIT_KIB / 1024)) MiB" rss_ok
 FLOOD_DROPS="malformed +$(($(device_drop beta malformed) - garbage0)), bad_handshake +$(($(device_drop beta bad_handshake) - badhs0)), bad_mac $(device_drop beta bad_mac), handshake_queue_full $(device_drop beta handshake_queue_full)"
 log "beta's drops during the flood: $FLOOD_DROPS"
-log "replies mallory got: $(json_get "$FLOOD_LOG" replies)"
+FLOOD_REPLIES=$(json_get "$FLOOD_LOG" replies || true)
+log "replies mallory got (cookie replies: beta was under load): $FLOOD_REPLIES"
 
 # ==== 3. crash ====
 
@@ -387,9 +400,10 @@ check "the transfer interrupted by the crash completes intact" crash_transfer
 stop_nodes
 
 echo "---- measured"
-echo "  $LOSSY_MIB MiB through loss $LOSS/dup $DUP/reorder $REORDER: ${LOSSY_RESULT:-failed}"
+echo "  $LOSSY_MIB MiB through loss $LOSS/dup $DUP/reorder $REORDER/delay $RELAY_DELAY: ${LOSSY_RESULT:-failed}; $LOSSY_RETRANS; rtt ${LOSSY_RTT:-?}"
 echo "  duplicates -> replay drops: beta $dup_to_beta -> $replay_b, alpha $dup_to_alpha -> $replay_a (UDP rcvbuf drops $rcvbuf_b, $rcvbuf_a)"
-echo "  flood: gamma back in ${REJOIN_MS:-?} ms; beta VmHWM ${BETA_HWM_KIB:-?} KiB; $FLOOD_DROPS"
-echo "  flood transfers: $(grep -c '^ok' "$PT_DIR/flood-transfers.txt" || true) intact ($(grep '^ok' "$PT_DIR/flood-transfers.txt" | cut -d' ' -f2- | paste -sd';' || true))"
+echo "  flood: gamma back in ${REJOIN_MS:-?} ms; beta VmHWM ${BETA_HWM_KIB:-?} KiB; beta's drops $FLOOD_DROPS; replies to mallory $FLOOD_REPLIES"
+echo "  transfers during the flood: $(awk '$1 == "ok" {n++; t = $2 + 0; lo = (n == 1 || t < lo) ? t : lo; hi = t > hi ? t : hi}
+	END {printf "%d transfers of 20 MiB intact, %.1f-%.1f s each", n, lo, hi}' "$PT_DIR/flood-transfers.txt")"
 echo "  crash: ${RECOVER_RESULT:-failed}"
 pt_summary "fault-test"
