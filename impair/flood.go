@@ -95,8 +95,8 @@ func (c FloodConfig) Validate() error {
 }
 
 // Flood sends cfg's datagrams from conn, an unconnected UDP socket, paced at
-// cfg.Rate, and counts what comes back. It returns when all are sent (and
-// floodLinger has passed) or ctx ends.
+// cfg.Rate, and counts what comes back. It returns when all are sent and
+// replies have had a moment (floodLinger) to arrive, or when ctx ends.
 func Flood(ctx context.Context, conn *net.UDPConn, cfg FloodConfig) (FloodResult, error) {
 	res := FloodResult{Replies: map[string]uint64{}}
 	if err := cfg.Validate(); err != nil {

@@ -97,11 +97,11 @@ type MessageType int
 
 // The message types counted, in WireGuard's numbering (Other for the rest).
 const (
-	Other      MessageType = iota
-	Initiation             // 1: handshake initiation
-	Response               // 2: handshake response
-	Cookie                 // 3: cookie reply
-	Transport              // 4: transport data
+	Other      MessageType = iota // first byte 0 or 5-255, or an empty datagram
+	Initiation                    // 1: handshake initiation
+	Response                      // 2: handshake response
+	Cookie                        // 3: cookie reply
+	Transport                     // 4: transport data
 	numTypes
 )
 
