@@ -121,6 +121,7 @@ func cmdRelay(args []string, stdout, stderr io.Writer) error {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- r.Run() }()
 	fmt.Fprintf(stderr, "impair: relaying %v <-> %v: loss %v dup %v reorder %d share %v max-hold %v delay %v seed %d\n",
