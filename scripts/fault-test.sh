@@ -418,5 +418,5 @@ echo "  duplicates -> replay drops: beta $dup_to_beta -> $replay_b, alpha $dup_t
 echo "  flood: gamma back in ${REJOIN_MS:-?} ms; beta VmHWM ${BETA_HWM_KIB:-?} KiB; beta's drops $FLOOD_DROPS; replies to mallory $FLOOD_REPLIES"
 echo "  transfers during the flood: $(awk '$1 == "ok" {n++; t = $2 + 0; lo = (n == 1 || t < lo) ? t : lo; hi = t > hi ? t : hi}
 	END {printf "%d transfers of 20 MiB intact, %.1f-%.1f s each", n, lo, hi}' "$PT_DIR/flood-transfers.txt")"
-echo "  crash: ${RECOVER_RESULT:-failed}"
+echo "  crash: ${RECOVER_RESULT:-failed}; the interrupted $LOSSY_MIB MiB transfer: $(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/crash-xfer.txt" 2>/dev/null || true)"
 pt_summary "fault-test"
