@@ -346,15 +346,16 @@ pt_make_payload() {
 	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"
 }
 
-# pt_tcp_transfer FROM_NS TO_NS ADDR PORT FILE: sends FILE over TCP from FROM_NS to
-# ADDR:PORT (listening in TO_NS) and requires the byte count and SHA-256 seen by the
-# receiver, by the sender and by sha256sum of FILE to agree.
+# pt_tcp_transfer FROM_NS TO_NS ADDR PORT FILE [SECONDS]: sends FILE over TCP from
+# FROM_NS to ADDR:PORT (listening in TO_NS) and requires the byte count and SHA-256 seen
+# by the receiver, by the sender and by sha256sum of FILE to agree. Each end is given
+# SECONDS (default 60) in all, and tcpxfer.py's own 30 s without progress.
 pt_tcp_transfer() {
-	local from=$1 to=$2 addr=$3 port=$4 file=$5
+	local from=$1 to=$2 addr=$3 port=$4 file=$5 secs=${6:-60}
 	local d ready rpid want sent got rc=0 t0 t1
 	d=$(mktemp -d "$PT_DIR/xfer.XXXXXX")
 	ready=$d/ready
-	ip netns exec "$to" timeout 60 python3 "$PT_LIB_DIR/tcpxfer.py" recv "$addr" "$port" "$ready" \
+	ip netns exec "$to" timeout "$secs" python3 "$PT_LIB_DIR/tcpxfer.py" recv "$addr" "$port" "$ready" \
 		>"$d/recv.out" 2>"$d/recv.err" &
 	rpid=$!
 	PT_PIDS+=("$rpid")
@@ -365,7 +366,7 @@ pt_tcp_transfer() {
 	fi
 	want="$(stat -c %s "$file") $(sha256sum "$file" | cut -d' ' -f1)"
 	t0=${EPOCHREALTIME/./}
-	sent=$(ip netns exec "$from" timeout 60 python3 "$PT_LIB_DIR/tcpxfer.py" send "$addr" "$port" "$file" 2>"$d/send.err") || rc=$?
+	sent=$(ip netns exec "$from" timeout "$secs" python3 "$PT_LIB_DIR/tcpxfer.py" send "$addr" "$port" "$file" 2>"$d/send.err") || rc=$?
 	wait "$rpid" || rc=$?
 	t1=${EPOCHREALTIME/./}
 	got=$(cat "$d/recv.out")
@@ -377,12 +378,23 @@ pt_tcp_transfer() {
 		cat "$d/send.err" "$d/recv.err"
 		return 1
 	fi
-	echo "ok: ${want%% *} bytes, sha256 ${want#* }, $(awk -v b="${want%% *}" -v us=$((t1 - t0)) 'BEGIN{printf "%.1f Mbit/s", b*8/us}')"
+	echo "ok: ${want%% *} bytes, sha256 ${want#* }, $(awk -v b="${want%% *}" -v us=$((t1 - t0)) 'BEGIN{printf "%.1f s, %.1f Mbit/s", us/1e6, b*8/us}')"
 }
 
 # pt_build_peer OUT: builds ./peer from this checkout into OUT.
 pt_build_peer() {
 	(cd "$PT_REPO_DIR" && go build -o "$1" ./peer)
+}
+
+# pt_build_impair OUT: builds the impairment relay and flood generator ./cmd/impair into OUT.
+pt_build_impair() {
+	(cd "$PT_REPO_DIR" && go build -o "$1" ./cmd/impair)
+}
+
+# pt_vm_kib PID FIELD: a memory figure of a process in KiB from /proc/PID/status
+# (VmRSS: resident now, VmHWM: the peak resident set).
+pt_vm_kib() {
+	awk -v f="$2:" '$1 == f {print $2; found=1} END {exit !found}' "/proc/$1/status"
 }
 
 # pt_build_wireguard_go OUT: installs stock wireguard-go (golang.zx2c4.com/wireguard@latest,

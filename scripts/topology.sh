@@ -20,6 +20,10 @@ MESH_SUBNET6=fd20:3::/64
 LAN3_V4=10.20.3.2
 LAN3_V6=fd20:3::2
 MESH_IMPL=peer # or wireguard-go (reference run that proves the harness itself)
+# MESH_ENDPOINT[HOST], when set, replaces HOST's endpoint in mesh.yaml; empty means none
+# (fault-test.sh points beta at a relay and gives alpha no endpoint).
+declare -gA MESH_ENDPOINT=()
+MESH_LOG_SUFFIX= # mesh_start writes $PT_DIR/HOST$MESH_LOG_SUFFIX.log (one set of logs per mesh)
 
 # mesh_v4 / mesh_v6 HOST: the host's tunnel address (no prefix length).
 mesh_v4() { echo "10.10.0.${MESH_N[$1]}"; }
@@ -27,25 +31,34 @@ mesh_v6() { echo "fd10::${MESH_N[$1]}"; }
 
 # mesh_endpoint HOST: the host's underlay endpoint as written in mesh.yaml.
 mesh_endpoint() {
-	if [[ $1 == gamma ]]; then
+	if [[ -v MESH_ENDPOINT[$1] ]]; then
+		echo "${MESH_ENDPOINT[$1]}"
+	elif [[ $1 == gamma ]]; then
 		echo "[fd99::3]:$MESH_PORT"
 	else
 		echo "10.99.0.${MESH_N[$1]}:$MESH_PORT"
 	fi
 }
 
+# mesh_switch_host VAR NAME N: a namespace NAME on the switch (eth0 = 10.99.0.N/24,
+# fd99::N/64, on port N of br0); stores its name in VAR. Call after mesh_topology_up for
+# hosts that are not mesh members (a relay, an attacker).
+mesh_switch_host() {
+	local n=$3
+	pt_netns "$1" "$2"
+	pt_veth "${!1}" eth0 "$MESH_SW" "port$n"
+	ip -n "$MESH_SW" link set "port$n" master br0
+	pt_addr "${!1}" eth0 "10.99.0.$n/24"
+	pt_addr "${!1}" eth0 "fd99::$n/64"
+}
+
 # mesh_topology_up builds the namespaces, the switch and the lan3 segment.
 mesh_topology_up() {
-	local h n
+	local h
 	pt_netns MESH_SW sw
 	pt_bridge "$MESH_SW" br0
 	for h in "${MESH_HOSTS[@]}"; do
-		n=${MESH_N[$h]}
-		pt_netns "MESH_NS[$h]" "$h"
-		pt_veth "${MESH_NS[$h]}" eth0 "$MESH_SW" "port$n"
-		ip -n "$MESH_SW" link set "port$n" master br0
-		pt_addr "${MESH_NS[$h]}" eth0 "10.99.0.$n/24"
-		pt_addr "${MESH_NS[$h]}" eth0 "fd99::$n/64"
+		mesh_switch_host "MESH_NS[$h]" "$h" "${MESH_N[$h]}"
 	done
 	pt_netns LAN3_NS lan3
 	pt_veth "${MESH_NS[gamma]}" lan0 "$LAN3_NS" eth0
@@ -96,7 +109,7 @@ mesh_write_config() {
 			echo "    public_key: \"${MESH_PUB[$h]}\""
 			echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
 			[[ $h != gamma ]] || echo "    subnets: [$MESH_SUBNET4, $MESH_SUBNET6]"
-			echo "    endpoint: \"$(mesh_endpoint "$h")\""
+			[[ -z $(mesh_endpoint "$h") ]] || echo "    endpoint: \"$(mesh_endpoint "$h")\""
 		done
 	} >"$f"
 	MESH_CONFIG=$f
@@ -117,20 +130,28 @@ mesh_all_settled() {
 	done
 }
 
+# mesh_spawn_node BIN HOST: starts `peer` for HOST in its namespace (interface pN, control
+# socket $PT_DIR/N.sock, output to MESH_LOG[HOST]) and sets MESH_PID[HOST]. It does
+# not wait; mesh_start does, and a test restarting a node waits with mesh_node_settled.
+mesh_spawn_node() {
+	local bin=$1 h=$2
+	MESH_IFACE[$h]=p${MESH_N[$h]}
+	MESH_SOCK[$h]=$PT_DIR/${MESH_N[$h]}.sock
+	pt_spawn "${MESH_NS[$h]}" "${MESH_LOG[$h]}" "$bin" -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}" \
+		-iface "${MESH_IFACE[$h]}" -socket "${MESH_SOCK[$h]}" -v
+	MESH_PID[$h]=$PT_LAST_PID
+}
+
 # mesh_start BIN: starts a node in every host and waits until each has its tunnel
 # interface up. With MESH_IMPL=wireguard-go, BIN is wireguard-go and the same mesh is
 # configured with wg(8) and ip(8) instead.
 mesh_start() {
 	local bin=$1 h ok=0
 	for h in "${MESH_HOSTS[@]}"; do
-		MESH_LOG[$h]=$PT_DIR/$h.log
+		MESH_LOG[$h]=$PT_DIR/$h$MESH_LOG_SUFFIX.log
 		pt_add_log "$h" "${MESH_LOG[$h]}"
 		if [[ $MESH_IMPL == peer ]]; then
-			MESH_IFACE[$h]=p${MESH_N[$h]}
-			MESH_SOCK[$h]=$PT_DIR/${MESH_N[$h]}.sock
-			pt_spawn "${MESH_NS[$h]}" "${MESH_LOG[$h]}" "$bin" -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}" \
-				-iface "${MESH_IFACE[$h]}" -socket "${MESH_SOCK[$h]}" -v
-			MESH_PID[$h]=$PT_LAST_PID
+			mesh_spawn_node "$bin" "$h"
 		else
 			MESH_IFACE[$h]=${PT_PREFIX}w${MESH_N[$h]}
 			pt_wggo_start "${MESH_NS[$h]}" "${MESH_IFACE[$h]}" "${MESH_LOG[$h]}" "$bin" || return 1
