@@ -87,10 +87,13 @@ type Device struct {
 	tap       Tap
 	mtu       int
 
-	peers  []*Peer
-	byKey  map[keys.Public]*Peer
-	routes prefixtable.Table[*Peer]
-	index  indexTable
+	peers []*Peer
+	byKey map[keys.Public]*Peer
+	// byEndpoint maps the endpoints of the configuration to their peer
+	// (read-only after New; an endpoint two peers share maps to nil).
+	byEndpoint map[netip.AddrPort]*Peer
+	routes     prefixtable.Table[*Peer]
+	index      indexTable
 
 	cryptoWorkers int
 
@@ -162,6 +165,7 @@ func New(cfg Config) (*Device, error) {
 		tap:        cfg.Tap,
 		mtu:        cfg.TUN.MTU(),
 		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
+		byEndpoint: make(map[netip.AddrPort]*Peer),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
 		closed:     make(chan struct{}),
 		localAddr:  netip.AddrPortFrom(netip.Addr{}, cfg.Conn.LocalPort()),
@@ -196,6 +200,13 @@ func New(cfg Config) (*Device, error) {
 		}
 		d.peers = append(d.peers, p)
 		d.byKey[pc.PublicKey] = p
+		if pc.Endpoint.IsValid() {
+			if _, shared := d.byEndpoint[pc.Endpoint]; shared {
+				d.byEndpoint[pc.Endpoint] = nil
+			} else {
+				d.byEndpoint[pc.Endpoint] = p
+			}
+		}
 	}
 	return d, nil
 }

@@ -73,6 +73,10 @@ type Peer struct {
 
 	timers peerTimers
 
+	// lastRestartNudge is when (unix nanos) a transport message for an
+	// unknown session from this peer's endpoint last started a handshake.
+	lastRestartNudge atomic.Int64
+
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 	drops                                  [numPeerDrops]atomic.Uint64
 }

@@ -98,7 +98,7 @@ func (d *Device) routineReadUDP() error {
 			}
 			switch typ {
 			case noise.MessageTransportType:
-				if p, kp, ok := d.session(msg, now); ok {
+				if p, kp, ok := d.session(msg, m.Addr, now); ok {
 					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
 					if d.tap != nil {
 						b.wire[i] = append(b.wire[i][:0], msg...)
@@ -152,8 +152,8 @@ func (d *Device) routineReadUDP() error {
 	}
 }
 
-// session finds the session a transport message is addressed to.
-func (d *Device) session(msg []byte, now time.Time) (*Peer, *noise.Keypair, bool) {
+// session finds the session a transport message from src is addressed to.
+func (d *Device) session(msg []byte, src netip.AddrPort, now time.Time) (*Peer, *noise.Keypair, bool) {
 	receiver, _, ok := noise.ParseTransportHeader(msg)
 	if !ok {
 		d.drop(DropMalformed)
@@ -162,6 +162,7 @@ func (d *Device) session(msg []byte, now time.Time) (*Peer, *noise.Keypair, bool
 	e, ok := d.index.lookup(receiver)
 	if !ok || e.keypair == nil {
 		d.drop(DropUnknownIndex)
+		d.unknownSessionFrom(src, now)
 		return nil, nil, false
 	}
 	if now.Sub(e.keypair.Created) >= noise.RejectAfterTime {
@@ -169,6 +170,30 @@ func (d *Device) session(msg []byte, now time.Time) (*Peer, *noise.Keypair, bool
 		return nil, nil, false
 	}
 	return e.peer, e.keypair, true
+}
+
+// unknownSessionFrom handles a transport message for no session of ours
+// that came from the endpoint the mesh file gives a peer. When we have no
+// session with that peer, it most likely still holds one from before this
+// node restarted, and would send into it until its own timers give up
+// (KeepaliveTimeout+RekeyTimeout, 15 s): a one-way flow toward a restarted
+// node would stall that long. So we start a handshake ourselves, at most
+// once per RekeyTimeout per peer and off this goroutine. The datagram is
+// not authenticated: all a forger of that address gains is one initiation
+// to the real peer per RekeyTimeout.
+func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
+	p := d.byEndpoint[src]
+	if p == nil || usable(p.current.Load(), now) {
+		return
+	}
+	last := p.lastRestartNudge.Load()
+	if last != 0 && now.UnixNano()-last < int64(noise.RekeyTimeout) {
+		return
+	}
+	if p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
+		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.name, "from", src)
+		go p.initiateHandshake(false)
+	}
 }
 
 // received finishes a transport message of n bytes from src that Open
@@ -219,7 +244,7 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 // msg[16:].
 func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
 	const off = noise.MessageTransportHeaderSize
-	p, kp, ok := d.session(msg, now)
+	p, kp, ok := d.session(msg, src, now)
 	if !ok {
 		return nil, nil, false
 	}

@@ -473,3 +473,106 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// restart stops node name (as a crash would: its sessions are gone) and
+// starts it again with the same key, address and peers, on a fresh TUN.
+func (m *testMesh) restart(name string) {
+	m.t.Helper()
+	n := m.nodes[name]
+	cfg := Config{Private: n.priv, Clock: m.clock, Log: testLog(m.t, name), CryptoWorkers: 3}
+	for _, p := range n.dev.peers {
+		cfg.Peers = append(cfg.Peers, PeerConfig{Name: p.name, PublicKey: p.public, Prefixes: p.prefixes, Endpoint: m.nodes[p.name].addr, Keepalive: p.keepalive})
+	}
+	n.dev.Close()
+	if err := <-n.done; err != nil {
+		m.t.Fatalf("%s: Run: %v", name, err)
+	}
+	c, err := m.net.Listen(n.addr)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	n.conn, n.tun = c, tundev.NewMemory("t-"+name, 1420, 16)
+	cfg.Conn, cfg.TUN = n.conn, n.tun
+	if n.dev, err = New(cfg); err != nil {
+		m.t.Fatal(err)
+	}
+	n.done = make(chan error, 1)
+	go func() { n.done <- n.dev.Run(context.Background()) }()
+}
+
+// TestRestartedPeerIsReachedWithoutWaiting: after beta restarts, alpha
+// still holds the old session and sends into it. Only alpha sends (a
+// one-way flow toward the restarted node), and the clock does not move:
+// beta must notice the data for a session it no longer has from alpha's
+// endpoint and handshake itself, rather than alpha's timers giving up after
+// KeepaliveTimeout+RekeyTimeout (15 s).
+func TestRestartedPeerIsReachedWithoutWaiting(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("before")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("before")))
+	m.restart("beta")
+	beta := m.nodes["beta"]
+	deadline := time.Now().Add(10 * time.Second)
+	sent := map[string]bool{}
+	for i := 0; ; i++ {
+		pkt := ipv4UDP("10.10.0.1", "10.10.0.2", binary.BigEndian.AppendUint32(nil, uint32(i)))
+		sent[string(pkt)] = true
+		m.nodes["alpha"].tun.Inject(pkt)
+		select {
+		case got := <-beta.tun.Written():
+			if !sent[string(got)] {
+				t.Fatalf("beta received %x, which alpha never sent", got)
+			}
+			if d := peerStatus(beta.dev, "alpha").Drops; d["replay"]+d["decrypt"] != 0 {
+				t.Errorf("drops at the restarted beta: %v", d)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d packets from alpha, none reached the restarted beta (status %+v)", i+1, peerStatus(beta.dev, "alpha"))
+		}
+	}
+}
+
+// TestUnknownSessionHandshakeIsBounded: data for an unknown session starts
+// at most one handshake per RekeyTimeout, only from a peer's configured
+// endpoint, and never while a session with that peer is usable.
+func TestUnknownSessionHandshakeIsBounded(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var w wireCounter
+	w.block.Store(true) // nothing is answered: the count stays readable
+	m.net.SetFilter(w.filter)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	stranger := netip.MustParseAddrPort("198.51.100.7:51820")
+	for range 100 {
+		beta.dev.unknownSessionFrom(stranger, clock.Now())
+		beta.dev.unknownSessionFrom(alpha.addr, clock.Now())
+	}
+	waitFor(t, "beta's initiation", func() bool { return w.count(beta.addr, noise.MessageInitiationType) >= 1 })
+	time.Sleep(50 * time.Millisecond) // a second one would be under way by now
+	if n := w.count(beta.addr, noise.MessageInitiationType); n != 1 {
+		t.Fatalf("%d initiations for 100 unknown-session datagrams, want 1", n)
+	}
+
+	// With a confirmed session, stale data for an old index starts nothing.
+	w.block.Store(false)
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	before := w.count(beta.addr, noise.MessageInitiationType)
+	clock.Advance(noise.RekeyTimeout + time.Second)
+	after := w.count(beta.addr, noise.MessageInitiationType)
+	beta.dev.unknownSessionFrom(alpha.addr, clock.Now())
+	time.Sleep(50 * time.Millisecond)
+	if n := w.count(beta.addr, noise.MessageInitiationType); n != after {
+		t.Fatalf("an unknown session started a handshake despite a live one (%d → %d → %d)", before, after, n)
+	}
+}
