@@ -133,15 +133,14 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 			return
 		}
 	}
-	// Past mac1 (and, under load, mac2 and the rate limit): the message is
-	// processed, so the capture sees it. Under load, what only earned a
-	// cookie or was rate-limited is not shown: a flood is not captured.
-	d.tapInbound(t, src, msg)
+	// The capture sees the message only once it authenticated (see
+	// tapInbound): mac1 is no credential, since anyone who knows our public
+	// key (it is in the mesh file) can compute it.
 	switch typ {
 	case noise.MessageInitiationType:
-		d.handleInitiation(msg, src, now)
+		d.handleInitiation(msg, src, now, t)
 	case noise.MessageResponseType:
-		d.handleResponse(msg, src, now)
+		d.handleResponse(msg, src, now, t)
 	}
 }
 
@@ -164,7 +163,8 @@ func senderIndex(msg []byte) uint32 {
 	return uint32(msg[4]) | uint32(msg[5])<<8 | uint32(msg[6])<<16 | uint32(msg[7])<<24
 }
 
-func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
+// handleInitiation answers an initiation received from src at t.
+func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time) {
 	var msg noise.Initiation
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
@@ -177,6 +177,9 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now time.Time) {
 		d.log.Debug("refused handshake initiation", "from", src, "err", err)
 		return
 	}
+	// From a member (its static key and a fresh timestamp): captured,
+	// before our response, which Wireshark decrypts only after it.
+	d.tapInbound(t, src, b)
 	p.setEndpoint(src)
 	var buf [noise.MessageResponseSize]byte
 	out := resp.Marshal(buf[:0])
@@ -240,7 +243,9 @@ func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Re
 	return p, resp, nil
 }
 
-func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
+// handleResponse completes our handshake with a response received from src
+// at t.
+func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) {
 	var msg noise.Response
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
@@ -261,6 +266,7 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now time.Time) {
 		d.log.Debug("refused handshake response", "peer", p.name, "err", err)
 		return
 	}
+	d.tapInbound(t, src, b) // it authenticated: from the peer we asked
 	p.setEndpoint(src)
 	d.log.Debug("handshake complete", "peer", p.name, "endpoint", src)
 	p.timers.handshakeComplete()

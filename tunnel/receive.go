@@ -339,9 +339,9 @@ func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
 
 // tapInbound shows the tap a datagram received from src at t. It is called
 // only once the datagram is known to come from a member: a transport
-// message that authenticated and passed the replay check, a handshake
-// message that passed mac1 and the load checks, a cookie reply that
-// decrypted. Nothing an unauthenticated sender does reaches the capture,
+// message that authenticated and passed the replay check, an initiation
+// from a peer's static key with a fresh timestamp, a response that
+// completed our handshake, a cookie reply that decrypted. Nothing an unauthenticated sender does reaches the capture,
 // whose work per source would otherwise be theirs to command.
 func (d *Device) tapInbound(t time.Time, src netip.AddrPort, datagram []byte) {
 	if d.tap != nil {

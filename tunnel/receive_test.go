@@ -165,13 +165,36 @@ func TestTapSeesOnlyMembers(t *testing.T) {
 	send(typed(noise.MessageTransportType, 200))                                                      // unknown_index
 	send(forged)                                                                                      // decrypt
 	send(replay)                                                                                      // replay
+	send(strangerInitiation(t, alpha.priv.Public()))                                                  // bad_handshake: mac1 is no credential
 	waitFor(t, "every forgery dropped", func() bool {
 		st := alpha.dev.Status()
 		pb := peerStatus(alpha.dev, "beta")
 		return st.Drops["malformed"] == 3 && st.Drops["bad_mac"] == 1 && st.Drops["unknown_index"] == 2 &&
-			st.Drops["bad_handshake"] == 1 && pb.Drops["decrypt"] == 1 && pb.Drops["replay"] == 1
+			st.Drops["bad_handshake"] == 2 && pb.Drops["decrypt"] == 1 && pb.Drops["replay"] == 1
 	})
 	if n := tap.from(strangerAddr); n != 0 {
 		t.Fatalf("the tap saw %d datagrams from a stranger", n)
 	}
+}
+
+// strangerInitiation is a well-formed initiation to the node with public
+// key to, from a key in no mesh, with a valid mac1: anyone who knows a
+// node's public key (it is in the mesh file) can make one.
+func strangerInitiation(t *testing.T, to keys.Public) []byte {
+	t.Helper()
+	k, err := keys.NewPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := noise.NewHandshake(noise.NewLocal(k), to, keys.Preshared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := hs.CreateInitiation(time.Now(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := msg.Marshal(nil)
+	noise.NewCookieGenerator(to).AddMACs(b, time.Now())
+	return b
 }
