@@ -18,7 +18,8 @@
 #    bursts that keep beta under load. Meanwhile TCP transfers alpha -> beta must arrive
 #    intact, gamma restarts and must reach beta again within 10 s (under load that takes
 #    a cookie reply and a retry after RekeyTimeout, about 5 s), and beta's peak RSS
-#    (VmHWM) must stay under 100 MiB.
+#    (VmHWM) must stay under 100 MiB. beta captures (-pcap -pcap-outer) throughout: its
+#    capture must hold the members' datagrams and not one of mallory's.
 # 3. Crash. During a transfer alpha -> beta (slowed by a tbf qdisc so the kill lands in
 #    it), beta gets SIGKILL. `peer routes -down` run in beta's namespace must succeed and
 #    leave no route to the mesh prefixes (on Linux the kernel drops the routes with the
@@ -245,8 +246,12 @@ MESH_HOSTS=(alpha beta gamma)
 MESH_ENDPOINT=()
 MESH_LOG_SUFFIX=
 mesh_write_config "$PT_DIR/mesh.yaml"
+# beta captures through the flood, outer datagrams included: nothing a non-member sends
+# may reach the capture (or cost it memory or a system call).
+BETA_PCAP=$PT_DIR/beta-flood.pcapng
+MESH_ARGS[beta]="-pcap $BETA_PCAP -pcap-outer"
 fails=$PT_FAILED
-check "alpha, beta and gamma start" mesh_start "$BIN"
+check "alpha, beta (capturing) and gamma start" mesh_start "$BIN"
 ((PT_FAILED == fails)) || exit 1
 mesh_ready() {
 	local a b
@@ -267,19 +272,22 @@ FLOOD_PID=$PT_LAST_PID
 flood_arriving() { (($(device_drop beta malformed) > garbage0 + 100)); }
 check "the flood reaches beta" pt_wait_until 5 flood_arriving
 
-# Transfers alpha -> beta, one after another, for as long as the flood goes on.
-PAYLOAD20=$PT_DIR/payload20.bin
-pt_make_payload "$PAYLOAD20" 20
+# Transfers alpha -> beta, one every half second or so, for as long as the flood goes on
+# (paced, and small, because beta captures every byte of them twice).
+FLOOD_XFER_MIB=2
+PAYLOAD_FLOOD=$PT_DIR/payload-flood.bin
+pt_make_payload "$PAYLOAD_FLOOD" "$FLOOD_XFER_MIB"
 (
 	i=0
 	while pt_alive "$FLOOD_PID" && ((i < 60)); do
-		if pt_tcp_transfer "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" $((5100 + i)) "$PAYLOAD20" >"$PT_DIR/flood-xfer.$i" 2>&1; then
+		if pt_tcp_transfer "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" $((5100 + i)) "$PAYLOAD_FLOOD" >"$PT_DIR/flood-xfer.$i" 2>&1; then
 			echo "ok $(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/flood-xfer.$i")"
 		else
 			echo "FAIL $i"
 			sed 's/^/  /' "$PT_DIR/flood-xfer.$i"
 		fi
 		i=$((i + 1))
+		sleep 0.5
 	done
 ) >"$PT_DIR/flood-transfers.txt" 2>&1 &
 XFER_LOOP=$!
@@ -317,7 +325,7 @@ transfers_ok() {
 	cat "$PT_DIR/flood-transfers.txt"
 	grep -q '^ok' "$PT_DIR/flood-transfers.txt" && ! grep -q '^FAIL' "$PT_DIR/flood-transfers.txt"
 }
-check "tcp alpha -> beta during the flood: every 20 MiB transfer intact" transfers_ok
+check "tcp alpha -> beta during the flood: every $FLOOD_XFER_MIB MiB transfer intact" transfers_ok
 rss_ok() {
 	local hwm rss
 	hwm=$(pt_vm_kib "${MESH_PID[beta]}" VmHWM) && rss=$(pt_vm_kib "${MESH_PID[beta]}" VmRSS) || return 1
@@ -331,6 +339,27 @@ FLOOD_DROPS="malformed +$(($(device_drop beta malformed) - garbage0)), bad_hands
 log "beta's drops during the flood: $FLOOD_DROPS"
 FLOOD_REPLIES=$(json_get "$FLOOD_LOG" replies || true)
 log "replies mallory got (cookie replies: beta was under load): $FLOOD_REPLIES"
+
+# capture_clean: beta stops (so its capture is complete) and starts again without
+# capturing; its capture holds alpha's and gamma's datagrams, none of mallory's.
+capture_clean() {
+	pt_stop "${MESH_PID[beta]}" 5 || { echo "beta did not stop on SIGTERM"; return 1; }
+	"$BIN" decode "$BETA_PCAP" >"$PT_DIR/beta-flood.txt" || { echo "peer decode failed"; return 1; }
+	local members mallory
+	members=$(grep -c -E 'wire-in IPv4 10\.99\.0\.[13]\.' "$PT_DIR/beta-flood.txt" || true)
+	mallory=$(grep -c -F '10.99.0.66' "$PT_DIR/beta-flood.txt" || true)
+	CAPTURE_RESULT="beta's capture: $members datagrams in from members, $mallory from mallory"
+	echo "$CAPTURE_RESULT"
+	((members > 0 && mallory == 0)) || { grep -m 5 -F '10.99.0.66' "$PT_DIR/beta-flood.txt"; return 1; }
+	rm -f -- "$BETA_PCAP" "$PT_DIR/beta-flood.txt"
+	MESH_ARGS[beta]=
+	MESH_LOG[beta]=$PT_DIR/beta-nocapture.log
+	pt_add_log beta-nocapture "${MESH_LOG[beta]}"
+	mesh_spawn_node "$BIN" beta
+	pt_await_ping 10 "${MESH_NS[alpha]}" "$(mesh_v4 beta)" && pt_await_ping 10 "${MESH_NS[beta]}" "$(mesh_v4 alpha)"
+}
+CAPTURE_RESULT=
+check "beta's capture holds members' datagrams and none of the flood" capture_clean
 
 # ==== 3. crash ====
 
@@ -414,7 +443,8 @@ echo "---- measured"
 echo "  $LOSSY_MIB MiB through loss $LOSS/dup $DUP/reorder $REORDER/delay $RELAY_DELAY: ${LOSSY_RESULT:-failed}; $LOSSY_RETRANS; rtt ${LOSSY_RTT:-?}"
 echo "  duplicates -> replay drops: beta $dup_to_beta -> $replay_b, alpha $dup_to_alpha -> $replay_a (UDP rcvbuf drops $rcvbuf_b, $rcvbuf_a)"
 echo "  flood: gamma back in ${REJOIN_MS:-?} ms; beta VmHWM ${BETA_HWM_KIB:-?} KiB; beta's drops $FLOOD_DROPS; replies to mallory $FLOOD_REPLIES"
+echo "  ${CAPTURE_RESULT:-beta's capture: not checked}"
 echo "  transfers during the flood: $(awk '$1 == "ok" {n++; t = $2 + 0; lo = (n == 1 || t < lo) ? t : lo; hi = t > hi ? t : hi}
-	END {printf "%d transfers of 20 MiB intact, %.1f-%.1f s each", n, lo, hi}' "$PT_DIR/flood-transfers.txt")"
+	END {printf "%d transfers of '"$FLOOD_XFER_MIB"' MiB intact, %.1f-%.1f s each", n, lo, hi}' "$PT_DIR/flood-transfers.txt")"
 echo "  crash: ${RECOVER_RESULT:-failed}; the interrupted $LOSSY_MIB MiB transfer: $(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/crash-xfer.txt" 2>/dev/null || true)"
 pt_summary "fault-test"

@@ -276,10 +276,17 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 	if !to.IsValid() {
 		return errNoEndpoint
 	}
-	msgs := [1]udp.Message{{Buf: b, N: len(b), Addr: to}}
 	if d.tap != nil {
 		d.tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
 	}
+	return d.sendUntapped(b, to)
+}
+
+// sendUntapped sends one datagram that the capture does not see: a cookie
+// reply, which answers whoever claims an address, so that a flood of
+// strangers' initiations does not reach the capture through our answers.
+func (d *Device) sendUntapped(b []byte, to netip.AddrPort) error {
+	msgs := [1]udp.Message{{Buf: b, N: len(b), Addr: to}}
 	_, err := d.conn.WriteBatch(msgs[:])
 	return err
 }

@@ -122,7 +122,7 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 			reply, err := d.cookies.CreateReply(msg, sender, src, now)
 			if err == nil {
 				var buf [noise.MessageCookieReplySize]byte
-				d.sendControl(reply.Marshal(buf[:0]), src)
+				d.sendUntapped(reply.Marshal(buf[:0]), src)
 			}
 			return
 		}

@@ -60,19 +60,24 @@ func TestHandshakeQueue(t *testing.T) {
 type recordingTap struct {
 	mu      sync.Mutex
 	inbound map[netip.AddrPort]map[uint32]int
+	outTo   map[netip.AddrPort]int // outbound datagrams by destination
 }
 
 func (r *recordingTap) Inner(time.Time, bool, string, []byte) {}
 func (r *recordingTap) EphemeralKey(string, keys.Public, keys.Preshared, keys.Private) {
 }
 
-func (r *recordingTap) Outer(_ time.Time, outbound bool, src, _ netip.AddrPort, b []byte) {
-	if outbound {
-		return
-	}
+func (r *recordingTap) Outer(_ time.Time, outbound bool, src, dst netip.AddrPort, b []byte) {
 	typ, _ := noise.Type(b)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if outbound {
+		if r.outTo == nil {
+			r.outTo = map[netip.AddrPort]int{}
+		}
+		r.outTo[dst]++
+		return
+	}
 	if r.inbound == nil {
 		r.inbound = map[netip.AddrPort]map[uint32]int{}
 	}
@@ -174,6 +179,34 @@ func TestTapSeesOnlyMembers(t *testing.T) {
 	})
 	if n := tap.from(strangerAddr); n != 0 {
 		t.Fatalf("the tap saw %d datagrams from a stranger", n)
+	}
+
+	// Under load, a stranger's initiation earns a cookie reply, which the
+	// capture does not see either: a flood must not reach it through our
+	// answers.
+	alpha.dev.underLoad.Store(time.Now().Add(time.Hour).UnixNano())
+	send(strangerInitiation(t, alpha.priv.Public()))
+	got := make(chan uint32, 1)
+	go func() {
+		msgs := []udp.Message{{Buf: make([]byte, 2048)}}
+		if n, err := stranger.ReadBatch(msgs); err == nil && n == 1 {
+			typ, _ := noise.Type(msgs[0].Buf[:msgs[0].N])
+			got <- typ
+		}
+	}()
+	select {
+	case typ := <-got:
+		if typ != noise.MessageCookieReplyType {
+			t.Fatalf("the stranger got a message of type %d, want a cookie reply", typ)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cookie reply to the stranger under load")
+	}
+	tap.mu.Lock()
+	out := tap.outTo[strangerAddr]
+	tap.mu.Unlock()
+	if n := tap.from(strangerAddr); n != 0 || out != 0 {
+		t.Fatalf("under load the tap saw %d datagrams from the stranger and %d to it", n, out)
 	}
 }
 
