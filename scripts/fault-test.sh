@@ -443,8 +443,8 @@ echo "---- measured"
 echo "  $LOSSY_MIB MiB through loss $LOSS/dup $DUP/reorder $REORDER/delay $RELAY_DELAY: ${LOSSY_RESULT:-failed}; $LOSSY_RETRANS; rtt ${LOSSY_RTT:-?}"
 echo "  duplicates -> replay drops: beta $dup_to_beta -> $replay_b, alpha $dup_to_alpha -> $replay_a (UDP rcvbuf drops $rcvbuf_b, $rcvbuf_a)"
 echo "  flood: gamma back in ${REJOIN_MS:-?} ms; beta VmHWM ${BETA_HWM_KIB:-?} KiB; beta's drops $FLOOD_DROPS; replies to mallory $FLOOD_REPLIES"
-echo "  ${CAPTURE_RESULT:-beta's capture: not checked}"
-echo "  transfers during the flood: $(awk '$1 == "ok" {n++; t = $2 + 0; lo = (n == 1 || t < lo) ? t : lo; hi = t > hi ? t : hi}
-	END {printf "%d transfers of '"$FLOOD_XFER_MIB"' MiB intact, %.1f-%.1f s each", n, lo, hi}' "$PT_DIR/flood-transfers.txt")"
+echo "  ${CAPTURE_RESULT:-capture of beta: not checked}"
+echo "  transfers during the flood: $(awk -v mib="$FLOOD_XFER_MIB" '$1 == "ok" {n++; t = $2 + 0; lo = (n == 1 || t < lo) ? t : lo; hi = t > hi ? t : hi}
+	END {printf "%d transfers of %d MiB intact, %.1f-%.1f s each", n, mib, lo, hi}' "$PT_DIR/flood-transfers.txt")"
 echo "  crash: ${RECOVER_RESULT:-failed}; the interrupted $LOSSY_MIB MiB transfer: $(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/crash-xfer.txt" 2>/dev/null || true)"
 pt_summary "fault-test"
