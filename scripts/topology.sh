@@ -14,6 +14,8 @@
 MESH_HOSTS=(alpha beta gamma)
 declare -gA MESH_N=([alpha]=1 [beta]=2 [gamma]=3)
 declare -gA MESH_NS MESH_IFACE MESH_SOCK MESH_LOG MESH_PID MESH_KEY MESH_PUB
+# MESH_ARGS[HOST]: extra command-line flags for HOST's node (split on spaces).
+declare -gA MESH_ARGS
 MESH_PORT=51820
 MESH_SUBNET4=10.20.3.0/24
 MESH_SUBNET6=fd20:3::/64
@@ -137,8 +139,10 @@ mesh_spawn_node() {
 	local bin=$1 h=$2
 	MESH_IFACE[$h]=p${MESH_N[$h]}
 	MESH_SOCK[$h]=$PT_DIR/${MESH_N[$h]}.sock
+	local extra=()
+	read -r -a extra <<<"${MESH_ARGS[$h]:-}"
 	pt_spawn "${MESH_NS[$h]}" "${MESH_LOG[$h]}" "$bin" -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}" \
-		-iface "${MESH_IFACE[$h]}" -socket "${MESH_SOCK[$h]}" -v
+		-iface "${MESH_IFACE[$h]}" -socket "${MESH_SOCK[$h]}" -v "${extra[@]}"
 	MESH_PID[$h]=$PT_LAST_PID
 }
 
