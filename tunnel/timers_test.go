@@ -197,21 +197,31 @@ func TestCookieUnderLoad(t *testing.T) {
 	}
 	// The retry carries mac2 once beta has taken the cookie in; a retry
 	// racing ahead of that gets another cookie, so allow a few.
-	for i := 0; ; i++ {
+	if !m.arrivesAfterRetries(clock, "alpha", p, nil) {
+		t.Fatalf("no session after 5 retries under load; cookie replies: %d", w.count(alpha.addr, noise.MessageCookieReplyType))
+	}
+}
+
+// arrivesAfterRetries moves the clock on one handshake retransmission at a
+// time, calling between (if set) before each, until pkt arrives on n's TUN;
+// it reports false after five retries.
+func (m *testMesh) arrivesAfterRetries(clock *FakeClock, n string, pkt []byte, between func()) bool {
+	m.t.Helper()
+	for range 5 {
+		if between != nil {
+			between()
+		}
 		clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
 		select {
-		case got := <-alpha.tun.Written():
-			if string(got) != string(p) {
-				t.Fatalf("alpha received %x", got)
+		case got := <-m.nodes[n].tun.Written():
+			if string(got) != string(pkt) {
+				m.t.Fatalf("%s received %x", n, got)
 			}
-			return
+			return true
 		case <-time.After(300 * time.Millisecond):
 		}
-		if i == 4 {
-			t.Fatalf("no session after %d retries under load; cookie replies: %d", i+1,
-				w.count(alpha.addr, noise.MessageCookieReplyType))
-		}
 	}
+	return false
 }
 
 // sealWith seals a data packet from beta to alpha under kp, as beta's
