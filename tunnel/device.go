@@ -84,8 +84,12 @@ type Device struct {
 	localAddr netip.AddrPort
 	clock     Clock
 	log       *slog.Logger
-	tap       Tap
-	mtu       int
+	// tap is swapped by SetTap while packets flow; the forwarding loops
+	// load it once per batch (see loadTap).
+	tap tapHolder
+	// mtu is what transport messages are padded up to (at most); SetMTU
+	// changes it while the send path reads it.
+	mtu atomic.Int64
 
 	peers []*Peer
 	byKey map[keys.Public]*Peer
@@ -162,8 +166,6 @@ func New(cfg Config) (*Device, error) {
 		conn:       cfg.Conn,
 		clock:      cfg.Clock,
 		log:        cfg.Log,
-		tap:        cfg.Tap,
-		mtu:        cfg.TUN.MTU(),
 		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
 		byEndpoint: make(map[netip.AddrPort]*Peer),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
@@ -172,6 +174,8 @@ func New(cfg Config) (*Device, error) {
 
 		cryptoWorkers: cfg.CryptoWorkers,
 	}
+	d.SetTap(cfg.Tap)
+	d.mtu.Store(int64(cfg.TUN.MTU()))
 	d.cookies = noise.NewCookieChecker(d.local.Public)
 	if d.clock == nil {
 		d.clock = RealClock
@@ -276,8 +280,8 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 	if !to.IsValid() {
 		return errNoEndpoint
 	}
-	if d.tap != nil {
-		d.tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
+	if tap := d.loadTap(); tap != nil {
+		tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
 	}
 	return d.sendUntapped(b, to)
 }
@@ -292,3 +296,44 @@ func (d *Device) sendUntapped(b []byte, to netip.AddrPort) error {
 }
 
 var errNoEndpoint = errors.New("peer has no known endpoint")
+
+// tapHolder holds the current Tap. An atomic pointer to a box rather than
+// an atomic.Value: a load is one plain pointer read, with no type
+// assertion, and nil (no box) means no tap.
+type tapHolder struct{ p atomic.Pointer[tapBox] }
+
+type tapBox struct{ t Tap }
+
+// loadTap returns the current tap, or nil. The forwarding loops call it
+// once per batch and use that value for the whole batch: the receive loop
+// keeps a copy of a datagram only when there is a tap, and must then show
+// the tap that same copy.
+func (d *Device) loadTap() Tap {
+	if b := d.tap.p.Load(); b != nil {
+		return b.t
+	}
+	return nil
+}
+
+// SetTap replaces the tap that sees the traffic (nil: none), while the
+// device runs. A batch already under way, or a handshake being answered,
+// may still hand packets to the previous tap after SetTap returns, so the
+// previous one must tolerate calls after it was replaced or closed (a
+// capture.Writer drops them).
+func (d *Device) SetTap(t Tap) {
+	if t == nil {
+		d.tap.p.Store(nil)
+		return
+	}
+	d.tap.p.Store(&tapBox{t: t})
+}
+
+// SetMTU changes the MTU transport messages are padded for (the packets
+// themselves are whatever the TUN hands over), while the device runs: call
+// it when the interface's MTU changes. An mtu below 1 is ignored.
+func (d *Device) SetMTU(mtu int) {
+	if mtu < 1 {
+		return
+	}
+	d.mtu.Store(int64(mtu))
+}

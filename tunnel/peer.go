@@ -96,8 +96,12 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 		handshake: hs,
 		cookieGen: noise.NewCookieGenerator(pc.PublicKey),
 	}
-	if d.tap != nil {
-		hs.KeyLog = func(eph keys.Private) { d.tap.EphemeralKey(p.name, p.public, p.psk, eph) }
+	// Always set: a tap may be set later (SetTap), and a handshake costs
+	// a Curve25519 operation anyway, beside which this load is nothing.
+	hs.KeyLog = func(eph keys.Private) {
+		if tap := d.loadTap(); tap != nil {
+			tap.EphemeralKey(p.name, p.public, p.psk, eph)
+		}
 	}
 	if pc.Endpoint.IsValid() {
 		ep := pc.Endpoint
@@ -301,7 +305,7 @@ func (d *Device) Status() Status {
 		ListenPort: d.conn.LocalPort(),
 		Interface:  d.tun.Name(),
 		Driver:     d.tun.Driver(),
-		MTU:        d.mtu,
+		MTU:        int(d.mtu.Load()),
 		Drops:      map[string]uint64{},
 	}
 	for r := DeviceDrop(0); r < numDeviceDrops; r++ {

@@ -27,9 +27,3 @@ func (c Changes) Empty() bool {
 func (d *Device) Reconfigure(peers []PeerConfig) (Changes, error) {
 	return Changes{}, errors.New("tunnel: Reconfigure is not implemented yet")
 }
-
-// SetMTU changes the MTU the device pads for. CONTRACT PLACEHOLDER.
-func (d *Device) SetMTU(mtu int) {}
-
-// SetTap replaces the tap (nil: no capture). CONTRACT PLACEHOLDER.
-func (d *Device) SetTap(t Tap) {}
