@@ -91,13 +91,19 @@ type Device struct {
 	// changes it while the send path reads it.
 	mtu atomic.Int64
 
-	peers []*Peer
-	byKey map[keys.Public]*Peer
-	// byEndpoint maps the endpoints of the configuration to their peer
-	// (read-only after New; an endpoint two peers share maps to nil).
-	byEndpoint map[netip.AddrPort]*Peer
-	routes     prefixtable.Table[*Peer]
-	index      indexTable
+	// peers is the current peer set, replaced whole (see peerSet); the
+	// handshake worker, the receive path, Status and Close read it.
+	peers atomic.Pointer[peerSet]
+	// routes maps every peer's prefixes to it, for the send path's
+	// lookup and the receive path's source check; a new set's table is
+	// built apart and published with one Replace.
+	routes prefixtable.Table[*Peer]
+	index  indexTable
+	// reconfMu serializes changes of the peer set with Run starting the
+	// peers and Close stopping them, so that a peer added while the device
+	// starts or stops is started (or stopped) exactly as the others.
+	reconfMu sync.Mutex
+	running  bool // Run has started the peers; guarded by reconfMu
 
 	cryptoWorkers int
 
@@ -166,8 +172,6 @@ func New(cfg Config) (*Device, error) {
 		conn:       cfg.Conn,
 		clock:      cfg.Clock,
 		log:        cfg.Log,
-		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
-		byEndpoint: make(map[netip.AddrPort]*Peer),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
 		closed:     make(chan struct{}),
 		localAddr:  netip.AddrPortFrom(netip.Addr{}, cfg.Conn.LocalPort()),
@@ -184,35 +188,90 @@ func New(cfg Config) (*Device, error) {
 		d.log = slog.Default()
 	}
 	d.index.init()
+	if err := validatePeers(d.local.Public, cfg.Peers); err != nil {
+		return nil, err
+	}
+	list := make([]*Peer, 0, len(cfg.Peers))
 	for i := range cfg.Peers {
-		pc := &cfg.Peers[i]
-		if pc.PublicKey == d.local.Public {
-			return nil, fmt.Errorf("tunnel: peer %q has this node's own public key", pc.Name)
-		}
-		if _, dup := d.byKey[pc.PublicKey]; dup {
-			return nil, fmt.Errorf("tunnel: peer %q: public key used twice", pc.Name)
-		}
-		p, err := newPeer(d, pc)
+		p, err := newPeer(d, &cfg.Peers[i])
 		if err != nil {
 			return nil, err
 		}
-		for _, pfx := range pc.Prefixes {
-			if q, other, ok := d.routes.Overlap(pfx); ok && other != p {
-				return nil, fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, p.name, q, other.name)
-			}
-			d.routes.Insert(pfx, p)
+		list = append(list, p)
+	}
+	set, routes := newPeerSet(list)
+	d.routes.Replace(routes)
+	d.peers.Store(set)
+	return d, nil
+}
+
+// peerSet is one version of the peer set. It is never modified once
+// published: a change builds a new one, so a reader holding one sees a
+// consistent set without locks.
+type peerSet struct {
+	list  []*Peer // in the order of the configuration
+	byKey map[keys.Public]*Peer
+	// byEndpoint maps the endpoints of the configuration to their peer
+	// (an endpoint two peers share maps to nil).
+	byEndpoint map[netip.AddrPort]*Peer
+}
+
+// newPeerSet indexes list, and builds the routing table of its prefixes.
+func newPeerSet(list []*Peer) (*peerSet, *prefixtable.Table[*Peer]) {
+	s := &peerSet{
+		list:       list,
+		byKey:      make(map[keys.Public]*Peer, len(list)),
+		byEndpoint: make(map[netip.AddrPort]*Peer, len(list)),
+	}
+	routes := new(prefixtable.Table[*Peer])
+	for _, p := range list {
+		c := p.conf.Load()
+		s.byKey[p.public] = p
+		for _, pfx := range c.Prefixes {
+			routes.Insert(pfx, p)
 		}
-		d.peers = append(d.peers, p)
-		d.byKey[pc.PublicKey] = p
-		if pc.Endpoint.IsValid() {
-			if _, shared := d.byEndpoint[pc.Endpoint]; shared {
-				d.byEndpoint[pc.Endpoint] = nil
+		if c.Endpoint.IsValid() {
+			if _, shared := s.byEndpoint[c.Endpoint]; shared {
+				s.byEndpoint[c.Endpoint] = nil
 			} else {
-				d.byEndpoint[pc.Endpoint] = p
+				s.byEndpoint[c.Endpoint] = p
 			}
 		}
 	}
-	return d, nil
+	return s, routes
+}
+
+// validatePeers refuses a peer set that cannot be applied whole: a peer
+// with this node's own key, two peers with one key or one name (the diff
+// of a reload goes by key, the status and the capture by name), or
+// prefixes of two peers that overlap (the source check would refuse the
+// packets of one). New and Reconfigure call it before they change
+// anything.
+func validatePeers(local keys.Public, peers []PeerConfig) error {
+	byKey := make(map[keys.Public]int, len(peers))
+	byName := make(map[string]int, len(peers))
+	var routes prefixtable.Table[int]
+	for i := range peers {
+		pc := &peers[i]
+		if pc.PublicKey == local {
+			return fmt.Errorf("tunnel: peer %q has this node's own public key", pc.Name)
+		}
+		if j, dup := byKey[pc.PublicKey]; dup {
+			return fmt.Errorf("tunnel: peer %q: public key used twice (also peer %q)", pc.Name, peers[j].Name)
+		}
+		byKey[pc.PublicKey] = i
+		if _, dup := byName[pc.Name]; dup {
+			return fmt.Errorf("tunnel: peer name %q used twice", pc.Name)
+		}
+		byName[pc.Name] = i
+		for _, pfx := range pc.Prefixes {
+			if q, j, ok := routes.Overlap(pfx); ok && j != i {
+				return fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, pc.Name, q, peers[j].Name)
+			}
+			routes.Insert(pfx, i)
+		}
+	}
+	return nil
 }
 
 // Run forwards packets until ctx is done or Close is called. It returns the
@@ -223,9 +282,12 @@ func (d *Device) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); errc <- d.routineReadTUN() }()
 	go func() { defer d.wg.Done(); errc <- d.routineReadUDP() }()
 	go func() { defer d.wg.Done(); d.routineHandshakes(); errc <- nil }()
-	for _, p := range d.peers {
+	d.reconfMu.Lock()
+	d.running = true
+	for _, p := range d.peers.Load().list {
 		p.start()
 	}
+	d.reconfMu.Unlock()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -247,7 +309,9 @@ func (d *Device) Close() {
 		close(d.closed)
 		d.conn.Close()
 		d.tun.Close()
-		for _, p := range d.peers {
+		d.reconfMu.Lock()
+		defer d.reconfMu.Unlock()
+		for _, p := range d.peers.Load().list {
 			p.stop()
 		}
 	})
@@ -266,8 +330,8 @@ func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
 
 // PeerByName returns the peer called name, or nil.
 func (d *Device) PeerByName(name string) *Peer {
-	for _, p := range d.peers {
-		if p.name == name {
+	for _, p := range d.peers.Load().list {
+		if p.Name() == name {
 			return p
 		}
 	}

@@ -33,7 +33,7 @@ func (p *Peer) initiateHandshake(retry bool) {
 
 	msg, err := p.createInitiation()
 	if err != nil {
-		d.log.Warn("creating handshake initiation", "peer", p.name, "err", err)
+		d.log.Warn("creating handshake initiation", "peer", p.Name(), "err", err)
 		return
 	}
 	var buf [noise.MessageInitiationSize]byte
@@ -44,10 +44,10 @@ func (p *Peer) initiateHandshake(retry bool) {
 	}
 	p.timers.handshakeInitiated()
 	ep := p.Endpoint()
-	d.log.Debug("sending handshake initiation", "peer", p.name, "endpoint", ep, "retry", retry)
+	d.log.Debug("sending handshake initiation", "peer", p.Name(), "endpoint", ep, "retry", retry)
 	p.timers.packetSent(false)
 	if err := d.sendControl(b, ep); err != nil {
-		d.log.Debug("handshake initiation not sent", "peer", p.name, "endpoint", ep, "err", err)
+		d.log.Debug("handshake initiation not sent", "peer", p.Name(), "endpoint", ep, "err", err)
 	}
 }
 
@@ -188,10 +188,10 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 	p.timers.packetSent(false)
 	p.timers.sessionDerived()
 	if err := d.sendControl(out, src); err != nil {
-		d.log.Debug("sending handshake response", "peer", p.name, "err", err)
+		d.log.Debug("sending handshake response", "peer", p.Name(), "err", err)
 		return
 	}
-	d.log.Debug("answered handshake", "peer", p.name, "endpoint", src)
+	d.log.Debug("answered handshake", "peer", p.Name(), "endpoint", src)
 }
 
 // respond consumes an initiation and answers it, deriving the responder's
@@ -200,7 +200,7 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Response, error) {
 	var p *Peer
 	_, err := d.local.ConsumeInitiation(msg, now, func(k keys.Public) *noise.Handshake {
-		if p = d.byKey[k]; p == nil {
+		if p = d.peers.Load().byKey[k]; p == nil {
 			return nil
 		}
 		// The lookup is the first moment the peer is known, and comes
@@ -263,12 +263,12 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 		} else {
 			d.drop(DropHandshake)
 		}
-		d.log.Debug("refused handshake response", "peer", p.name, "err", err)
+		d.log.Debug("refused handshake response", "peer", p.Name(), "err", err)
 		return
 	}
 	d.tapInbound(t, src, b) // it authenticated: from the peer we asked
 	p.setEndpoint(src)
-	d.log.Debug("handshake complete", "peer", p.name, "endpoint", src)
+	d.log.Debug("handshake complete", "peer", p.Name(), "endpoint", src)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
 	p.timers.sessionDerived()
@@ -322,6 +322,6 @@ func (d *Device) handleCookieReply(b []byte, now time.Time) bool {
 		d.drop(DropHandshake)
 		return false
 	}
-	d.log.Debug("got cookie", "peer", e.peer.name)
+	d.log.Debug("got cookie", "peer", e.peer.Name())
 	return true
 }

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +37,13 @@ const maxStaged = 128
 
 // Peer is one remote node of the mesh.
 type Peer struct {
-	dev       *Device
-	name      string
-	public    keys.Public
-	psk       keys.Preshared
-	prefixes  []netip.Prefix
-	keepalive time.Duration
+	dev    *Device
+	public keys.Public
+	// conf is the peer's configuration (name, prefixes, endpoint as
+	// configured, keepalive, preshared key), read by the forwarding loops,
+	// the timers and Status while Reconfigure may replace it: a new one is
+	// stored whole, one is never modified.
+	conf atomic.Pointer[PeerConfig]
 
 	handshake *noise.Handshake
 	cookieGen *noise.CookieGenerator
@@ -88,19 +90,17 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{
 		dev:       d,
-		name:      pc.Name,
 		public:    pc.PublicKey,
-		psk:       pc.Preshared,
-		prefixes:  pc.Prefixes,
-		keepalive: pc.Keepalive,
 		handshake: hs,
 		cookieGen: noise.NewCookieGenerator(pc.PublicKey),
 	}
+	p.conf.Store(cloneConfig(pc))
 	// Always set: a tap may be set later (SetTap), and a handshake costs
 	// a Curve25519 operation anyway, beside which this load is nothing.
 	hs.KeyLog = func(eph keys.Private) {
 		if tap := d.loadTap(); tap != nil {
-			tap.EphemeralKey(p.name, p.public, p.psk, eph)
+			c := p.conf.Load()
+			tap.EphemeralKey(c.Name, p.public, c.Preshared, eph)
 		}
 	}
 	if pc.Endpoint.IsValid() {
@@ -111,8 +111,16 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	return p, nil
 }
 
+// cloneConfig copies pc with a prefix list of its own, so that what the
+// caller does with its slice later cannot reach a running peer.
+func cloneConfig(pc *PeerConfig) *PeerConfig {
+	c := *pc
+	c.Prefixes = slices.Clone(pc.Prefixes)
+	return &c
+}
+
 // Name returns the peer's name from the mesh file.
-func (p *Peer) Name() string { return p.name }
+func (p *Peer) Name() string { return p.conf.Load().Name }
 
 // Endpoint returns where packets for p go now (zero if unknown).
 func (p *Peer) Endpoint() netip.AddrPort {
@@ -136,7 +144,7 @@ func (p *Peer) setEndpoint(src netip.AddrPort) {
 func (p *Peer) drop(r PeerDrop) { p.drops[r].Add(1) }
 
 func (p *Peer) start() {
-	if p.keepalive > 0 {
+	if p.conf.Load().Keepalive > 0 {
 		// A persistent keepalive also opens the session at start, so a peer
 		// behind NAT is reachable without waiting for traffic.
 		p.sendKeepalive()
@@ -313,9 +321,10 @@ func (d *Device) Status() Status {
 			s.Drops[r.String()] = v
 		}
 	}
-	for _, p := range d.peers {
+	for _, p := range d.peers.Load().list {
+		c := p.conf.Load()
 		ps := PeerStatus{
-			Name:      p.name,
+			Name:      c.Name,
 			PublicKey: p.public.String(),
 			RxPackets: p.rxPackets.Load(),
 			RxBytes:   p.rxBytes.Load(),
@@ -326,8 +335,8 @@ func (d *Device) Status() Status {
 		if ep := p.Endpoint(); ep.IsValid() {
 			ps.Endpoint = ep.String()
 		}
-		if p.keepalive > 0 {
-			ps.Keepalive = p.keepalive.String()
+		if c.Keepalive > 0 {
+			ps.Keepalive = c.Keepalive.String()
 		}
 		p.mu.Lock()
 		ps.LastHandshake = p.lastHandshake
@@ -337,7 +346,7 @@ func (d *Device) Status() Status {
 				ps.Drops[peerDropNames[r]] = v
 			}
 		}
-		for _, pfx := range p.prefixes {
+		for _, pfx := range c.Prefixes {
 			ps.Prefixes = append(ps.Prefixes, pfx.String())
 		}
 		s.Peers = append(s.Peers, ps)

@@ -139,7 +139,7 @@ func (d *Device) routineReadUDP() error {
 			}
 			lastData = true
 			if tap != nil {
-				tap.Inner(now, false, j.peer.name, pkt)
+				tap.Inner(now, false, j.peer.Name(), pkt)
 			}
 			// pkt sits at m.Buf[16:]: hand the whole buffer over.
 			b.out = append(b.out, m.Buf[:off+len(pkt)])
@@ -185,7 +185,7 @@ func (d *Device) session(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 // not authenticated: all a forger of that address gains is one initiation
 // to the real peer per RekeyTimeout.
 func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
-	p := d.byEndpoint[src]
+	p := d.peers.Load().byEndpoint[src]
 	if p == nil || usable(p.current.Load(), now) {
 		return
 	}
@@ -194,7 +194,7 @@ func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
 		return
 	}
 	if p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
-		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.name, "from", src)
+		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.Name(), "from", src)
 		go p.initiateHandshake(false)
 	}
 }

@@ -98,7 +98,7 @@ func (d *Device) routineReadTUN() error {
 				continue
 			}
 			if tap != nil {
-				tap.Inner(now, true, p.name, pkt)
+				tap.Inner(now, true, p.Name(), pkt)
 			}
 			kp, ctr, plen, ok := p.prepare(b.bufs[i], len(pkt), now)
 			if !ok {

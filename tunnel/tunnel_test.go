@@ -480,8 +480,10 @@ func (m *testMesh) restart(name string) {
 	m.t.Helper()
 	n := m.nodes[name]
 	cfg := Config{Private: n.priv, Clock: m.clock, Log: testLog(m.t, name), CryptoWorkers: 3}
-	for _, p := range n.dev.peers {
-		cfg.Peers = append(cfg.Peers, PeerConfig{Name: p.name, PublicKey: p.public, Prefixes: p.prefixes, Endpoint: m.nodes[p.name].addr, Keepalive: p.keepalive})
+	for _, p := range n.dev.peers.Load().list {
+		c := *p.conf.Load()
+		c.Endpoint = m.nodes[c.Name].addr
+		cfg.Peers = append(cfg.Peers, c)
 	}
 	n.dev.Close()
 	if err := <-n.done; err != nil {
