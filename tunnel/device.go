@@ -188,20 +188,12 @@ func New(cfg Config) (*Device, error) {
 		d.log = slog.Default()
 	}
 	d.index.init()
-	if err := validatePeers(d.local.Public, cfg.Peers); err != nil {
+	// The first peer set is a reload of an empty one: one path validates
+	// and builds both.
+	d.peers.Store(&peerSet{})
+	if _, err := d.Reconfigure(cfg.Peers); err != nil {
 		return nil, err
 	}
-	list := make([]*Peer, 0, len(cfg.Peers))
-	for i := range cfg.Peers {
-		p, err := newPeer(d, &cfg.Peers[i])
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, p)
-	}
-	set, routes := newPeerSet(list)
-	d.routes.Replace(routes)
-	d.peers.Store(set)
 	return d, nil
 }
 
@@ -216,16 +208,17 @@ type peerSet struct {
 	byEndpoint map[netip.AddrPort]*Peer
 }
 
-// newPeerSet indexes list, and builds the routing table of its prefixes.
-func newPeerSet(list []*Peer) (*peerSet, *prefixtable.Table[*Peer]) {
+// newPeerSet indexes list, whose configurations are confs (those the peers
+// are about to take), and builds the routing table of their prefixes.
+func newPeerSet(list []*Peer, confs []*PeerConfig) (*peerSet, *prefixtable.Table[*Peer]) {
 	s := &peerSet{
 		list:       list,
 		byKey:      make(map[keys.Public]*Peer, len(list)),
 		byEndpoint: make(map[netip.AddrPort]*Peer, len(list)),
 	}
 	routes := new(prefixtable.Table[*Peer])
-	for _, p := range list {
-		c := p.conf.Load()
+	for i, p := range list {
+		c := confs[i]
 		s.byKey[p.public] = p
 		for _, pfx := range c.Prefixes {
 			routes.Insert(pfx, p)

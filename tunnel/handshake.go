@@ -19,6 +19,10 @@ func (p *Peer) initiateHandshake(retry bool) {
 	d := p.dev
 	now := d.clock.Now()
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return
+	}
 	if !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
 		p.mu.Unlock()
 		if retry {
@@ -32,6 +36,9 @@ func (p *Peer) initiateHandshake(retry bool) {
 	p.mu.Unlock()
 
 	msg, err := p.createInitiation()
+	if errors.Is(err, errPeerRemoved) {
+		return
+	}
 	if err != nil {
 		d.log.Warn("creating handshake initiation", "peer", p.Name(), "err", err)
 		return
@@ -60,6 +67,9 @@ func (p *Peer) createInitiation() (*noise.Initiation, error) {
 	d := p.dev
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
+	if p.gone {
+		return nil, errPeerRemoved
+	}
 	if p.handshakeIndex != 0 {
 		d.index.remove(p.handshakeIndex)
 		p.handshakeIndex = 0
@@ -206,6 +216,13 @@ func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Re
 		// The lookup is the first moment the peer is known, and comes
 		// before ConsumeInitiation touches its handshake.
 		p.hsMu.Lock()
+		if p.gone {
+			// Removed since the set was read: refused as any key
+			// that is not a peer's.
+			p.hsMu.Unlock()
+			p = nil
+			return nil
+		}
 		return p.handshake
 	})
 	if p == nil {
@@ -280,7 +297,20 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 	}
 }
 
-var errStaleResponse = errors.New("response to an initiation no longer in flight")
+var (
+	errStaleResponse = errors.New("response to an initiation no longer in flight")
+	errPeerRemoved   = errors.New("peer removed from the configuration")
+)
+
+// rekey starts a handshake at once, for a new preshared key. The hold-back
+// of RekeyTimeout after the last handshake message does not apply: that
+// one was made under the old key.
+func (p *Peer) rekey() {
+	p.mu.Lock()
+	p.lastHandshakeSent = time.Time{}
+	p.mu.Unlock()
+	p.initiateHandshake(false)
+}
 
 // completeHandshake consumes the response to our initiation in flight and
 // installs the session, as one step under hsMu (see createInitiation).

@@ -62,6 +62,10 @@ type Peer struct {
 	// the transport path; it is taken before mu.
 	hsMu           sync.Mutex
 	handshakeIndex uint32 // index of our initiation in flight, 0 if none; guarded by hsMu
+	// gone is set when Reconfigure removed the peer: from then on nothing
+	// creates state for it (an index, a session, a staged packet, a
+	// handshake). Written holding hsMu and mu, read holding either.
+	gone bool
 
 	mu       sync.Mutex // guards the fields below
 	keypairs struct{ previous, current, next *noise.Keypair }
@@ -149,6 +153,20 @@ func (p *Peer) start() {
 		// behind NAT is reachable without waiting for traffic.
 		p.sendKeepalive()
 	}
+}
+
+// remove takes p out of service for good, once it has left the peer set:
+// nothing may create state for it from now on (see gone), its staged
+// packets are dropped, its timers stop and its key material is wiped,
+// which retires its indices.
+func (p *Peer) remove() {
+	p.hsMu.Lock()
+	p.mu.Lock()
+	p.gone = true
+	p.staged = nil
+	p.mu.Unlock()
+	p.hsMu.Unlock()
+	p.stop()
 }
 
 // stop cancels the timers and wipes every session and handshake.
@@ -248,6 +266,10 @@ func (p *Peer) stage(pkt []byte) {
 	b := make([]byte, off+len(pkt), off+len(pkt)+noise.PaddingMultiple+16)
 	copy(b[off:], pkt)
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return // routed just before the peer was removed
+	}
 	if len(p.staged) >= maxStaged {
 		copy(p.staged, p.staged[1:])
 		p.staged = p.staged[:len(p.staged)-1]
