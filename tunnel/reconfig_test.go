@@ -286,3 +286,282 @@ func TestReconfigureInvalidChangesNothing(t *testing.T) {
 	ch := reconfigure(t, alpha.dev, valid())
 	wantChanges(t, ch, Changes{Added: []string{"delta"}, Removed: []string{"gamma"}, Updated: []string{"beta"}})
 }
+
+// TestReconfigureUpdatesInPlace: a new name, a new subnet, a keepalive and
+// an endpoint the peer moved to are applied to the running peer, which
+// keeps its session (the same keypair, its counter going on) and sends no
+// handshake message.
+func TestReconfigureUpdatesInPlace(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	pb := alpha.dev.PeerByName("beta")
+	kp := pb.current.Load()
+	used := kp.SendCount()
+	moved := netip.MustParseAddrPort("203.0.113.2:51820")
+	if err := m.net.Move(beta.conn, moved); err != nil {
+		t.Fatal(err)
+	}
+	hs := w.handshakeMessages(alpha.addr, beta.addr, moved)
+
+	ch := reconfigure(t, alpha.dev, edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) {
+		pc.Name = "beta-2"
+		pc.Prefixes = append(pc.Prefixes, netip.MustParsePrefix("10.20.2.0/24"))
+		pc.Keepalive = 25 * time.Second
+		pc.Endpoint = moved
+	}))
+	wantChanges(t, ch, Changes{Updated: []string{"beta-2"}})
+	if alpha.dev.PeerByName("beta-2") != pb || alpha.dev.PeerByName("beta") != nil {
+		t.Fatal("the renamed peer is not the same peer under its new name")
+	}
+	if ep := pb.Endpoint(); ep != moved {
+		t.Fatalf("endpoint %s after the configuration moved it to %s", ep, moved)
+	}
+	// alpha speaks first: it reaches beta at the configured address.
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after")))
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.20.2.7", []byte("to the new subnet")))
+	m.pass("beta", "alpha", ipv4UDP("10.20.2.7", "10.10.0.1", []byte("from the new subnet")))
+	if pb.current.Load() != kp {
+		t.Fatal("the update replaced the session")
+	}
+	if got := kp.SendCount(); got != used+2 {
+		t.Fatalf("session counter at %d after 2 more packets, was %d", got, used)
+	}
+	if n := w.handshakeMessages(alpha.addr, beta.addr, moved) - hs; n != 0 {
+		t.Fatalf("%d handshake messages after an update", n)
+	}
+	st := peerStatus(alpha.dev, "beta-2")
+	if st.Keepalive != "25s" || !slices.Equal(st.Prefixes, []string{"10.10.0.2/32", "10.20.2.0/24"}) {
+		t.Fatalf("status after the update: %+v", st)
+	}
+	// The new keepalive runs on the same session. First the keepalives
+	// that answer the data above, so that no timer waits for an answer.
+	clock.Advance(noise.KeepaliveTimeout + time.Second)
+	pa := beta.dev.PeerByName("alpha")
+	waitFor(t, "idle timers", func() bool {
+		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
+			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
+	})
+	keepalives := w.count(alpha.addr, keepaliveKind)
+	clock.Advance(25*time.Second + time.Second)
+	waitFor(t, "a persistent keepalive", func() bool { return w.count(alpha.addr, keepaliveKind) > keepalives })
+	if pb.current.Load() != kp || w.handshakeMessages(alpha.addr, beta.addr, moved) != hs {
+		t.Fatal("the keepalive came with a new handshake")
+	}
+}
+
+// TestReconfigureKeepsRoamedEndpoint: the endpoint learned from the peer's
+// traffic survives a reload that leaves the configured endpoint alone, and
+// gives way to a configured one that changed.
+func TestReconfigureKeepsRoamedEndpoint(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	roamed := netip.MustParseAddrPort("203.0.113.50:40000")
+	if err := m.net.Move(beta.conn, roamed); err != nil {
+		t.Fatal(err)
+	}
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("from elsewhere")))
+	pb := alpha.dev.PeerByName("beta")
+	if ep := pb.Endpoint(); ep != roamed {
+		t.Fatalf("alpha did not roam: %s", ep)
+	}
+	ch := reconfigure(t, alpha.dev, edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) { pc.Keepalive = time.Minute }))
+	wantChanges(t, ch, Changes{Updated: []string{"beta"}})
+	if ep := pb.Endpoint(); ep != roamed {
+		t.Fatalf("a reload that left beta's endpoint alone moved it from %s to %s", roamed, ep)
+	}
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("to the roamed address")))
+
+	configured := netip.MustParseAddrPort("203.0.113.60:51820")
+	if err := m.net.Move(beta.conn, configured); err != nil {
+		t.Fatal(err)
+	}
+	reconfigure(t, alpha.dev, edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) {
+		pc.Keepalive = time.Minute
+		pc.Endpoint = configured
+	}))
+	if ep := pb.Endpoint(); ep != configured {
+		t.Fatalf("endpoint %s, want the newly configured %s", ep, configured)
+	}
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("to the configured address")))
+}
+
+// TestReconfigureMovesPrefix: a subnet moves from beta to gamma; both keep
+// their sessions, packets to the subnet go to gamma, and the subnet's
+// sources are accepted from gamma and refused from beta.
+func TestReconfigureMovesPrefix(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32", "10.20.0.0/24"}},
+		nodeSpec{name: "gamma", prefixes: []string{"10.10.0.3/32"}},
+	)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta, gamma := m.nodes["alpha"], m.nodes["beta"], m.nodes["gamma"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.20.0.9", []byte("to beta's subnet")))
+	m.pass("beta", "alpha", ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from beta's subnet")))
+	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.10.0.3", []byte("up")))
+	m.pass("gamma", "alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("up")))
+	pb, pg := alpha.dev.PeerByName("beta"), alpha.dev.PeerByName("gamma")
+	kb, kg := pb.current.Load(), pg.current.Load()
+	hs := w.handshakeMessages(alpha.addr, beta.addr, gamma.addr)
+
+	subnet := netip.MustParsePrefix("10.20.0.0/24")
+	pcs := edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) { pc.Prefixes = mustPrefixes(t, []string{"10.10.0.2/32"}) })
+	pcs = edit(t, pcs, "gamma", func(pc *PeerConfig) { pc.Prefixes = append(pc.Prefixes, subnet) })
+	wantChanges(t, reconfigure(t, alpha.dev, pcs), Changes{Updated: []string{"beta", "gamma"}})
+
+	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.20.0.9", []byte("to gamma's subnet now")))
+	m.pass("gamma", "alpha", ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from gamma's subnet")))
+	beta.tun.Inject(ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from a subnet beta lost")))
+	waitFor(t, "beta's packet refused as spoofed", func() bool {
+		return peerStatus(alpha.dev, "beta").Drops["spoofed_source"] == 1
+	})
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("beta itself still passes")))
+	if pb.current.Load() != kb || pg.current.Load() != kg {
+		t.Fatal("moving a prefix replaced a session")
+	}
+	if n := w.handshakeMessages(alpha.addr, beta.addr, gamma.addr) - hs; n != 0 {
+		t.Fatalf("%d handshake messages after moving a prefix", n)
+	}
+}
+
+// TestReconfigureAddsAndRemovesPeers: gamma, unknown to alpha, is refused;
+// a reload adds it and removes beta. gamma then handshakes with alpha at
+// once; beta's session is wiped at alpha, its data counts as unknown_index
+// and its initiations are refused as an unknown key's.
+func TestReconfigureAddsAndRemovesPeers(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}, knows: []string{"beta"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+		nodeSpec{name: "gamma", prefixes: []string{"10.10.0.3/32"}},
+	)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta, gamma := m.nodes["alpha"], m.nodes["beta"], m.nodes["gamma"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	gamma.tun.Inject(ipv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
+	waitFor(t, "gamma refused", func() bool { return alpha.dev.Status().Drops["bad_handshake"] == 1 })
+
+	pb := alpha.dev.PeerByName("beta")
+	pb.stage(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("staged")))
+	pcs := append(without(m.peersOf("alpha"), "beta"), m.entryFor("gamma"))
+	wantChanges(t, reconfigure(t, alpha.dev, pcs), Changes{Added: []string{"gamma"}, Removed: []string{"beta"}})
+
+	// beta is gone from every table.
+	if alpha.dev.PeerByName("beta") != nil || alpha.dev.peers.Load().byKey[beta.priv.Public()] != nil ||
+		alpha.dev.peers.Load().byEndpoint[beta.addr] != nil {
+		t.Fatal("beta is still in the peer set")
+	}
+	if p, ok := alpha.dev.routes.LookupBytes([]byte{10, 10, 0, 2}); ok {
+		t.Fatalf("10.10.0.2 still routes to %s", p.Name())
+	}
+	pb.mu.Lock()
+	kps, staged := pb.keypairs, len(pb.staged)
+	pb.mu.Unlock()
+	if kps.previous != nil || kps.current != nil || kps.next != nil || pb.current.Load() != nil || staged != 0 {
+		t.Fatalf("beta's state survived its removal: %+v, %d staged", kps, staged)
+	}
+	alpha.dev.index.mu.RLock()
+	for idx, e := range alpha.dev.index.m {
+		if e.peer == pb {
+			t.Errorf("index %d still names beta", idx)
+		}
+	}
+	alpha.dev.index.mu.RUnlock()
+	pb.stage(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("routed just before")))
+	if pb.hasStaged() {
+		t.Fatal("a removed peer staged a packet")
+	}
+
+	// gamma can handshake at once; its packet that waited arrives too.
+	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.10.0.3", []byte("welcome")))
+	m.expectPacket("alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
+	m.pass("gamma", "alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("member now")))
+
+	// beta still holds its session: its data is for an index alpha retired.
+	beta.tun.Inject(ipv4UDP("10.10.0.2", "10.10.0.1", []byte("still here?")))
+	waitFor(t, "beta's data counted as unknown_index", func() bool { return alpha.dev.Status().Drops["unknown_index"] == 1 })
+	// And its new handshake is refused like any stranger's.
+	responses := w.count(alpha.addr, int(noise.MessageResponseType))
+	clock.Advance(time.Second) // a fresh timestamp
+	beta.dev.PeerByName("alpha").rekey()
+	waitFor(t, "beta's initiation refused", func() bool { return alpha.dev.Status().Drops["bad_handshake"] == 2 })
+	m.expectNothing("alpha", 50*time.Millisecond)
+	if n := w.count(alpha.addr, int(noise.MessageResponseType)); n != responses {
+		t.Fatal("alpha answered the removed beta")
+	}
+	if pb.current.Load() != nil {
+		t.Fatal("the removed beta got a session")
+	}
+	for _, tm := range []*peerTimer{&pb.timers.retransmitHandshake, &pb.timers.sendKeepalive, &pb.timers.newHandshake, &pb.timers.zeroKeyMaterial, &pb.timers.persistentKeepalive} {
+		tm.mu.Lock()
+		stopped := tm.stopped
+		tm.mu.Unlock()
+		if !stopped {
+			t.Fatal("a timer of the removed beta still runs")
+		}
+	}
+}
+
+// TestReconfigurePresharedKeyRehandshakes: a new preshared key starts a
+// handshake at once; until both sides have the key the old session carries
+// the traffic, and then a new one does.
+func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	pa, pb := beta.dev.PeerByName("alpha"), alpha.dev.PeerByName("beta")
+	ka, kb := pa.current.Load(), pb.current.Load()
+	var psk keys.Preshared
+	psk[0] = 7
+
+	// beta first: its initiation is answered under alpha's old key, and
+	// fails; the old session still works both ways.
+	clock.Advance(time.Second) // a fresh timestamp for the initiation
+	inits := w.count(beta.addr, int(noise.MessageInitiationType))
+	wantChanges(t, reconfigure(t, beta.dev, edit(t, m.peersOf("beta"), "alpha", func(pc *PeerConfig) { pc.Preshared = psk })),
+		Changes{Rekeyed: []string{"alpha"}})
+	if n := w.count(beta.addr, int(noise.MessageInitiationType)); n != inits+1 {
+		t.Fatalf("%d initiations from beta after its new key, want 1", n-inits)
+	}
+	waitFor(t, "the response under the old key refused", func() bool { return beta.dev.Status().Drops["bad_handshake"] == 1 })
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old session")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("old session")))
+	if pa.current.Load() != ka || pb.current.Load() != kb {
+		t.Fatal("a failed handshake replaced a session")
+	}
+
+	// Then alpha: its initiation under the new key completes.
+	clock.Advance(time.Second)
+	wantChanges(t, reconfigure(t, alpha.dev, edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) { pc.Preshared = psk })),
+		Changes{Rekeyed: []string{"beta"}})
+	waitFor(t, "new sessions on both sides", func() bool {
+		na, nb := pa.current.Load(), pb.current.Load()
+		return na != ka && nb != kb && na != nil && nb != nil && na.LocalIndex == nb.RemoteIndex
+	})
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new session")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("new session")))
+}
