@@ -1,6 +1,9 @@
 package tunnel
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -564,4 +567,149 @@ func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
 	})
 	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new session")))
 	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("new session")))
+}
+
+// TestReconfigureUnderTraffic: alpha and beta exchange packets both ways,
+// over both families, while both are reloaded again and again (a subnet and
+// a keepalive come and go, a prefix moves between gamma and beta, gamma is
+// renamed, a peer is added and removed) and Status is read. Every packet
+// arrives, in order, none is dropped as no_route or spoofed_source, and the
+// session alpha and beta started with carries all of it. Run it with -race.
+func TestReconfigureUnderTraffic(t *testing.T) {
+	clock := startClock()
+	m := threeNodes(t, clock)
+	var w wireCounter
+	m.net.SetFilter(w.filter)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	kb := alpha.dev.PeerByName("beta").current.Load()
+	ka := beta.dev.PeerByName("alpha").current.Load()
+	hs := w.handshakeMessages(alpha.addr, beta.addr)
+
+	deltaKey, _ := keys.NewPrivate()
+	delta := PeerConfig{Name: "delta", PublicKey: deltaKey.Public(), Prefixes: mustPrefixes(t, []string{"10.10.0.4/32", "10.30.0.0/16"})}
+	alphaSets := [2][]PeerConfig{m.peersOf("alpha")}
+	alphaSets[1] = edit(t, m.peersOf("alpha"), "beta", func(pc *PeerConfig) {
+		pc.Prefixes = append(pc.Prefixes, netip.MustParsePrefix("10.20.2.0/24"), netip.MustParsePrefix("10.20.3.0/24"))
+		pc.Keepalive = 25 * time.Second
+	})
+	alphaSets[1] = edit(t, alphaSets[1], "gamma", func(pc *PeerConfig) {
+		pc.Name = "gamma-renamed"
+		pc.Prefixes = slices.DeleteFunc(pc.Prefixes, func(p netip.Prefix) bool { return p == netip.MustParsePrefix("10.20.3.0/24") })
+	})
+	alphaSets[1] = append(alphaSets[1], delta)
+	betaSets := [2][]PeerConfig{m.peersOf("beta"), edit(t, m.peersOf("beta"), "alpha", func(pc *PeerConfig) {
+		pc.Prefixes = append(pc.Prefixes, netip.MustParsePrefix("10.20.1.0/24"))
+		pc.Keepalive = 25 * time.Second
+	})}
+
+	stop := make(chan struct{})
+	var reloads atomic.Int64
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if _, err := alpha.dev.Reconfigure(alphaSets[i%2]); err != nil {
+				t.Errorf("alpha: Reconfigure: %v", err)
+				return
+			}
+			if _, err := beta.dev.Reconfigure(betaSets[i%2]); err != nil {
+				t.Errorf("beta: Reconfigure: %v", err)
+				return
+			}
+			reloads.Add(1)
+		}
+	}()
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, n := range []*testNode{alpha, beta} {
+				n.dev.Status()
+				n.dev.PeerByName("gamma")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+
+	const count = 5000
+	packet := func(from, to string, i int) []byte {
+		payload := binary.BigEndian.AppendUint32(nil, uint32(i))
+		if i%2 == 0 {
+			return ipv4UDP("10.10.0."+from, "10.10.0."+to, payload)
+		}
+		return ipv6UDP("fd10::"+from, "fd10::"+to, payload)
+	}
+	flow := func(from, to *testNode, src, dst string, errs chan<- error) {
+		var arrived atomic.Int64
+		go func() {
+			for i := 0; i < count; i++ {
+				// A window, or the memory network's queue (256)
+				// would overflow: loss is not what is tested.
+				for int64(i)-arrived.Load() > 64 {
+					time.Sleep(20 * time.Microsecond)
+				}
+				from.tun.Inject(packet(src, dst, i))
+			}
+		}()
+		for i := 0; i < count; i++ {
+			select {
+			case got := <-to.tun.Written():
+				if want := packet(src, dst, i); !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("%s → %s: packet %d arrived as %x", from.name, to.name, i, got)
+					return
+				}
+				arrived.Add(1)
+			case <-time.After(10 * time.Second):
+				errs <- fmt.Errorf("%s → %s: packet %d of %d lost", from.name, to.name, i, count)
+				return
+			}
+		}
+		errs <- nil
+	}
+	errs := make(chan error, 2)
+	go flow(alpha, beta, "1", "2", errs)
+	go flow(beta, alpha, "2", "1", errs)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	bg.Wait()
+	if t.Failed() {
+		return
+	}
+	if n := reloads.Load(); n < 10 {
+		t.Fatalf("only %d reloads during the traffic", n)
+	}
+	t.Logf("%d reloads of each node during %d packets each way", reloads.Load(), count)
+	for _, c := range []struct {
+		n    *testNode
+		peer string
+	}{{alpha, "beta"}, {beta, "alpha"}} {
+		if d := c.n.dev.Status().Drops; d["no_route"]+d["malformed"]+d["unknown_index"] != 0 {
+			t.Errorf("%s: device drops %v", c.n.name, d)
+		}
+		if d := peerStatus(c.n.dev, c.peer).Drops; len(d) != 0 {
+			t.Errorf("%s: drops of %s's packets: %v", c.n.name, c.peer, d)
+		}
+	}
+	if alpha.dev.PeerByName("beta").current.Load() != kb || beta.dev.PeerByName("alpha").current.Load() != ka {
+		t.Error("the reloads replaced the session between alpha and beta")
+	}
+	if n := w.handshakeMessages(alpha.addr, beta.addr) - hs; n != 0 {
+		t.Errorf("%d handshake messages between alpha and beta during the reloads", n)
+	}
 }
