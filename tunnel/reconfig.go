@@ -135,6 +135,9 @@ func (d *Device) Reconfigure(peers []PeerConfig) (Changes, error) {
 	for _, p := range added {
 		ch.Added = append(ch.Added, p.Name())
 	}
+	for _, l := range [][]string{ch.Added, ch.Removed, ch.Updated, ch.Rekeyed} {
+		slices.Sort(l)
+	}
 	if d.running {
 		for _, u := range updates {
 			u.restart()
@@ -142,11 +145,10 @@ func (d *Device) Reconfigure(peers []PeerConfig) (Changes, error) {
 		for _, p := range added {
 			p.start()
 		}
+		// New's first set is no reload; the caller reports the changes,
+		// this is for following what the device did, in order.
+		d.log.Debug("peer set reconfigured", "added", ch.Added, "removed", ch.Removed, "updated", ch.Updated, "rekeyed", ch.Rekeyed)
 	}
-	for _, l := range [][]string{ch.Added, ch.Removed, ch.Updated, ch.Rekeyed} {
-		slices.Sort(l)
-	}
-	d.log.Debug("peer set reconfigured", "added", ch.Added, "removed", ch.Removed, "updated", ch.Updated, "rekeyed", ch.Rekeyed)
 	return ch, nil
 }
 
