@@ -3,7 +3,8 @@
 // WireGuard protocol and sends them over UDP; the reverse path authenticates,
 // decrypts, checks the inner source against the sender's prefixes and writes
 // to the TUN. One file per concern, as in wireguard-go: send.go, receive.go,
-// handshake.go, timers.go, peer.go, index.go.
+// handshake.go, timers.go, peer.go, index.go, and reconfig.go, which applies
+// a new peer set to a running device.
 package tunnel
 
 import (
@@ -65,7 +66,8 @@ type Config struct {
 	Clock Clock
 	// Log defaults to slog.Default().
 	Log *slog.Logger
-	// Tap, if set, sees every packet sent, and those received from members.
+	// Tap, if set, sees every packet sent, and those received from members;
+	// SetTap replaces it on a running device.
 	Tap Tap
 	// CryptoWorkers is how many goroutines help each of the two forwarding
 	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
@@ -321,7 +323,7 @@ func (d *Device) isClosed() bool {
 
 func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
 
-// PeerByName returns the peer called name, or nil.
+// PeerByName returns the peer called name in the current peer set, or nil.
 func (d *Device) PeerByName(name string) *Peer {
 	for _, p := range d.peers.Load().list {
 		if p.Name() == name {
