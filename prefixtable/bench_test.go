@@ -170,3 +170,44 @@ func BenchmarkTableMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookupDuringReplace is BenchmarkLookupSmall while another
+// goroutine keeps replacing the table's contents: lookups stay lock-free
+// and allocation-free. The writer here replaces in a tight loop, the worst
+// case (about 100 ns/op against 23 on the 2-core box: the snapshot pointer's
+// cache line moves between the cores at every Replace); a reload replaces
+// once.
+func BenchmarkLookupDuringReplace(b *testing.B) {
+	var versions [2]Table[int]
+	for v := range versions {
+		for i := range 64 {
+			versions[v].Insert(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 10, 0, byte(i)}), 32), v)
+		}
+	}
+	var tb Table[int]
+	tb.Replace(&versions[0])
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tb.Replace(&versions[i%2])
+		}
+	}()
+	a := [4]byte{10, 10, 0, 7}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, ok := tb.LookupBytes(a[:]); !ok {
+			b.Fatal("lookup missed during Replace")
+		}
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
+}

@@ -12,7 +12,9 @@
 // mutex, copy the nodes on the path they change (persistent trie), and publish
 // the new snapshot atomically, so a concurrent Lookup sees either the table
 // before or after a change, never a partial one. Mutations therefore allocate
-// O(depth) small nodes each; lookups never allocate.
+// O(depth) small nodes each; lookups never allocate. A change of many prefixes
+// at once is built in a separate table and published with Replace, so that too
+// is seen whole or not at all.
 //
 // # Address families
 //
@@ -188,6 +190,19 @@ func insert[V any](n *node[V], k key, b int, v V, added *bool) *node[V] {
 		g.child[bitAt(n.k, c)] = n
 		return g
 	}
+}
+
+// Replace makes t hold what src holds at the call, in one step: a concurrent
+// Lookup on t sees its old contents or src's, never a mix, so a caller that
+// changes many prefixes at once builds the new contents in a table of its own
+// and publishes them with Replace. It costs O(1) and does not allocate: the
+// immutable nodes are shared, and later changes to either table do not
+// reach the other.
+func (t *Table[V]) Replace(src *Table[V]) {
+	s := src.snap.Load()
+	t.mu.Lock()
+	t.snap.Store(s)
+	t.mu.Unlock()
 }
 
 // Delete removes the prefix equal to p (after clearing host bits) and reports

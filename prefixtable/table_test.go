@@ -531,6 +531,88 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
+func TestReplace(t *testing.T) {
+	var tb, next Table[string]
+	tb.Insert(pfx("10.0.0.0/8"), "old")
+	tb.Insert(pfx("fd10::/64"), "old")
+	next.Insert(pfx("10.1.0.0/16"), "new")
+	tb.Replace(&next)
+	if v, ok := tb.Lookup(addr("10.1.2.3")); !ok || v != "new" {
+		t.Fatalf("after Replace: Lookup(10.1.2.3) = %q %v", v, ok)
+	}
+	for _, a := range []string{"10.2.0.1", "fd10::1"} {
+		if v, ok := tb.Lookup(addr(a)); ok {
+			t.Fatalf("after Replace: %s still found (%q)", a, v)
+		}
+	}
+	if tb.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", tb.Len())
+	}
+	// The two tables share nodes but not changes.
+	next.Insert(pfx("10.2.0.0/16"), "later")
+	tb.Insert(pfx("192.0.2.0/24"), "own")
+	if _, ok := tb.Lookup(addr("10.2.0.1")); ok {
+		t.Fatal("a change to the source after Replace reached the table")
+	}
+	if _, ok := next.Lookup(addr("192.0.2.1")); ok {
+		t.Fatal("a change to the table after Replace reached the source")
+	}
+	var empty Table[string]
+	tb.Replace(&empty)
+	if tb.Len() != 0 {
+		t.Fatalf("Replace with an empty table left %d prefixes", tb.Len())
+	}
+}
+
+// TestReplaceIsAtomic: a reader of the whole table (All) sees every prefix
+// from one version, never some old and some new.
+func TestReplaceIsAtomic(t *testing.T) {
+	var versions [2]Table[int]
+	for v := range versions {
+		for i := range 64 {
+			versions[v].Insert(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16), v)
+		}
+		if v == 1 {
+			versions[v].Insert(pfx("fd00::/8"), v)
+		}
+	}
+	var tb Table[int]
+	tb.Replace(&versions[0])
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				seen := map[int]int{}
+				for _, v := range tb.All {
+					seen[v]++
+				}
+				if len(seen) != 1 || (seen[0] != 64 && seen[1] != 65) {
+					errs <- fmt.Errorf("a reader saw a mix of versions: %v", seen)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 2000 {
+		tb.Replace(&versions[i%2])
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 // FuzzTable decodes the input as a sequence of insert, delete, lookup and
 // overlap operations and checks every result against the reference.
 func FuzzTable(f *testing.F) {

@@ -94,7 +94,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 		for j := 0; j < 10; j++ {
 			pfx = append(pfx, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 4), byte(i&15<<4 | j), 0}), 24))
 		}
-		peers = append(peers, PeerConfig{Name: "p", PublicKey: k.Public(), Prefixes: pfx})
+		peers = append(peers, PeerConfig{Name: fmt.Sprintf("p%d", i), PublicKey: k.Public(), Prefixes: pfx})
 	}
 	net := udp.NewMemoryNetwork()
 	c, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:1"))

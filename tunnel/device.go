@@ -3,7 +3,8 @@
 // WireGuard protocol and sends them over UDP; the reverse path authenticates,
 // decrypts, checks the inner source against the sender's prefixes and writes
 // to the TUN. One file per concern, as in wireguard-go: send.go, receive.go,
-// handshake.go, timers.go, peer.go, index.go.
+// handshake.go, timers.go, peer.go, index.go, and reconfig.go, which applies
+// a new peer set to a running device.
 package tunnel
 
 import (
@@ -65,7 +66,8 @@ type Config struct {
 	Clock Clock
 	// Log defaults to slog.Default().
 	Log *slog.Logger
-	// Tap, if set, sees every packet sent, and those received from members.
+	// Tap, if set, sees every packet sent, and those received from members;
+	// SetTap replaces it on a running device.
 	Tap Tap
 	// CryptoWorkers is how many goroutines help each of the two forwarding
 	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
@@ -84,16 +86,26 @@ type Device struct {
 	localAddr netip.AddrPort
 	clock     Clock
 	log       *slog.Logger
-	tap       Tap
-	mtu       int
+	// tap is swapped by SetTap while packets flow; the forwarding loops
+	// load it once per batch (see loadTap).
+	tap tapHolder
+	// mtu is what transport messages are padded up to (at most); SetMTU
+	// changes it while the send path reads it.
+	mtu atomic.Int64
 
-	peers []*Peer
-	byKey map[keys.Public]*Peer
-	// byEndpoint maps the endpoints of the configuration to their peer
-	// (read-only after New; an endpoint two peers share maps to nil).
-	byEndpoint map[netip.AddrPort]*Peer
-	routes     prefixtable.Table[*Peer]
-	index      indexTable
+	// peers is the current peer set, replaced whole (see peerSet); the
+	// handshake worker, the receive path, Status and Close read it.
+	peers atomic.Pointer[peerSet]
+	// routes maps every peer's prefixes to it, for the send path's
+	// lookup and the receive path's source check; a new set's table is
+	// built apart and published with one Replace.
+	routes prefixtable.Table[*Peer]
+	index  indexTable
+	// reconfMu serializes changes of the peer set with Run starting the
+	// peers and Close stopping them, so that a peer added while the device
+	// starts or stops is started (or stopped) exactly as the others.
+	reconfMu sync.Mutex
+	running  bool // Run has started the peers; guarded by reconfMu
 
 	cryptoWorkers int
 
@@ -162,16 +174,14 @@ func New(cfg Config) (*Device, error) {
 		conn:       cfg.Conn,
 		clock:      cfg.Clock,
 		log:        cfg.Log,
-		tap:        cfg.Tap,
-		mtu:        cfg.TUN.MTU(),
-		byKey:      make(map[keys.Public]*Peer, len(cfg.Peers)),
-		byEndpoint: make(map[netip.AddrPort]*Peer),
 		handshakes: make(chan handshakeMessage, handshakeQueueLen),
 		closed:     make(chan struct{}),
 		localAddr:  netip.AddrPortFrom(netip.Addr{}, cfg.Conn.LocalPort()),
 
 		cryptoWorkers: cfg.CryptoWorkers,
 	}
+	d.SetTap(cfg.Tap)
+	d.mtu.Store(int64(cfg.TUN.MTU()))
 	d.cookies = noise.NewCookieChecker(d.local.Public)
 	if d.clock == nil {
 		d.clock = RealClock
@@ -180,35 +190,83 @@ func New(cfg Config) (*Device, error) {
 		d.log = slog.Default()
 	}
 	d.index.init()
-	for i := range cfg.Peers {
-		pc := &cfg.Peers[i]
-		if pc.PublicKey == d.local.Public {
-			return nil, fmt.Errorf("tunnel: peer %q has this node's own public key", pc.Name)
+	// The first peer set is a reload of an empty one: one path validates
+	// and builds both.
+	d.peers.Store(&peerSet{})
+	if _, err := d.Reconfigure(cfg.Peers); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// peerSet is one version of the peer set. It is never modified once
+// published: a change builds a new one, so a reader holding one sees a
+// consistent set without locks.
+type peerSet struct {
+	list  []*Peer // in the order of the configuration
+	byKey map[keys.Public]*Peer
+	// byEndpoint maps the endpoints of the configuration to their peer
+	// (an endpoint two peers share maps to nil).
+	byEndpoint map[netip.AddrPort]*Peer
+}
+
+// newPeerSet indexes list, whose configurations are confs (those the peers
+// are about to take), and builds the routing table of their prefixes.
+func newPeerSet(list []*Peer, confs []*PeerConfig) (*peerSet, *prefixtable.Table[*Peer]) {
+	s := &peerSet{
+		list:       list,
+		byKey:      make(map[keys.Public]*Peer, len(list)),
+		byEndpoint: make(map[netip.AddrPort]*Peer, len(list)),
+	}
+	routes := new(prefixtable.Table[*Peer])
+	for i, p := range list {
+		c := confs[i]
+		s.byKey[p.public] = p
+		for _, pfx := range c.Prefixes {
+			routes.Insert(pfx, p)
 		}
-		if _, dup := d.byKey[pc.PublicKey]; dup {
-			return nil, fmt.Errorf("tunnel: peer %q: public key used twice", pc.Name)
-		}
-		p, err := newPeer(d, pc)
-		if err != nil {
-			return nil, err
-		}
-		for _, pfx := range pc.Prefixes {
-			if q, other, ok := d.routes.Overlap(pfx); ok && other != p {
-				return nil, fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, p.name, q, other.name)
-			}
-			d.routes.Insert(pfx, p)
-		}
-		d.peers = append(d.peers, p)
-		d.byKey[pc.PublicKey] = p
-		if pc.Endpoint.IsValid() {
-			if _, shared := d.byEndpoint[pc.Endpoint]; shared {
-				d.byEndpoint[pc.Endpoint] = nil
+		if c.Endpoint.IsValid() {
+			if _, shared := s.byEndpoint[c.Endpoint]; shared {
+				s.byEndpoint[c.Endpoint] = nil
 			} else {
-				d.byEndpoint[pc.Endpoint] = p
+				s.byEndpoint[c.Endpoint] = p
 			}
 		}
 	}
-	return d, nil
+	return s, routes
+}
+
+// validatePeers refuses a peer set that cannot be applied whole: a peer
+// with this node's own key, two peers with one key or one name (the diff
+// of a reload goes by key, the status and the capture by name), or
+// prefixes of two peers that overlap (the source check would refuse the
+// packets of one). New and Reconfigure call it before they change
+// anything.
+func validatePeers(local keys.Public, peers []PeerConfig) error {
+	byKey := make(map[keys.Public]int, len(peers))
+	byName := make(map[string]int, len(peers))
+	var routes prefixtable.Table[int]
+	for i := range peers {
+		pc := &peers[i]
+		if pc.PublicKey == local {
+			return fmt.Errorf("tunnel: peer %q has this node's own public key", pc.Name)
+		}
+		if j, dup := byKey[pc.PublicKey]; dup {
+			return fmt.Errorf("tunnel: peer %q: public key used twice (also peer %q)", pc.Name, peers[j].Name)
+		}
+		byKey[pc.PublicKey] = i
+		if _, dup := byName[pc.Name]; dup {
+			return fmt.Errorf("tunnel: peer name %q used twice", pc.Name)
+		}
+		byName[pc.Name] = i
+		for _, pfx := range pc.Prefixes {
+			if q, j, ok := routes.Overlap(pfx); ok && j != i {
+				return fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, pc.Name, q, peers[j].Name)
+			}
+			routes.Insert(pfx, i)
+		}
+	}
+	return nil
 }
 
 // Run forwards packets until ctx is done or Close is called. It returns the
@@ -219,9 +277,12 @@ func (d *Device) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); errc <- d.routineReadTUN() }()
 	go func() { defer d.wg.Done(); errc <- d.routineReadUDP() }()
 	go func() { defer d.wg.Done(); d.routineHandshakes(); errc <- nil }()
-	for _, p := range d.peers {
+	d.reconfMu.Lock()
+	d.running = true
+	for _, p := range d.peers.Load().list {
 		p.start()
 	}
+	d.reconfMu.Unlock()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -243,7 +304,9 @@ func (d *Device) Close() {
 		close(d.closed)
 		d.conn.Close()
 		d.tun.Close()
-		for _, p := range d.peers {
+		d.reconfMu.Lock()
+		defer d.reconfMu.Unlock()
+		for _, p := range d.peers.Load().list {
 			p.stop()
 		}
 	})
@@ -260,10 +323,10 @@ func (d *Device) isClosed() bool {
 
 func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
 
-// PeerByName returns the peer called name, or nil.
+// PeerByName returns the peer called name in the current peer set, or nil.
 func (d *Device) PeerByName(name string) *Peer {
-	for _, p := range d.peers {
-		if p.name == name {
+	for _, p := range d.peers.Load().list {
+		if p.Name() == name {
 			return p
 		}
 	}
@@ -276,8 +339,8 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 	if !to.IsValid() {
 		return errNoEndpoint
 	}
-	if d.tap != nil {
-		d.tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
+	if tap := d.loadTap(); tap != nil {
+		tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
 	}
 	return d.sendUntapped(b, to)
 }
@@ -292,3 +355,44 @@ func (d *Device) sendUntapped(b []byte, to netip.AddrPort) error {
 }
 
 var errNoEndpoint = errors.New("peer has no known endpoint")
+
+// tapHolder holds the current Tap. An atomic pointer to a box rather than
+// an atomic.Value: a load is one plain pointer read, with no type
+// assertion, and nil (no box) means no tap.
+type tapHolder struct{ p atomic.Pointer[tapBox] }
+
+type tapBox struct{ t Tap }
+
+// loadTap returns the current tap, or nil. The forwarding loops call it
+// once per batch and use that value for the whole batch: the receive loop
+// keeps a copy of a datagram only when there is a tap, and must then show
+// the tap that same copy.
+func (d *Device) loadTap() Tap {
+	if b := d.tap.p.Load(); b != nil {
+		return b.t
+	}
+	return nil
+}
+
+// SetTap replaces the tap that sees the traffic (nil: none), while the
+// device runs. A batch already under way, or a handshake being answered,
+// may still hand packets to the previous tap after SetTap returns, so the
+// previous one must tolerate calls after it was replaced or closed (a
+// capture.Writer drops them).
+func (d *Device) SetTap(t Tap) {
+	if t == nil {
+		d.tap.p.Store(nil)
+		return
+	}
+	d.tap.p.Store(&tapBox{t: t})
+}
+
+// SetMTU changes the MTU transport messages are padded for (the packets
+// themselves are whatever the TUN hands over), while the device runs: call
+// it when the interface's MTU changes. An mtu below 1 is ignored.
+func (d *Device) SetMTU(mtu int) {
+	if mtu < 1 {
+		return
+	}
+	d.mtu.Store(int64(mtu))
+}

@@ -132,7 +132,7 @@ func readCapture(path string) ([][]byte, error) {
 func verdicts(d *Device, pkt []byte) string {
 	out := ""
 	if p, reason := d.route(pkt); p != nil {
-		out = "out→" + p.name
+		out = "out→" + p.Name()
 	} else {
 		out = "out:" + reason.String()
 	}

@@ -19,6 +19,10 @@ func (p *Peer) initiateHandshake(retry bool) {
 	d := p.dev
 	now := d.clock.Now()
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return
+	}
 	if !p.lastHandshakeSent.IsZero() && now.Sub(p.lastHandshakeSent) < noise.RekeyTimeout {
 		p.mu.Unlock()
 		if retry {
@@ -32,8 +36,11 @@ func (p *Peer) initiateHandshake(retry bool) {
 	p.mu.Unlock()
 
 	msg, err := p.createInitiation()
+	if errors.Is(err, errPeerRemoved) {
+		return
+	}
 	if err != nil {
-		d.log.Warn("creating handshake initiation", "peer", p.name, "err", err)
+		d.log.Warn("creating handshake initiation", "peer", p.Name(), "err", err)
 		return
 	}
 	var buf [noise.MessageInitiationSize]byte
@@ -44,10 +51,10 @@ func (p *Peer) initiateHandshake(retry bool) {
 	}
 	p.timers.handshakeInitiated()
 	ep := p.Endpoint()
-	d.log.Debug("sending handshake initiation", "peer", p.name, "endpoint", ep, "retry", retry)
+	d.log.Debug("sending handshake initiation", "peer", p.Name(), "endpoint", ep, "retry", retry)
 	p.timers.packetSent(false)
 	if err := d.sendControl(b, ep); err != nil {
-		d.log.Debug("handshake initiation not sent", "peer", p.name, "endpoint", ep, "err", err)
+		d.log.Debug("handshake initiation not sent", "peer", p.Name(), "endpoint", ep, "err", err)
 	}
 }
 
@@ -60,6 +67,9 @@ func (p *Peer) createInitiation() (*noise.Initiation, error) {
 	d := p.dev
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
+	if p.gone {
+		return nil, errPeerRemoved
+	}
 	if p.handshakeIndex != 0 {
 		d.index.remove(p.handshakeIndex)
 		p.handshakeIndex = 0
@@ -188,10 +198,10 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 	p.timers.packetSent(false)
 	p.timers.sessionDerived()
 	if err := d.sendControl(out, src); err != nil {
-		d.log.Debug("sending handshake response", "peer", p.name, "err", err)
+		d.log.Debug("sending handshake response", "peer", p.Name(), "err", err)
 		return
 	}
-	d.log.Debug("answered handshake", "peer", p.name, "endpoint", src)
+	d.log.Debug("answered handshake", "peer", p.Name(), "endpoint", src)
 }
 
 // respond consumes an initiation and answers it, deriving the responder's
@@ -200,12 +210,19 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Response, error) {
 	var p *Peer
 	_, err := d.local.ConsumeInitiation(msg, now, func(k keys.Public) *noise.Handshake {
-		if p = d.byKey[k]; p == nil {
+		if p = d.peers.Load().byKey[k]; p == nil {
 			return nil
 		}
 		// The lookup is the first moment the peer is known, and comes
 		// before ConsumeInitiation touches its handshake.
 		p.hsMu.Lock()
+		if p.gone {
+			// Removed since the set was read: refused as any key
+			// that is not a peer's.
+			p.hsMu.Unlock()
+			p = nil
+			return nil
+		}
 		return p.handshake
 	})
 	if p == nil {
@@ -263,12 +280,12 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 		} else {
 			d.drop(DropHandshake)
 		}
-		d.log.Debug("refused handshake response", "peer", p.name, "err", err)
+		d.log.Debug("refused handshake response", "peer", p.Name(), "err", err)
 		return
 	}
 	d.tapInbound(t, src, b) // it authenticated: from the peer we asked
 	p.setEndpoint(src)
-	d.log.Debug("handshake complete", "peer", p.name, "endpoint", src)
+	d.log.Debug("handshake complete", "peer", p.Name(), "endpoint", src)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
 	p.timers.sessionDerived()
@@ -280,7 +297,20 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 	}
 }
 
-var errStaleResponse = errors.New("response to an initiation no longer in flight")
+var (
+	errStaleResponse = errors.New("response to an initiation no longer in flight")
+	errPeerRemoved   = errors.New("peer removed from the configuration")
+)
+
+// rekey starts a handshake at once, for a new preshared key. The hold-back
+// of RekeyTimeout after the last handshake message does not apply: that
+// one was made under the old key.
+func (p *Peer) rekey() {
+	p.mu.Lock()
+	p.lastHandshakeSent = time.Time{}
+	p.mu.Unlock()
+	p.initiateHandshake(false)
+}
 
 // completeHandshake consumes the response to our initiation in flight and
 // installs the session, as one step under hsMu (see createInitiation).
@@ -322,6 +352,6 @@ func (d *Device) handleCookieReply(b []byte, now time.Time) bool {
 		d.drop(DropHandshake)
 		return false
 	}
-	d.log.Debug("got cookie", "peer", e.peer.name)
+	d.log.Debug("got cookie", "peer", e.peer.Name())
 	return true
 }

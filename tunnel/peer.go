@@ -3,6 +3,7 @@ package tunnel
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +37,13 @@ const maxStaged = 128
 
 // Peer is one remote node of the mesh.
 type Peer struct {
-	dev       *Device
-	name      string
-	public    keys.Public
-	psk       keys.Preshared
-	prefixes  []netip.Prefix
-	keepalive time.Duration
+	dev    *Device
+	public keys.Public
+	// conf is the peer's configuration (name, prefixes, endpoint as
+	// configured, keepalive, preshared key), read by the forwarding loops,
+	// the timers and Status while Reconfigure may replace it: a new one is
+	// stored whole, one is never modified.
+	conf atomic.Pointer[PeerConfig]
 
 	handshake *noise.Handshake
 	cookieGen *noise.CookieGenerator
@@ -60,6 +62,10 @@ type Peer struct {
 	// the transport path; it is taken before mu.
 	hsMu           sync.Mutex
 	handshakeIndex uint32 // index of our initiation in flight, 0 if none; guarded by hsMu
+	// gone is set when Reconfigure removed the peer: from then on nothing
+	// creates state for it (an index, a session, a staged packet, a
+	// handshake). Written holding hsMu and mu, read holding either.
+	gone bool
 
 	mu       sync.Mutex // guards the fields below
 	keypairs struct{ previous, current, next *noise.Keypair }
@@ -88,16 +94,18 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{
 		dev:       d,
-		name:      pc.Name,
 		public:    pc.PublicKey,
-		psk:       pc.Preshared,
-		prefixes:  pc.Prefixes,
-		keepalive: pc.Keepalive,
 		handshake: hs,
 		cookieGen: noise.NewCookieGenerator(pc.PublicKey),
 	}
-	if d.tap != nil {
-		hs.KeyLog = func(eph keys.Private) { d.tap.EphemeralKey(p.name, p.public, p.psk, eph) }
+	p.conf.Store(cloneConfig(pc))
+	// Always set: a tap may be set later (SetTap), and a handshake costs
+	// a Curve25519 operation anyway, beside which this load is nothing.
+	hs.KeyLog = func(eph keys.Private) {
+		if tap := d.loadTap(); tap != nil {
+			c := p.conf.Load()
+			tap.EphemeralKey(c.Name, p.public, c.Preshared, eph)
+		}
 	}
 	if pc.Endpoint.IsValid() {
 		ep := pc.Endpoint
@@ -107,8 +115,16 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	return p, nil
 }
 
+// cloneConfig copies pc with a prefix list of its own, so that what the
+// caller does with its slice later cannot reach a running peer.
+func cloneConfig(pc *PeerConfig) *PeerConfig {
+	c := *pc
+	c.Prefixes = slices.Clone(pc.Prefixes)
+	return &c
+}
+
 // Name returns the peer's name from the mesh file.
-func (p *Peer) Name() string { return p.name }
+func (p *Peer) Name() string { return p.conf.Load().Name }
 
 // Endpoint returns where packets for p go now (zero if unknown).
 func (p *Peer) Endpoint() netip.AddrPort {
@@ -132,11 +148,25 @@ func (p *Peer) setEndpoint(src netip.AddrPort) {
 func (p *Peer) drop(r PeerDrop) { p.drops[r].Add(1) }
 
 func (p *Peer) start() {
-	if p.keepalive > 0 {
+	if p.conf.Load().Keepalive > 0 {
 		// A persistent keepalive also opens the session at start, so a peer
 		// behind NAT is reachable without waiting for traffic.
 		p.sendKeepalive()
 	}
+}
+
+// remove takes p out of service for good, once it has left the peer set:
+// nothing may create state for it from now on (see gone), its staged
+// packets are dropped, its timers stop and its key material is wiped,
+// which retires its indices.
+func (p *Peer) remove() {
+	p.hsMu.Lock()
+	p.mu.Lock()
+	p.gone = true
+	p.staged = nil
+	p.mu.Unlock()
+	p.hsMu.Unlock()
+	p.stop()
 }
 
 // stop cancels the timers and wipes every session and handshake.
@@ -236,6 +266,10 @@ func (p *Peer) stage(pkt []byte) {
 	b := make([]byte, off+len(pkt), off+len(pkt)+noise.PaddingMultiple+16)
 	copy(b[off:], pkt)
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return // routed just before the peer was removed
+	}
 	if len(p.staged) >= maxStaged {
 		copy(p.staged, p.staged[1:])
 		p.staged = p.staged[:len(p.staged)-1]
@@ -301,7 +335,7 @@ func (d *Device) Status() Status {
 		ListenPort: d.conn.LocalPort(),
 		Interface:  d.tun.Name(),
 		Driver:     d.tun.Driver(),
-		MTU:        d.mtu,
+		MTU:        int(d.mtu.Load()),
 		Drops:      map[string]uint64{},
 	}
 	for r := DeviceDrop(0); r < numDeviceDrops; r++ {
@@ -309,9 +343,10 @@ func (d *Device) Status() Status {
 			s.Drops[r.String()] = v
 		}
 	}
-	for _, p := range d.peers {
+	for _, p := range d.peers.Load().list {
+		c := p.conf.Load()
 		ps := PeerStatus{
-			Name:      p.name,
+			Name:      c.Name,
 			PublicKey: p.public.String(),
 			RxPackets: p.rxPackets.Load(),
 			RxBytes:   p.rxBytes.Load(),
@@ -322,8 +357,8 @@ func (d *Device) Status() Status {
 		if ep := p.Endpoint(); ep.IsValid() {
 			ps.Endpoint = ep.String()
 		}
-		if p.keepalive > 0 {
-			ps.Keepalive = p.keepalive.String()
+		if c.Keepalive > 0 {
+			ps.Keepalive = c.Keepalive.String()
 		}
 		p.mu.Lock()
 		ps.LastHandshake = p.lastHandshake
@@ -333,7 +368,7 @@ func (d *Device) Status() Status {
 				ps.Drops[peerDropNames[r]] = v
 			}
 		}
-		for _, pfx := range p.prefixes {
+		for _, pfx := range c.Prefixes {
 			ps.Prefixes = append(ps.Prefixes, pfx.String())
 		}
 		s.Peers = append(s.Peers, ps)

@@ -87,6 +87,9 @@ func (d *Device) routineReadUDP() error {
 			return fmt.Errorf("reading UDP: %w", err)
 		}
 		now := d.clock.Now()
+		// One tap for the whole batch: a datagram is copied for the tap
+		// below only if there is one, and that copy is what it is shown.
+		tap := d.loadTap()
 		b.jobs = b.jobs[:0]
 		for i := 0; i < n; i++ {
 			m := &b.msgs[i]
@@ -100,7 +103,7 @@ func (d *Device) routineReadUDP() error {
 			case noise.MessageTransportType:
 				if p, kp, ok := d.session(msg, m.Addr, now); ok {
 					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
-					if d.tap != nil {
+					if tap != nil {
 						b.wire[i] = append(b.wire[i][:0], msg...)
 					}
 				}
@@ -121,9 +124,9 @@ func (d *Device) routineReadUDP() error {
 			if !ok {
 				continue
 			}
-			if d.tap != nil {
+			if tap != nil {
 				// Authenticated and not a replay: from a member.
-				d.tapInbound(now, m.Addr, b.wire[j.msg][:m.N])
+				tap.Outer(now, false, m.Addr, d.localAddr, b.wire[j.msg][:m.N])
 			}
 			if j.peer != lastPeer {
 				if lastPeer != nil {
@@ -135,8 +138,8 @@ func (d *Device) routineReadUDP() error {
 				continue // keepalive
 			}
 			lastData = true
-			if d.tap != nil {
-				d.tap.Inner(now, false, j.peer.name, pkt)
+			if tap != nil {
+				tap.Inner(now, false, j.peer.Name(), pkt)
 			}
 			// pkt sits at m.Buf[16:]: hand the whole buffer over.
 			b.out = append(b.out, m.Buf[:off+len(pkt)])
@@ -182,7 +185,7 @@ func (d *Device) session(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 // not authenticated: all a forger of that address gains is one initiation
 // to the real peer per RekeyTimeout.
 func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
-	p := d.byEndpoint[src]
+	p := d.peers.Load().byEndpoint[src]
 	if p == nil || usable(p.current.Load(), now) {
 		return
 	}
@@ -191,7 +194,7 @@ func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
 		return
 	}
 	if p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
-		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.name, "from", src)
+		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.Name(), "from", src)
 		go p.initiateHandshake(false)
 	}
 }
@@ -344,7 +347,7 @@ func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
 // completed our handshake, a cookie reply that decrypted. Nothing an unauthenticated sender does reaches the capture,
 // whose work per source would otherwise be theirs to command.
 func (d *Device) tapInbound(t time.Time, src netip.AddrPort, datagram []byte) {
-	if d.tap != nil {
-		d.tap.Outer(t, false, src, d.localAddr, datagram)
+	if tap := d.loadTap(); tap != nil {
+		tap.Outer(t, false, src, d.localAddr, datagram)
 	}
 }

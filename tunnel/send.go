@@ -88,6 +88,7 @@ func (d *Device) routineReadTUN() error {
 			return fmt.Errorf("reading %s: %w", d.tun.Name(), err)
 		}
 		now := d.clock.Now()
+		tap := d.loadTap()
 		b.jobs = b.jobs[:0]
 		for i := 0; i < n; i++ {
 			pkt := b.bufs[i][off : off+b.sizes[i]]
@@ -96,8 +97,8 @@ func (d *Device) routineReadTUN() error {
 				d.drop(reason)
 				continue
 			}
-			if d.tap != nil {
-				d.tap.Inner(now, true, p.name, pkt)
+			if tap != nil {
+				tap.Inner(now, true, p.Name(), pkt)
 			}
 			kp, ctr, plen, ok := p.prepare(b.bufs[i], len(pkt), now)
 			if !ok {
@@ -127,18 +128,19 @@ func (d *Device) routineReadTUN() error {
 			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.m, Addr: ep})
 			b.peers = append(b.peers, j.peer)
 		}
-		d.flushSend(b, now)
+		d.flushSend(b, now, tap)
 	}
 }
 
-// flushSend writes the batch and accounts for it.
-func (d *Device) flushSend(b *sendBatch, now time.Time) {
+// flushSend writes the batch and accounts for it; tap is the one the batch
+// loaded.
+func (d *Device) flushSend(b *sendBatch, now time.Time, tap Tap) {
 	if len(b.msgs) == 0 {
 		return
 	}
-	if d.tap != nil {
+	if tap != nil {
 		for _, m := range b.msgs {
-			d.tap.Outer(now, true, d.localAddr, m.Addr, m.Buf[:m.N])
+			tap.Outer(now, true, d.localAddr, m.Addr, m.Buf[:m.N])
 		}
 	}
 	// Timers first: a reply may overtake the bookkeeping after the write,
@@ -184,7 +186,7 @@ func (p *Peer) prepare(buf []byte, n int, now time.Time) (kp *noise.Keypair, ctr
 		p.initiateHandshake(false)
 		return nil, 0, 0, false
 	}
-	padded = noise.PaddedSize(n, p.dev.mtu)
+	padded = noise.PaddedSize(n, int(p.dev.mtu.Load()))
 	clear(buf[off+n : off+padded])
 	// A worn session is rekeyed by whichever side sends; an old one by its
 	// initiator only, so the two sides do not both start a handshake at
@@ -247,7 +249,7 @@ func (p *Peer) sendStaged() {
 	for i := range peers {
 		peers[i] = p
 	}
-	d.flushSend(&sendBatch{msgs: msgs, peers: peers}, now)
+	d.flushSend(&sendBatch{msgs: msgs, peers: peers}, now, d.loadTap())
 }
 
 // sendKeepalive sends an empty transport message, or starts a handshake

@@ -129,7 +129,7 @@ func (ts *peerTimers) expiredRetransmitHandshake() {
 	}
 	ts.mu.Unlock()
 	if give {
-		ts.p.dev.log.Debug("handshake did not complete, giving up", "peer", ts.p.name, "after", noise.RekeyAttemptTime)
+		ts.p.dev.log.Debug("handshake did not complete, giving up", "peer", ts.p.Name(), "after", noise.RekeyAttemptTime)
 		ts.sendKeepalive.del()
 		ts.p.dropStaged(DropHandshakeTimeout)
 		// Wipe what is left unless a wipe is already scheduled.
@@ -155,18 +155,18 @@ func (ts *peerTimers) expiredSendKeepalive() {
 // expiredNewHandshake: we sent data and heard nothing for
 // KeepaliveTimeout+RekeyTimeout; the session may be dead, start afresh.
 func (ts *peerTimers) expiredNewHandshake() {
-	ts.p.dev.log.Debug("no reply to sent data, new handshake", "peer", ts.p.name)
+	ts.p.dev.log.Debug("no reply to sent data, new handshake", "peer", ts.p.Name())
 	ts.p.initiateHandshake(false)
 }
 
 // expiredZeroKeyMaterial: no new session for 3×RejectAfterTime.
 func (ts *peerTimers) expiredZeroKeyMaterial() {
-	ts.p.dev.log.Debug("wiping key material", "peer", ts.p.name)
+	ts.p.dev.log.Debug("wiping key material", "peer", ts.p.Name())
 	ts.p.zeroKeyMaterial()
 }
 
 func (ts *peerTimers) expiredPersistentKeepalive() {
-	if ts.p.keepalive > 0 {
+	if ts.p.conf.Load().Keepalive > 0 {
 		ts.p.sendKeepalive()
 	}
 }
@@ -221,7 +221,7 @@ func (ts *peerTimers) packetReceived(data bool) {
 }
 
 func (ts *peerTimers) traversal() {
-	if ts.p.keepalive > 0 {
-		ts.persistentKeepalive.mod(ts.p.keepalive)
+	if ka := ts.p.conf.Load().Keepalive; ka > 0 {
+		ts.persistentKeepalive.mod(ka)
 	}
 }

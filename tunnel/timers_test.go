@@ -150,7 +150,7 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 		empty := p.keypairs.current == nil && p.keypairs.previous == nil && p.keypairs.next == nil
 		p.mu.Unlock()
 		if !empty || p.current.Load() != nil {
-			t.Fatalf("%s still holds sessions after 3×RejectAfterTime", p.name)
+			t.Fatalf("%s still holds sessions after 3×RejectAfterTime", p.Name())
 		}
 	}
 	if _, ok := m.nodes["alpha"].dev.index.lookup(kp.LocalIndex); ok {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type testNode struct {
 	conn     udp.Conn
 	dev      *Device
 	done     chan error
+	peers    []PeerConfig // the peer set it was started with
 }
 
 type testMesh struct {
@@ -44,6 +46,7 @@ type nodeSpec struct {
 	keepalive  time.Duration
 	noEndpoint bool // others do not know where it is
 	tap        Tap
+	knows      []string // the peers it is configured with; nil: every other node
 }
 
 func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
@@ -87,7 +90,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 		n := m.nodes[s.name]
 		var peers []PeerConfig
 		for _, o := range specs {
-			if o.name == s.name {
+			if o.name == s.name || (s.knows != nil && !slices.Contains(s.knows, o.name)) {
 				continue
 			}
 			on := m.nodes[o.name]
@@ -104,6 +107,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 			t.Fatal(err)
 		}
 		n.dev = dev
+		n.peers = peers
 		n.done = make(chan error, 1)
 		go func() { n.done <- dev.Run(context.Background()) }()
 	}
@@ -480,8 +484,10 @@ func (m *testMesh) restart(name string) {
 	m.t.Helper()
 	n := m.nodes[name]
 	cfg := Config{Private: n.priv, Clock: m.clock, Log: testLog(m.t, name), CryptoWorkers: 3}
-	for _, p := range n.dev.peers {
-		cfg.Peers = append(cfg.Peers, PeerConfig{Name: p.name, PublicKey: p.public, Prefixes: p.prefixes, Endpoint: m.nodes[p.name].addr, Keepalive: p.keepalive})
+	for _, p := range n.dev.peers.Load().list {
+		c := *p.conf.Load()
+		c.Endpoint = m.nodes[c.Name].addr
+		cfg.Peers = append(cfg.Peers, c)
 	}
 	n.dev.Close()
 	if err := <-n.done; err != nil {
