@@ -140,7 +140,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 
 	sock := rf.socket
-	ctl, err := control.Listen(sock, func() any { return dev.Status() })
+	ctl, err := control.Listen(sock, control.Handlers{control.RequestStatus: func() any { return dev.Status() }})
 	if err != nil {
 		return err
 	}
