@@ -23,8 +23,14 @@ type runFlags struct {
 	driver   string
 	workers  int
 	verbose  bool
+	watch    bool
 	capture  captureFlags
 }
+
+// watchQuiet is how long the mesh file must stay quiet after a change
+// before -watch reloads it: editors and config-management tools write a
+// file in several steps (truncate, write, rename, chmod).
+const watchQuiet = 200 * time.Millisecond
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlagSet("peer", stderr)
@@ -34,6 +40,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
@@ -149,6 +156,13 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		}()
 	}
 
+	var changed <-chan struct{}
+	if rf.watch {
+		if changed, err = watchFile(ctx, rf.config, watchQuiet, log); err != nil {
+			return err
+		}
+	}
+
 	sock := rf.socket
 	ctl, err := control.Listen(sock, control.Handlers{
 		control.RequestStatus: func() any { return dev.Status() },
@@ -159,9 +173,9 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 	defer ctl.Close()
 
-	go r.serve(ctx, sys.hangup, nil)
+	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()
