@@ -135,7 +135,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	defer r.close()
 
 	peers := peerConfigs(node)
-	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
+	dev, err := sys.newDevice(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
 	if err != nil {
 		return err
 	}
