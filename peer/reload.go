@@ -269,7 +269,16 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 		r.closeTap = closeNextTap
 		r.capture = capOpts
 	}
+	oldLevel := r.level.Level()
 	r.setLevel(node)
+	if l := r.level.Level(); l != oldLevel {
+		// Logged at the level that lets it through, so a move to warn
+		// still says so.
+		r.log.Log(ctx, max(l, oldLevel), "log level changed", "from", oldLevel, "to", l)
+	}
+	if captureChanged {
+		r.log.Info("capture restarted", "pcap", capOpts.Pcap, "outer", capOpts.Outer, "log_packets", capOpts.LogPackets)
+	}
 	r.node = node
 	r.plan = to
 
@@ -286,16 +295,26 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	return rep, nil
 }
 
-// setLevel applies the log level: debug with -v, else info.
+// setLevel applies the log level of node (see logLevel).
 func (r *reloader) setLevel(node *config.Node) {
-	if r.level == nil {
-		return
+	r.level.Set(logLevel(node.Mesh.LogLevel, r.verbose))
+}
+
+// logLevel is debug with -v, else the mesh file's log_level (info when not
+// set).
+func logLevel(name string, verbose bool) slog.Level {
+	if verbose {
+		return slog.LevelDebug
 	}
-	if r.verbose {
-		r.level.Set(slog.LevelDebug)
-		return
+	switch name {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
 	}
-	r.level.Set(slog.LevelInfo)
+	return slog.LevelInfo
 }
 
 // report combines the device's and the system's changes.

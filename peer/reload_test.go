@@ -191,6 +191,7 @@ type runningNode struct {
 	logs   *lockedBuffer
 	fake   *fakeDevice // nil with the real tunnel
 	hangup chan os.Signal
+	level  *slog.LevelVar
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -250,6 +251,8 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 		}
 	}
 	level := new(slog.LevelVar)
+	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
+	n.level = level
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -666,5 +669,54 @@ func TestReloadsAreSerialized(t *testing.T) {
 	}
 	if cmds := n.cmds.take(); !slices.Equal(cmds, v2Commands) {
 		t.Errorf("commands:\n%s", strings.Join(cmds, "\n"))
+	}
+}
+
+// TestReloadLogLevel: log_level reloads; -v keeps debug whatever the file
+// says.
+func TestReloadLogLevel(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		m := newTestMesh(t, "alpha", "beta")
+		peers := []string{"alpha 10.10.0.1/24 endpoint=192.0.2.1:51820", "beta 10.10.0.2/24"}
+		m.write(t, "", peers...)
+		var args []string
+		if verbose {
+			args = []string{"-v"}
+		}
+		n := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{args: args})
+		want := slog.LevelInfo
+		if verbose {
+			want = slog.LevelDebug
+		}
+		if got := n.level.Level(); got != want {
+			t.Errorf("-v=%v: level at start %v, want %v", verbose, got, want)
+		}
+		for _, tc := range []struct {
+			file string
+			want slog.Level
+		}{{"debug", slog.LevelDebug}, {"warn", slog.LevelWarn}, {"", slog.LevelInfo}} {
+			head := ""
+			if tc.file != "" {
+				head = "log_level: " + tc.file + "\n"
+			}
+			m.write(t, head, peers...)
+			if code, out, errOut := n.reload(); code != 0 || out != "no changes\n" {
+				t.Fatalf("log_level %q: exit %d, %q, %q", tc.file, code, out, errOut)
+			}
+			if verbose {
+				tc.want = slog.LevelDebug
+			}
+			if got := n.level.Level(); got != tc.want {
+				t.Errorf("-v=%v, log_level %q: level %v, want %v", verbose, tc.file, got, tc.want)
+			}
+		}
+		if !verbose && !strings.Contains(n.logs.String(), `level=WARN msg="log level changed" from=DEBUG to=WARN`) {
+			t.Errorf("the move to warn was not logged:\n%s", n.logs)
+		}
+		m.write(t, "log_level: loud\n", peers...)
+		if code, _, errOut := n.reload(); code != 2 || !strings.Contains(errOut, m.path()+":1: log_level") {
+			t.Errorf("bad log_level: exit %d, %q", code, errOut)
+		}
+		n.stop()
 	}
 }

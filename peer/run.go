@@ -65,9 +65,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	level := new(slog.LevelVar)
-	if rf.verbose {
-		level.Set(slog.LevelDebug)
-	}
+	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	capOpts := rf.capture.merge(node.Mesh.Capture)
 	if err := capOpts.validate(); err != nil {
