@@ -12,6 +12,7 @@ import (
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -148,7 +149,9 @@ type reloadAnswer struct {
 // reloads.
 type reloader struct {
 	// load returns the node's new view of the mesh, with the same
-	// NodeOptions (and -driver) as at start.
+	// NodeOptions (and -driver) as at start. It is the only part that
+	// knows where the mesh comes from (the file today); it runs under mu,
+	// so a slow load cannot apply an older view after a newer one.
 	load func() (*config.Node, error)
 	// captureFor overlays the command line's capture flags on the mesh
 	// file's capture: section (-pcap-keys can come only from there).
@@ -204,17 +207,6 @@ func (r *reloader) reload(ctx context.Context) (reloadReport, error) {
 	return r.applyLocked(ctx, node)
 }
 
-// apply makes node the running configuration; it is the entry point for a
-// view of the mesh that does not come from the file.
-func (r *reloader) apply(ctx context.Context, node *config.Node) (reloadReport, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return reloadReport{}, errors.New("the node is shutting down")
-	}
-	return r.applyLocked(ctx, node)
-}
-
 // applyLocked checks node completely, then applies the difference to the
 // device, the capture, the log level and the system, in that order.
 func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadReport, error) {
@@ -230,12 +222,21 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	if err := to.Validate(); err != nil {
 		return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
+	if to.MTU != r.plan.MTU && (to.MTU < tundev.MinMTU || to.MTU > tundev.MaxMTU) {
+		// The start would refuse to open the TUN with it.
+		return reloadReport{}, refusedError{fmt.Errorf("%s: interface.mtu %d: the TUN device takes %d to %d",
+			node.Mesh.File, to.MTU, tundev.MinMTU, tundev.MaxMTU)}
+	}
 	var nextTap tunnel.Tap
 	var closeNextTap func()
 	captureChanged := capOpts != r.capture
 	if captureChanged {
 		// Only a changed capture is rebuilt: a new writer starts a new
-		// file at the path, replacing what was captured so far.
+		// file at the path, replacing what was captured so far. It is
+		// built before the peers change, so that a capture the system
+		// refuses (a missing directory) refuses the whole reload; the
+		// price is that the rare Reconfigure error after it leaves the
+		// old writer writing to a replaced file.
 		t, closeT, err := newTap(node, capOpts, r.log)
 		if err != nil {
 			return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
