@@ -190,6 +190,7 @@ type runningNode struct {
 	cmds   *recorder
 	logs   *lockedBuffer
 	fake   *fakeDevice // nil with the real tunnel
+	tun    *tundev.Memory
 	hangup chan os.Signal
 	level  *slog.LevelVar
 	cancel context.CancelFunc
@@ -233,8 +234,11 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 		o.addr = "192.0.2.1"
 	}
 	sys := system{
-		goos:    netconf.Linux,
-		openTUN: func(name, _ string, mtu int) (tundev.Device, error) { return tundev.NewMemory(name, mtu, 8), nil },
+		goos: netconf.Linux,
+		openTUN: func(name, _ string, mtu int) (tundev.Device, error) {
+			n.tun = tundev.NewMemory(name, mtu, 8)
+			return n.tun, nil
+		},
 		listenUDP: func(port int) (udp.Conn, error) {
 			return o.net.Listen(netip.AddrPortFrom(netip.MustParseAddr(o.addr), uint16(port)))
 		},
