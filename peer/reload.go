@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -318,13 +319,15 @@ func logLevel(name string, verbose bool) slog.Level {
 	return slog.LevelInfo
 }
 
-// report combines the device's and the system's changes.
+// report combines the device's and the system's changes. Peer names are
+// sorted, whatever order the device gives them in, so that the output of
+// `peer reload` is the same for the same change.
 func report(c tunnel.Changes, d netconf.Changes) reloadReport {
 	rep := reloadReport{
-		AddedPeers:       c.Added,
-		RemovedPeers:     c.Removed,
-		UpdatedPeers:     c.Updated,
-		RekeyedPeers:     c.Rekeyed,
+		AddedPeers:       sorted(c.Added),
+		RemovedPeers:     sorted(c.Removed),
+		UpdatedPeers:     sorted(c.Updated),
+		RekeyedPeers:     sorted(c.Rekeyed),
 		RoutesAdded:      prefixStrings(d.RoutesAdded),
 		RoutesRemoved:    prefixStrings(d.RoutesRemoved),
 		AddressesAdded:   prefixStrings(d.AddressesAdded),
@@ -334,6 +337,13 @@ func report(c tunnel.Changes, d netconf.Changes) reloadReport {
 		rep.MTU = &mtuChange{Old: d.OldMTU, New: d.NewMTU}
 	}
 	return rep
+}
+
+func sorted(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	return slices.Sorted(slices.Values(names))
 }
 
 func prefixStrings(ps []netip.Prefix) []string {

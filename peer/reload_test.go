@@ -75,7 +75,7 @@ func (d *fakeDevice) Reconfigure(peers []tunnel.PeerConfig) (tunnel.Changes, err
 			c.Removed = append(c.Removed, p.Name)
 		}
 	}
-	slices.Sort(c.Removed)
+	slices.Reverse(c.Updated) // the report sorts them
 	d.peers = next
 	return c, nil
 }
