@@ -68,6 +68,9 @@ type refusedError struct{ err error }
 func (e refusedError) Error() string { return e.err.Error() }
 func (e refusedError) Unwrap() error { return e.err }
 
+// errShuttingDown answers a reload that arrives while the node stops.
+var errShuttingDown = errors.New("the node is shutting down")
+
 // reloadReport is what a reload changed, in the words `peer reload` prints
 // and the JSON it answers with. Empty slices are left out.
 type reloadReport struct {
@@ -195,7 +198,7 @@ func (r *reloader) reload(ctx context.Context) (reloadReport, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return reloadReport{}, errors.New("the node is shutting down")
+		return reloadReport{}, errShuttingDown
 	}
 	node, err := r.load()
 	if err != nil {
@@ -387,6 +390,8 @@ func (r *reloader) reloadLogged(ctx context.Context, trigger string) reloadAnswe
 	rep, err := r.reload(ctx)
 	var refused refusedError
 	switch {
+	case errors.Is(err, errShuttingDown):
+		return reloadAnswer{Error: err.Error()}
 	case errors.As(err, &refused):
 		r.log.Warn("mesh reload refused", "trigger", trigger, "error", err)
 		return reloadAnswer{Refused: err.Error()}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -730,5 +731,57 @@ func TestReloadLogLevel(t *testing.T) {
 			t.Errorf("bad log_level: exit %d, %q", code, errOut)
 		}
 		n.stop()
+	}
+}
+
+// TestReportFormat: every category, in the fixed order, one line each;
+// the JSON has the same facts.
+func TestReportFormat(t *testing.T) {
+	rep := reloadReport{
+		AddedPeers: []string{"a", "b"}, RemovedPeers: []string{"c"}, UpdatedPeers: []string{"d"},
+		RekeyedPeers: []string{"e"}, RoutesAdded: []string{"10.20.2.0/24", "fd00::/64"},
+		RoutesRemoved: []string{"10.20.9.0/24"}, AddressesAdded: []string{"10.10.0.5/24"},
+		AddressesRemoved: []string{"10.10.0.1/24"}, MTU: &mtuChange{Old: 1420, New: 1380},
+	}
+	want := `added peers: a b
+removed peers: c
+updated peers: d
+rekeyed peers: e
+routes added: 10.20.2.0/24 fd00::/64
+routes removed: 10.20.9.0/24
+addresses added: 10.10.0.5/24
+addresses removed: 10.10.0.1/24
+mtu: 1420 -> 1380
+`
+	var text, js bytes.Buffer
+	if err := printReport(&text, &rep, false); err != nil || text.String() != want {
+		t.Errorf("text:\n%s\nwant\n%s", text.String(), want)
+	}
+	if err := printReport(&js, &rep, true); err != nil {
+		t.Fatal(err)
+	}
+	wantJSON := `{"added_peers":["a","b"],"removed_peers":["c"],"updated_peers":["d"],"rekeyed_peers":["e"],` +
+		`"routes_added":["10.20.2.0/24","fd00::/64"],"routes_removed":["10.20.9.0/24"],` +
+		`"addresses_added":["10.10.0.5/24"],"addresses_removed":["10.10.0.1/24"],"mtu":{"old":1420,"new":1380}}` + "\n"
+	if js.String() != wantJSON {
+		t.Errorf("json:\n%s\nwant\n%s", js.String(), wantJSON)
+	}
+	var empty reloadReport
+	if empty.String() != "no changes\n" || !empty.Empty() {
+		t.Errorf("empty report: %q", empty.String())
+	}
+	only := reloadReport{RekeyedPeers: []string{"e"}}
+	if only.String() != "rekeyed peers: e\n" {
+		t.Errorf("one category: %q", only.String())
+	}
+}
+
+// TestReloadWhileStopping: a reload that arrives as the node stops is
+// answered with an error, not applied.
+func TestReloadWhileStopping(t *testing.T) {
+	r := &reloader{closed: true, log: slog.New(slog.DiscardHandler)}
+	ans := r.reloadLogged(context.Background(), "peer reload")
+	if ans.Report != nil || ans.Refused != "" || !strings.Contains(ans.Error, "shutting down") {
+		t.Errorf("answer %+v", ans)
 	}
 }
