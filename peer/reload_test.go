@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -110,17 +111,22 @@ func (d *fakeDevice) state() (calls, mtu, tapCalls int, names []string) {
 
 // recorder stands in for netconf.Run and RunTolerant.
 type recorder struct {
-	mu   sync.Mutex
-	cmds [][]string
+	mu     sync.Mutex
+	cmds   [][]string
+	failOn string // a command that fails (joined by spaces)
 }
 
 func (r *recorder) run(_ context.Context, cmds [][]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var err error
 	for _, c := range cmds {
 		r.cmds = append(r.cmds, slices.Clone(c))
+		if strings.Join(c, " ") == r.failOn {
+			err = &netconf.CommandError{Args: c, Stderr: "RTNETLINK answers: No such device", Err: errors.New("exit status 2")}
+		}
 	}
-	return nil
+	return err
 }
 
 // take returns the commands recorded since the last take.
@@ -784,4 +790,26 @@ func TestReloadWhileStopping(t *testing.T) {
 	if ans.Report != nil || ans.Refused != "" || !strings.Contains(ans.Error, "shutting down") {
 		t.Errorf("answer %+v", ans)
 	}
+}
+
+// TestReloadCommandFailure: a system command that fails after the mesh was
+// applied: the report is printed, the failure too, exit 1; the node runs
+// the new mesh and says so in its log.
+func TestReloadCommandFailure(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
+	m.writeV1(t)
+	n := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{})
+	n.cmds.mu.Lock()
+	n.cmds.failOn = "ip route replace 10.10.0.4/32 dev peer0"
+	n.cmds.mu.Unlock()
+	m.writeV2(t)
+	code, out, errOut := n.reload()
+	if code != 1 || out != v2Output || !strings.Contains(errOut, "mesh applied, but configuring peer0 failed") ||
+		!strings.Contains(errOut, "ip route replace 10.10.0.4/32 dev peer0") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if cmds := n.cmds.take(); !slices.Equal(cmds, v2Commands) {
+		t.Errorf("not every command was tried after the failure:\n%s", strings.Join(cmds, "\n"))
+	}
+	n.waitLog(`level=ERROR msg="mesh reload incomplete" trigger="peer reload"`, 1, time.Second)
 }
