@@ -95,11 +95,37 @@ func RoutesDiff(from, to Plan) [][]string {
 // restores none). It returns nil when nothing changed.
 func LinkDiff(from, to Plan) [][]string {
 	c := Compare(from, to)
+	return append(linkAdds(c, to), linkRemovals(c, to)...)
+}
+
+// Diff returns the commands of LinkDiff and RoutesDiff in the order a
+// running interface needs them: the MTU and new addresses, the removal of
+// old routes, the removal of old addresses (and the restore LinkDiff
+// describes), then the new routes. Routes go before addresses so that a
+// route the kernel flushes with an address is not deleted after it is
+// gone, which would fail. Give it plans without routes to leave the
+// routes alone.
+func Diff(from, to Plan) [][]string {
+	c := Compare(from, to)
+	cmds := linkAdds(c, to)
+	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesRemoved}.RoutesDown()...)
+	cmds = append(cmds, linkRemovals(c, to)...)
+	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+}
+
+// linkAdds is the first half of LinkDiff: the MTU and the new addresses.
+func linkAdds(c Changes, to Plan) [][]string {
 	var cmds [][]string
 	if c.OldMTU != c.NewMTU && to.MTU != 0 {
 		cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, MTU: to.MTU}.mtuCmds()...)
 	}
-	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Addresses: c.AddressesAdded}.addrCmds()...)
+	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Addresses: c.AddressesAdded}.addrCmds()...)
+}
+
+// linkRemovals is the second half of LinkDiff: the old addresses go, and
+// on Linux what an IPv4 removal may have taken along comes back.
+func linkRemovals(c Changes, to Plan) [][]string {
+	var cmds [][]string
 	removedV4 := false
 	for _, a := range c.AddressesRemoved {
 		removedV4 = removedV4 || a.Addr().Is4()
@@ -114,26 +140,26 @@ func LinkDiff(from, to Plan) [][]string {
 			cmds = append(cmds, []string{"ifconfig", to.Iface, fam, a.Addr().String(), "-alias"})
 		}
 	}
-	if removedV4 && to.OS == Linux {
-		restore := Plan{OS: to.OS, Iface: to.Iface}
-		for _, a := range to.addresses() {
-			if a.Addr().Is4() {
-				restore.Addresses = append(restore.Addresses, a)
-			}
-		}
-		added := make(map[netip.Prefix]bool, len(c.RoutesAdded))
-		for _, r := range c.RoutesAdded {
-			added[r] = true
-		}
-		for _, r := range to.routes() {
-			if r.Addr().Is4() && !added[r] {
-				restore.Routes = append(restore.Routes, r)
-			}
-		}
-		cmds = append(cmds, restore.addrCmds()...)
-		cmds = append(cmds, restore.RoutesUp()...)
+	if !removedV4 || to.OS != Linux {
+		return cmds
 	}
-	return cmds
+	restore := Plan{OS: to.OS, Iface: to.Iface}
+	for _, a := range to.addresses() {
+		if a.Addr().Is4() {
+			restore.Addresses = append(restore.Addresses, a)
+		}
+	}
+	added := make(map[netip.Prefix]bool, len(c.RoutesAdded))
+	for _, r := range c.RoutesAdded {
+		added[r] = true
+	}
+	for _, r := range to.routes() {
+		if r.Addr().Is4() && !added[r] {
+			restore.Routes = append(restore.Routes, r)
+		}
+	}
+	cmds = append(cmds, restore.addrCmds()...)
+	return append(cmds, restore.RoutesUp()...)
 }
 
 // mtuCmds returns the command setting p.MTU, none if it is 0.

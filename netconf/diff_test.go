@@ -28,8 +28,16 @@ func TestDiffGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			from, to := examplePlan(tc.os, tc.iface), reloadedPlan(tc.os, tc.iface)
-			h := "peer: reload of " + tc.iface + ": link, then routes"
-			golden(t, tc.name+"_diff", Script(h, append(LinkDiff(from, to), RoutesDiff(from, to)...)))
+			h := "peer: reload of " + tc.iface
+			golden(t, tc.name+"_diff", Script(h, Diff(from, to)))
+			// Diff is LinkDiff and RoutesDiff, reordered.
+			want := append(LinkDiff(from, to), RoutesDiff(from, to)...)
+			got := Diff(from, to)
+			slices.SortFunc(want, slices.Compare)
+			slices.SortFunc(got, slices.Compare)
+			if !slices.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("Diff %q\nis not LinkDiff and RoutesDiff %q", got, want)
+			}
 		})
 	}
 }
@@ -63,7 +71,7 @@ func TestDiffOfTheSamePlanIsNothing(t *testing.T) {
 		q := p
 		q.Routes = append(slices.Clone(p.Routes), p.Routes[0])
 		slices.Reverse(q.Routes)
-		if cmds := append(LinkDiff(p, q), RoutesDiff(p, q)...); len(cmds) != 0 {
+		if cmds := append(Diff(p, q), append(LinkDiff(p, q), RoutesDiff(p, q)...)...); len(cmds) != 0 {
 			t.Errorf("%s: %q", goos, cmds)
 		}
 	}
