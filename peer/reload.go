@@ -288,7 +288,7 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	r.plan = to
 
 	rep := report(changes, diff)
-	cmds := append(netconf.LinkDiff(from, next), netconf.RoutesDiff(from, next)...)
+	cmds := netconf.Diff(from, next)
 	if len(cmds) > 0 {
 		// Every command is tried even after one failed: the closer the
 		// system gets to the plan the better, and `peer routes` prints

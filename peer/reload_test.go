@@ -349,19 +349,19 @@ addresses removed: 10.10.0.1/24
 mtu: 1420 -> 1380
 `
 
-// v2Commands: the MTU, the new address before the old one goes, the IPv4
-// addresses and kept routes again (Linux may have flushed them with the
-// old address), then only the routes that changed; the prefix that moved
-// from gamma to beta is no command at all.
+// v2Commands: the MTU, the new address before the old one goes, the route
+// that went, the old address, the IPv4 address and kept routes again
+// (Linux may have flushed them with the old address), then the new route.
+// The prefix that moved from gamma to beta is no command at all.
 var v2Commands = []string{
 	"ip link set dev peer0 mtu 1380",
 	"ip addr replace 10.10.0.5/24 dev peer0",
+	"ip route del 10.10.0.3/32 dev peer0",
 	"ip addr del 10.10.0.1/24 dev peer0",
 	"ip addr replace 10.10.0.5/24 dev peer0",
 	"ip route replace 10.10.0.2/32 dev peer0",
 	"ip route replace 10.20.2.0/24 dev peer0",
 	"ip route replace 10.20.3.0/24 dev peer0",
-	"ip route del 10.10.0.3/32 dev peer0",
 	"ip route replace 10.10.0.4/32 dev peer0",
 }
 
