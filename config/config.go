@@ -63,6 +63,9 @@ const (
 // Drivers lists the accepted values of interface.driver.
 var Drivers = []string{"auto", "water", "offload"}
 
+// LogLevels lists the accepted values of log_level, from the most verbose.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
 // Interface is the local TUN device as the mesh file describes it.
 type Interface struct {
 	Name   string // device name, default "peer0"
@@ -121,7 +124,10 @@ type Mesh struct {
 	// are already joined to the mesh file's directory.
 	PrivateKeyFile string
 	Capture        Capture // relative Pcap joined to the mesh file's directory
-	Peers          []Peer  // in file order, never empty
+	// LogLevel is log_level: one of LogLevels, "" when not set (info).
+	// The node's -v overrides it; a reload applies it.
+	LogLevel string
+	Peers    []Peer // in file order, never empty
 }
 
 // Load reads the mesh file at path and parses it with Parse. The file must

@@ -127,7 +127,7 @@ func (p *parser) parse(data []byte) *Mesh {
 		File:      p.file,
 		Interface: Interface{Name: DefaultInterfaceName, MTU: DefaultMTU, Driver: DefaultDriver},
 	}
-	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "peers")
+	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "log_level", "peers")
 	if !ok {
 		return nil
 	}
@@ -142,6 +142,15 @@ func (p *parser) parse(data []byte) *Mesh {
 	}
 	if f, ok := fs["capture"]; ok && !isNull(f.val) {
 		p.capture(f.val, &m.Capture)
+	}
+	if f, ok := fs["log_level"]; ok {
+		if s, ok := p.str(f, "log_level"); ok && s != "" {
+			if !slices.Contains(LogLevels, s) {
+				p.errorf(f.val.Line, "log_level: unknown level %q; use one of %s", s, strings.Join(LogLevels, ", "))
+			} else {
+				m.LogLevel = s
+			}
+		}
 	}
 	f, ok := fs["peers"]
 	if !ok {

@@ -81,6 +81,8 @@ func TestParseRefusals(t *testing.T) {
 		{"typo top", "peer:\n" + two, 1, `the top level: unknown field "peer" (did you mean "peers"?)`},
 		{"typo interface", "interface:\n  mut: 1400\n" + two, 2, `interface: unknown field "mut" (did you mean "mtu"?)`},
 		{"typo capture", "capture:\n  pcapp: x\n" + two, 2, `capture: unknown field "pcapp"`},
+		{"log_level unknown", "log_level: verbose\n" + two, 1, `log_level: unknown level "verbose"; use one of debug, info, warn, error`},
+		{"log_level list", "log_level: [debug]\n" + two, 1, "log_level: expected a string, got a list"},
 		{"peer field twice", edit(4, "    address: 10.10.0.1/24\n    address: 10.10.0.3/24"), 5, `field "address" appears twice (first on line 4)`},
 
 		// Wrong types.
@@ -300,7 +302,7 @@ func TestParseDefaults(t *testing.T) {
 	if m.Interface != (Interface{Name: "peer0", MTU: 1420, Driver: "auto"}) {
 		t.Errorf("Interface = %+v", m.Interface)
 	}
-	if m.PrivateKeyFile != "" || m.Capture != (Capture{}) || m.File != "/etc/peer/mesh.yaml" {
+	if m.PrivateKeyFile != "" || m.Capture != (Capture{}) || m.LogLevel != "" || m.File != "/etc/peer/mesh.yaml" {
 		t.Errorf("mesh = %+v", m)
 	}
 	if len(m.Peers) != 2 || m.Peers[0].Name != "alpha" || m.Peers[1].Name != "beta" {
@@ -345,6 +347,7 @@ peers:
     address: fd10::3
     endpoint: &ep 203.0.113.3:51820
     keepalive: 0s
+log_level: debug
 `
 	m := mustParse(t, filepath.Join("conf", "mesh.yaml"), src)
 	if m.Interface != (Interface{Name: "wg-mesh.1", MTU: 1280, Driver: "offload"}) {
@@ -356,6 +359,9 @@ peers:
 	wantCap := Capture{Pcap: filepath.Join("conf", "out", "peer.pcapng"), Outer: true, LogPackets: true, MaxSize: 1 << 20, MaxFiles: 4}
 	if m.Capture != wantCap {
 		t.Errorf("Capture = %+v, want %+v", m.Capture, wantCap)
+	}
+	if m.LogLevel != "debug" {
+		t.Errorf("LogLevel = %q", m.LogLevel)
 	}
 	a, b, c := m.Peers[0], m.Peers[1], m.Peers[2]
 	if a.Line != 11 || b.Line != 19 || c.Line != 25 {

@@ -1,6 +1,11 @@
 // Package control is the local operator interface of a running node: a
-// unix socket, readable by root only, that answers status requests with
-// JSON. `peer status` is its client.
+// unix socket, readable by root only, that answers named requests ("status",
+// "reload", ...) with JSON. `peer status` and `peer reload` are its clients.
+//
+// The protocol is one request per connection: the client writes the
+// request's name and a newline, the server answers with one JSON value. The
+// node registers one Handler per request name before it listens; a name
+// nobody registered is answered with {"error":"unknown request ..."}.
 package control
 
 import (
@@ -14,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,22 +29,44 @@ const DefaultDir = "/run/peer"
 // SocketPath returns the default socket path of interface iface.
 func SocketPath(iface string) string { return filepath.Join(DefaultDir, iface+".sock") }
 
+// Handler answers one request; the value it returns is sent as JSON. It
+// may take long (a reload runs system commands): the connection waits.
+type Handler func() any
+
+// Handlers maps request names to their handlers.
+type Handlers map[string]Handler
+
+// Request names the node serves.
+const (
+	RequestStatus = "status"
+	RequestReload = "reload"
+)
+
+// Timeouts: a client has readTimeout to send its request line, and the
+// server writeTimeout to send the answer once the handler returned.
+const (
+	readTimeout  = 5 * time.Second
+	writeTimeout = 5 * time.Second
+	maxRequest   = 256
+)
+
 // Server answers requests on a unix socket.
 type Server struct {
-	ln     net.Listener
-	path   string
-	status func() any
+	ln       net.Listener
+	path     string
+	handlers Handlers
 }
 
 // Listen creates the socket at path with mode 0600 (its directory 0700 if
-// made here) and serves status() as JSON to each "status" request.
+// made here) and answers each request with the JSON of its handler's value.
+// handlers is copied: what is registered is fixed once the socket exists.
 //
 // The directory must be one only root or this user can write: in a
 // directory others can write to, someone else could replace the socket or
 // put a link where it will be. A stale socket left by a dead node is
 // replaced; a live one is an error, and so is anything at path that is not
 // a socket (a mistyped -socket never deletes a file).
-func Listen(path string, status func() any) (*Server, error) {
+func Listen(path string, handlers Handlers) (*Server, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
@@ -59,7 +87,10 @@ func Listen(path string, status func() any) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	s := &Server{ln: ln, path: path, status: status}
+	s := &Server{ln: ln, path: path, handlers: make(Handlers, len(handlers))}
+	for name, h := range handlers {
+		s.handlers[name] = h
+	}
 	go s.serve()
 	return s, nil
 }
@@ -123,17 +154,26 @@ func (s *Server) serve() {
 
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+	c.SetReadDeadline(time.Now().Add(readTimeout))
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadString('\n')
 	if err != nil {
 		return
 	}
-	switch strings.TrimSpace(line) {
-	case "status":
-		json.NewEncoder(c).Encode(s.status())
-	default:
-		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request")
+	name := strings.TrimSpace(line)
+	h, ok := s.handlers[name]
+	var v any = errorAnswer{Error: fmt.Sprintf("unknown request %q", name)}
+	if ok && h != nil {
+		v = h()
 	}
+	// The deadline counts from the answer, not the request: a handler
+	// may take longer than a client waits to send.
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	json.NewEncoder(c).Encode(v)
+}
+
+// errorAnswer is the answer to a request nobody registered.
+type errorAnswer struct {
+	Error string `json:"error"`
 }
 
 // Close stops serving and removes the socket.
@@ -143,14 +183,18 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Status asks the node listening at path for its status and decodes the
-// JSON answer into v.
-func Status(ctx context.Context, path string, v any) error {
+// ErrNotRunning is returned (wrapped) by Do when no node answers at the
+// path: nothing is there, or a stale socket nobody listens on.
+var ErrNotRunning = errors.New("no node is running")
+
+// Do sends request name to the node listening at path and decodes its JSON
+// answer into v. It waits for the answer until ctx ends.
+func Do(ctx context.Context, path, name string, v any) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no node is running with control socket %s", path)
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w with control socket %s", ErrNotRunning, path)
 		}
 		return fmt.Errorf("connecting to %s: %w", path, err)
 	}
@@ -158,11 +202,17 @@ func Status(ctx context.Context, path string, v any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if _, err := io.WriteString(c, "status\n"); err != nil {
-		return fmt.Errorf("asking %s: %w", path, err)
+	if _, err := io.WriteString(c, name+"\n"); err != nil {
+		return fmt.Errorf("asking %s for %s: %w", path, name, err)
 	}
 	if err := json.NewDecoder(c).Decode(v); err != nil {
-		return fmt.Errorf("reading status from %s: %w", path, err)
+		return fmt.Errorf("reading the answer to %s from %s: %w", name, path, err)
 	}
 	return nil
+}
+
+// Status asks the node listening at path for its status and decodes the
+// JSON answer into v.
+func Status(ctx context.Context, path string, v any) error {
+	return Do(ctx, path, RequestStatus, v)
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +15,7 @@ import (
 func TestStatusRoundTripAndMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "p0.sock")
 	type st struct{ Name string }
-	s, err := Listen(path, func() any { return st{Name: "alpha"} })
+	s, err := Listen(path, Handlers{RequestStatus: func() any { return st{Name: "alpha"} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,66 @@ func TestStatusNoNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var v any
-	if err := Status(ctx, filepath.Join(t.TempDir(), "none.sock"), &v); err == nil {
-		t.Fatal("status from a missing socket succeeded")
+	if err := Status(ctx, filepath.Join(t.TempDir(), "none.sock"), &v); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("status from a missing socket: %v, want ErrNotRunning", err)
+	}
+	// A socket left by a killed node: nobody listens, the same answer.
+	path := filepath.Join(t.TempDir(), "stale.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if err := Do(ctx, path, RequestReload, &v); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("reload through a stale socket: %v, want ErrNotRunning naming %s", err, path)
+	}
+}
+
+func TestHandlersAreDispatchedByName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p0.sock")
+	reloads := 0
+	h := Handlers{
+		RequestStatus: func() any { return "up" },
+		RequestReload: func() any { reloads++; return map[string]int{"reloads": reloads} },
+	}
+	s, err := Listen(path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Registering after Listen changes nothing: the server has its copy.
+	h["late"] = func() any { return "late" }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got map[string]any
+	if err := Do(ctx, path, RequestReload, &got); err != nil || got["reloads"] != 1.0 {
+		t.Fatalf("reload: %v, %v", got, err)
+	}
+	var status string
+	if err := Do(ctx, path, RequestStatus, &status); err != nil || status != "up" {
+		t.Fatalf("status: %q, %v", status, err)
+	}
+	for _, name := range []string{"late", "nonsense"} {
+		got = nil
+		if err := Do(ctx, path, name, &got); err != nil || !strings.Contains(fmt.Sprint(got["error"]), "unknown request") {
+			t.Errorf("%s: %v, %v; want an unknown request error", name, got, err)
+		}
+	}
+}
+
+func TestSlowHandlerIsWaitedFor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p0.sock")
+	s, err := Listen(path, Handlers{RequestReload: func() any { time.Sleep(readTimeout + 500*time.Millisecond); return "done" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*readTimeout)
+	defer cancel()
+	var got string
+	if err := Do(ctx, path, RequestReload, &got); err != nil || got != "done" {
+		t.Fatalf("slow reload: %q, %v", got, err)
 	}
 }
 
@@ -91,7 +150,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("stale socket not left behind: %v", err)
 	}
-	s, err := Listen(path, func() any { return "ok" })
+	s, err := Listen(path, Handlers{RequestStatus: func() any { return "ok" }})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,83 @@ func TestIntegrationV6RoutesWithoutV6Address(t *testing.T) {
 	got := routesIn(t, ctx, ns)
 	if !got["fd00:20:1::/64"] || !got["10.10.0.1"] {
 		t.Errorf("routes on d0: %v", got)
+	}
+}
+
+// linkState is the addresses, MTU and routes of d0 in the namespace.
+func linkState(t *testing.T, ctx context.Context, ns string) string {
+	t.Helper()
+	var b strings.Builder
+	link := nsOutput(t, ctx, ns, "link", "show", "dev", "d0")
+	if i := strings.Index(link, " mtu "); i >= 0 {
+		b.WriteString(strings.Fields(link[i:])[1] + "\n")
+	}
+	var lines []string
+	for line := range strings.Lines(nsOutput(t, ctx, ns, "-o", "addr", "show", "dev", "d0")) {
+		f := strings.Fields(line)
+		// N: d0 inet 10.10.0.1/24 ...; skip the kernel's link-local.
+		if len(f) > 3 && !strings.HasPrefix(f[3], "fe80:") {
+			lines = append(lines, f[2]+" "+f[3])
+		}
+	}
+	for r := range routesIn(t, ctx, ns) {
+		if !strings.HasPrefix(r, "fe80:") {
+			lines = append(lines, "route "+r)
+		}
+	}
+	slices.Sort(lines)
+	b.WriteString(strings.Join(lines, "\n"))
+	return b.String()
+}
+
+// TestIntegrationDiff: the system configured for one plan, then changed by
+// LinkDiff and RoutesDiff, is the system configured for the next plan from
+// scratch, with the kernel's promote_secondaries off (deleting a primary
+// IPv4 address takes the secondaries of its network with it, and the last
+// IPv4 address the interface's IPv4 routes) and on.
+func TestIntegrationDiff(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	otherNet := examplePlan(Linux, "d0")
+	otherNet.Addresses = pfxs("10.11.0.1/24", "fd10::1/64")
+	twoV4 := examplePlan(Linux, "d0")
+	twoV4.Addresses = pfxs("10.10.0.1/24", "10.10.0.7/24", "fd10::1/64")
+	keepSecondary := examplePlan(Linux, "d0")
+	keepSecondary.Addresses = pfxs("10.10.0.7/24", "fd10::1/64")
+	for _, tc := range []struct {
+		name     string
+		from, to Plan
+	}{
+		{"address in the same network, mtu, routes", examplePlan(Linux, "d0"), reloadedPlan(Linux, "d0")},
+		{"address in another network", examplePlan(Linux, "d0"), otherNet},
+		{"primary removed, secondary kept", twoV4, keepSecondary},
+		{"back", reloadedPlan(Linux, "d0"), examplePlan(Linux, "d0")},
+	} {
+		for _, promote := range []string{"0", "1"} {
+			t.Run(tc.name+"/promote_secondaries="+promote, func(t *testing.T) {
+				want := newNamespace(t, ctx)
+				if err := Run(ctx, InNamespace(want, append(tc.to.LinkUp(), tc.to.RoutesUp()...))); err != nil {
+					t.Fatal(err)
+				}
+				ns := newNamespace(t, ctx)
+				sysctl := fmt.Sprintf("echo %s > /proc/sys/net/ipv4/conf/d0/promote_secondaries", promote)
+				if err := Run(ctx, InNamespace(ns, [][]string{{"sh", "-c", sysctl}})); err != nil {
+					t.Fatal(err)
+				}
+				if err := Run(ctx, InNamespace(ns, append(tc.from.LinkUp(), tc.from.RoutesUp()...))); err != nil {
+					t.Fatal(err)
+				}
+				// Every command succeeds: no route is deleted after
+				// the kernel flushed it with an address.
+				diff := Diff(tc.from, tc.to)
+				if err := Run(ctx, InNamespace(ns, diff)); err != nil {
+					t.Fatalf("diff: %v", err)
+				}
+				if got, want := linkState(t, ctx, ns), linkState(t, ctx, want); got != want {
+					t.Errorf("after the diff\n%s\nfrom scratch\n%s\ncommands:\n%s", got, want, Script("", diff))
+				}
+			})
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 )
 
 // Plan describes the desired configuration of one tunnel interface.
@@ -154,30 +153,16 @@ func (p Plan) routes() []netip.Prefix {
 // are point-to-point with the local address as destination, as utun requires.
 // It returns nil for an unsupported OS.
 func (p Plan) LinkUp() [][]string {
-	var cmds [][]string
+	var up []string
 	switch p.OS {
 	case Linux:
-		if p.MTU != 0 {
-			cmds = append(cmds, []string{"ip", "link", "set", "dev", p.Iface, "mtu", strconv.Itoa(p.MTU)})
-		}
-		for _, a := range p.addresses() {
-			cmds = append(cmds, ipCmd(a, "addr", "replace", a.String(), "dev", p.Iface))
-		}
-		cmds = append(cmds, []string{"ip", "link", "set", "dev", p.Iface, "up"})
+		up = []string{"ip", "link", "set", "dev", p.Iface, "up"}
 	case Darwin:
-		if p.MTU != 0 {
-			cmds = append(cmds, []string{"ifconfig", p.Iface, "mtu", strconv.Itoa(p.MTU)})
-		}
-		for _, a := range p.addresses() {
-			if a.Addr().Is4() {
-				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet", a.String(), a.Addr().String(), "alias"})
-			} else {
-				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet6", a.String(), "alias"})
-			}
-		}
-		cmds = append(cmds, []string{"ifconfig", p.Iface, "up"})
+		up = []string{"ifconfig", p.Iface, "up"}
+	default:
+		return nil
 	}
-	return cmds
+	return append(append(p.mtuCmds(), p.addrCmds()...), up)
 }
 
 // RoutesUp returns one command per route sending it into the interface:

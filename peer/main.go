@@ -5,6 +5,7 @@
 //	peer check -config peers.yaml      validate and show what this node would do
 //	peer routes -config peers.yaml     print the route script of this node
 //	peer status [-iface NAME] [-json]  ask the running node for its state
+//	peer reload [-iface NAME] [-json]  make the running node apply its changed mesh file
 //	peer decode FILE                   print a pcap/pcapng file one line per packet
 //	peer genkey | peer pubkey          make keys (compatible with wg genkey/pubkey)
 package main
@@ -46,6 +47,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdRoutes(args, stdout, stderr)
 	case "status":
 		err = cmdStatus(args, stdout, stderr)
+	case "reload":
+		err = cmdReload(args, stdout, stderr)
 	case "decode":
 		err = cmdDecode(args, stdout, stderr)
 	case "genkey":
@@ -77,11 +80,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   peer -config FILE [-key FILE] [-iface NAME] [-listen PORT] [-socket PATH] [-no-routes]
-       [-driver auto|water|offload] [-v] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
+       [-driver auto|water|offload] [-watch] [-v] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
        [-pcap-max-size BYTES] [-pcap-max-files N]
   peer check -config FILE [-key FILE] [-iface NAME] [-listen PORT]
   peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]
   peer status [-iface NAME | -socket PATH] [-json]
+  peer reload [-iface NAME | -socket PATH] [-json]
   peer decode FILE
   peer genkey
   peer pubkey < private.key

@@ -7,16 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
-	"github.com/peer-vpn/peer/netconf"
-	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
-	"github.com/peer-vpn/peer/udp"
 )
 
 // runFlags are the flags of the node itself.
@@ -27,8 +23,14 @@ type runFlags struct {
 	driver   string
 	workers  int
 	verbose  bool
+	watch    bool
 	capture  captureFlags
 }
+
+// watchQuiet is how long the mesh file must stay quiet after a change
+// before -watch reloads it: editors and config-management tools write a
+// file in several steps (truncate, write, rename, chmod).
+const watchQuiet = 200 * time.Millisecond
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlagSet("peer", stderr)
@@ -38,6 +40,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
@@ -49,12 +52,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	default:
 		return usageError{fmt.Errorf("-driver %q: want auto, water or offload", rf.driver)}
 	}
-	node, err := rf.load()
+	node, err := rf.loadNode()
 	if err != nil {
 		return err
-	}
-	if rf.driver != "" {
-		node.Interface.Driver = rf.driver
 	}
 	if rf.socket == "" {
 		rf.socket = control.SocketPath(node.Interface.Name)
@@ -64,10 +64,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := control.CheckPath(rf.socket); err != nil {
 		return usageError{err}
 	}
-	level := slog.LevelInfo
-	if rf.verbose {
-		level = slog.LevelDebug
-	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	capOpts := rf.capture.merge(node.Mesh.Capture)
 	if err := capOpts.validate(); err != nil {
@@ -80,24 +78,43 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runNode(ctx, node, &rf, capOpts, log)
+	sys := hostSystem()
+	hangup := make(chan os.Signal, 1)
+	signal.Notify(hangup, syscall.SIGHUP)
+	defer signal.Stop(hangup)
+	sys.hangup = hangup
+	return runNode(ctx, node, &rf, capOpts, log, level, sys)
 }
 
-// runNode brings the node up, forwards until ctx ends, and takes down what
-// it set up, in reverse order.
-func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captureOptions, log *slog.Logger) error {
+// loadNode is load with -driver applied: the node's view at start and at
+// every reload.
+func (rf *runFlags) loadNode() (*config.Node, error) {
+	node, err := rf.load()
+	if err != nil {
+		return nil, err
+	}
+	if rf.driver != "" {
+		node.Interface.Driver = rf.driver
+	}
+	return node, nil
+}
+
+// runNode brings the node up, forwards (and reloads) until ctx ends, and
+// takes down what it set up, in reverse order. sys is how it reaches the
+// system; level is the logger's level, which reloads set.
+func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captureOptions, log *slog.Logger, level *slog.LevelVar, sys system) error {
 	iface := node.Interface
-	tun, err := tundev.Open(iface.Name, iface.Driver, iface.MTU)
+	tun, err := sys.openTUN(iface.Name, iface.Driver, iface.MTU)
 	if err != nil {
 		return err
 	}
 	defer tun.Close()
-	p := plan(node, runtime.GOOS)
+	p := plan(node, sys.goos)
 	p.Iface = tun.Name()
-	if err := netconf.Run(ctx, p.LinkUp()); err != nil {
+	if err := sys.run(ctx, p.LinkUp()); err != nil {
 		return fmt.Errorf("configuring %s: %w", p.Iface, err)
 	}
-	conn, err := udp.Listen(node.ListenPort)
+	conn, err := sys.listenUDP(node.ListenPort)
 	if err != nil {
 		return fmt.Errorf("listening on UDP port %d: %w", node.ListenPort, err)
 	}
@@ -107,48 +124,59 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	if err != nil {
 		return err
 	}
-	defer closeTap()
-
-	peers := make([]tunnel.PeerConfig, 0, len(node.Remotes))
-	for _, r := range node.Remotes {
-		peers = append(peers, tunnel.PeerConfig{
-			Name:      r.Peer.Name,
-			PublicKey: r.Peer.PublicKey,
-			Preshared: r.Preshared,
-			Prefixes:  r.Prefixes,
-			Endpoint:  r.Endpoint,
-			Keepalive: r.Peer.Keepalive,
-		})
+	// The reloader owns the tap from here: a reload may replace it.
+	r := &reloader{
+		load: rf.loadNode, captureFor: rf.capture.merge, sys: sys, log: log, level: level,
+		verbose: rf.verbose, routes: !rf.noRoutes,
+		node: node, plan: p, capture: capOpts, closeTap: closeTap,
 	}
-	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
+	defer r.close()
+
+	peers := peerConfigs(node)
+	dev, err := sys.newDevice(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
+	r.dev = dev
 
 	if !rf.noRoutes {
-		if err := netconf.Run(ctx, p.RoutesUp()); err != nil {
+		if err := sys.run(ctx, p.RoutesUp()); err != nil {
 			return fmt.Errorf("installing routes: %w", err)
 		}
 		defer func() {
 			// The routes vanish with the device on Linux; remove them
 			// explicitly anyway so nothing is left whatever the OS does.
+			// Those of the last reload, not of the start.
 			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			netconf.RunTolerant(tctx, p.RoutesDown())
+			sys.runTolerant(tctx, r.currentPlan().RoutesDown())
 		}()
 	}
 
+	var changed <-chan struct{}
+	if rf.watch {
+		if changed, err = watchFile(ctx, rf.config, watchQuiet, log); err != nil {
+			return err
+		}
+	}
+
 	sock := rf.socket
-	ctl, err := control.Listen(sock, func() any { return dev.Status() })
+	ctl, err := control.Listen(sock, control.Handlers{
+		control.RequestStatus: func() any { return dev.Status() },
+		control.RequestReload: func() any { return r.reloadLogged(ctx, "peer reload") },
+	})
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
 
+	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
 	err = dev.Run(ctx)
+	// No reload after this one: an unfinished one completes first.
+	r.close()
 	log.Info("peer down", "node", node.Self.Name)
 	return err
 }

@@ -60,10 +60,7 @@ func loadAndStart(tb testing.TB, meshPath, keyPath string) *tunnel.Device {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	peers := make([]tunnel.PeerConfig, 0, len(node.Remotes))
-	for _, r := range node.Remotes {
-		peers = append(peers, tunnel.PeerConfig{Name: r.Peer.Name, PublicKey: r.Peer.PublicKey, Prefixes: r.Prefixes, Endpoint: r.Endpoint})
-	}
+	peers := peerConfigs(node)
 	conn, err := udp.NewMemoryNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	if err != nil {
 		tb.Fatal(err)

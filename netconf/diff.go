@@ -1,0 +1,195 @@
+package netconf
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// A running node that reloads its mesh file changes only what differs: the
+// commands below take the system from the plan it applied to the new one,
+// with the same syntax (and the same generators) as LinkUp and RoutesUp, so
+// `peer routes` prints the truth after any number of reloads.
+//
+// Both plans must describe the same interface on the same OS: a new
+// interface is a new device (LinkUp and RoutesUp), not a diff.
+
+// Changes lists what differs between two plans of one interface.
+type Changes struct {
+	// OldMTU and NewMTU are the MTUs of the two plans; equal when the MTU
+	// does not change.
+	OldMTU, NewMTU int
+	// AddressesAdded and AddressesRemoved are exact addresses (with their
+	// network length): 10.10.0.1/24 → 10.10.0.1/16 is one of each.
+	AddressesAdded, AddressesRemoved []netip.Prefix
+	// RoutesAdded and RoutesRemoved are masked prefixes, in plan order.
+	RoutesAdded, RoutesRemoved []netip.Prefix
+}
+
+// Empty reports whether the plans configure the system the same way.
+func (c Changes) Empty() bool {
+	return c.OldMTU == c.NewMTU && len(c.AddressesAdded) == 0 && len(c.AddressesRemoved) == 0 &&
+		len(c.RoutesAdded) == 0 && len(c.RoutesRemoved) == 0
+}
+
+// Compare returns what differs between from and to. Entries Validate
+// rejects are skipped, as the command generators skip them. A prefix moved
+// from one peer to another is no change: every route goes into the same
+// interface.
+func Compare(from, to Plan) Changes {
+	c := Changes{OldMTU: from.MTU, NewMTU: to.MTU}
+	c.AddressesAdded, c.AddressesRemoved = setDiff(from.addresses(), to.addresses())
+	c.RoutesAdded, c.RoutesRemoved = setDiff(from.routes(), to.routes())
+	return c
+}
+
+// setDiff returns the prefixes of to missing from from (added) and those
+// of from missing from to (removed), each in its own slice's order.
+func setDiff(from, to []netip.Prefix) (added, removed []netip.Prefix) {
+	in := func(s []netip.Prefix) map[netip.Prefix]bool {
+		m := make(map[netip.Prefix]bool, len(s))
+		for _, p := range s {
+			m[p] = true
+		}
+		return m
+	}
+	fromSet, toSet := in(from), in(to)
+	for _, p := range to {
+		if !fromSet[p] {
+			added = append(added, p)
+		}
+	}
+	for _, p := range from {
+		if !toSet[p] {
+			removed = append(removed, p)
+		}
+	}
+	return added, removed
+}
+
+// RoutesDiff returns the commands that take the system's routes from those
+// of from to those of to: a removal (as RoutesDown writes it) for each
+// prefix only from has, then an addition (as RoutesUp) for each prefix only
+// to has; nothing for the prefixes both have. It returns nil when the
+// routes are the same or the OS is unsupported. Run the removals
+// tolerantly or not: a route already gone makes `ip route del` fail.
+func RoutesDiff(from, to Plan) [][]string {
+	c := Compare(from, to)
+	del := Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesRemoved}.RoutesDown()
+	add := Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()
+	return append(del, add...)
+}
+
+// LinkDiff returns the commands that take the interface from the MTU and
+// addresses of from to those of to: the new MTU (if it changed and is not
+// 0), each new address (as LinkUp adds it), then the removal of each
+// address only from has. New addresses go first so that the interface is
+// never without an address of a family it keeps.
+//
+// On Linux, removing an IPv4 address can take more with it: deleting a
+// primary address deletes the secondaries of its network unless the
+// interface has promote_secondaries, and deleting the last IPv4 address
+// flushes every IPv4 route through the interface. So after an IPv4 address
+// is removed, LinkDiff adds back (with the idempotent `replace`) every IPv4
+// address of to and every IPv4 route both plans have (RoutesDiff adds the
+// new ones; a plan without routes, for a node that does not manage them,
+// restores none). It returns nil when nothing changed.
+func LinkDiff(from, to Plan) [][]string {
+	c := Compare(from, to)
+	return append(linkAdds(c, to), linkRemovals(c, to)...)
+}
+
+// Diff returns the commands of LinkDiff and RoutesDiff in the order a
+// running interface needs them: the MTU and new addresses, the removal of
+// old routes, the removal of old addresses (and the restore LinkDiff
+// describes), then the new routes. Routes go before addresses so that a
+// route the kernel flushes with an address is not deleted after it is
+// gone, which would fail. Give it plans without routes to leave the
+// routes alone.
+func Diff(from, to Plan) [][]string {
+	c := Compare(from, to)
+	cmds := linkAdds(c, to)
+	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesRemoved}.RoutesDown()...)
+	cmds = append(cmds, linkRemovals(c, to)...)
+	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+}
+
+// linkAdds is the first half of LinkDiff: the MTU and the new addresses.
+func linkAdds(c Changes, to Plan) [][]string {
+	var cmds [][]string
+	if c.OldMTU != c.NewMTU && to.MTU != 0 {
+		cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, MTU: to.MTU}.mtuCmds()...)
+	}
+	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Addresses: c.AddressesAdded}.addrCmds()...)
+}
+
+// linkRemovals is the second half of LinkDiff: the old addresses go, and
+// on Linux what an IPv4 removal may have taken along comes back.
+func linkRemovals(c Changes, to Plan) [][]string {
+	var cmds [][]string
+	removedV4 := false
+	for _, a := range c.AddressesRemoved {
+		removedV4 = removedV4 || a.Addr().Is4()
+		switch to.OS {
+		case Linux:
+			cmds = append(cmds, ipCmd(a, "addr", "del", a.String(), "dev", to.Iface))
+		case Darwin:
+			fam := "inet"
+			if a.Addr().Is6() {
+				fam = "inet6"
+			}
+			cmds = append(cmds, []string{"ifconfig", to.Iface, fam, a.Addr().String(), "-alias"})
+		}
+	}
+	if !removedV4 || to.OS != Linux {
+		return cmds
+	}
+	restore := Plan{OS: to.OS, Iface: to.Iface}
+	for _, a := range to.addresses() {
+		if a.Addr().Is4() {
+			restore.Addresses = append(restore.Addresses, a)
+		}
+	}
+	added := make(map[netip.Prefix]bool, len(c.RoutesAdded))
+	for _, r := range c.RoutesAdded {
+		added[r] = true
+	}
+	for _, r := range to.routes() {
+		if r.Addr().Is4() && !added[r] {
+			restore.Routes = append(restore.Routes, r)
+		}
+	}
+	cmds = append(cmds, restore.addrCmds()...)
+	return append(cmds, restore.RoutesUp()...)
+}
+
+// mtuCmds returns the command setting p.MTU, none if it is 0.
+func (p Plan) mtuCmds() [][]string {
+	if p.MTU == 0 {
+		return nil
+	}
+	switch p.OS {
+	case Linux:
+		return [][]string{{"ip", "link", "set", "dev", p.Iface, "mtu", strconv.Itoa(p.MTU)}}
+	case Darwin:
+		return [][]string{{"ifconfig", p.Iface, "mtu", strconv.Itoa(p.MTU)}}
+	}
+	return nil
+}
+
+// addrCmds returns the commands adding p's addresses.
+func (p Plan) addrCmds() [][]string {
+	var cmds [][]string
+	for _, a := range p.addresses() {
+		switch p.OS {
+		case Linux:
+			cmds = append(cmds, ipCmd(a, "addr", "replace", a.String(), "dev", p.Iface))
+		case Darwin:
+			if a.Addr().Is4() {
+				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet", a.String(), a.Addr().String(), "alias"})
+			} else {
+				cmds = append(cmds, []string{"ifconfig", p.Iface, "inet6", a.String(), "alias"})
+			}
+		}
+	}
+	return cmds
+}

@@ -1,0 +1,116 @@
+package netconf
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+// reloadedPlan is examplePlan after a reload: the MTU drops, the IPv4
+// address changes, a route is gone (192.0.2.0/24), one is new
+// (10.20.3.0/24, fd00:30::/64), and the rest is unchanged, one of them
+// written with host bits and in another order (no change once masked).
+func reloadedPlan(os, iface string) Plan {
+	return Plan{
+		OS:        os,
+		Iface:     iface,
+		MTU:       1380,
+		Addresses: pfxs("10.10.0.5/24", "fd10::1/64"),
+		Routes: pfxs("fd10::2/128", "10.10.0.2/32", "10.20.1.1/24", "fd00:20:1::/64",
+			"10.20.3.0/24", "fd00:30::/64"),
+	}
+}
+
+func TestDiffGolden(t *testing.T) {
+	for _, tc := range []struct{ name, os, iface string }{
+		{"linux", Linux, "peer0"},
+		{"darwin", Darwin, "utun3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, to := examplePlan(tc.os, tc.iface), reloadedPlan(tc.os, tc.iface)
+			h := "peer: reload of " + tc.iface
+			golden(t, tc.name+"_diff", Script(h, Diff(from, to)))
+			// Diff is LinkDiff and RoutesDiff, reordered.
+			want := append(LinkDiff(from, to), RoutesDiff(from, to)...)
+			got := Diff(from, to)
+			slices.SortFunc(want, slices.Compare)
+			slices.SortFunc(got, slices.Compare)
+			if !slices.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("Diff %q\nis not LinkDiff and RoutesDiff %q", got, want)
+			}
+		})
+	}
+}
+
+func TestCompare(t *testing.T) {
+	from, to := examplePlan(Linux, "peer0"), reloadedPlan(Linux, "peer0")
+	c := Compare(from, to)
+	if c.OldMTU != 1420 || c.NewMTU != 1380 {
+		t.Errorf("mtu %d -> %d", c.OldMTU, c.NewMTU)
+	}
+	eq := func(what string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	eq("addresses added", strs(c.AddressesAdded), "10.10.0.5/24")
+	eq("addresses removed", strs(c.AddressesRemoved), "10.10.0.1/24")
+	eq("routes added", strs(c.RoutesAdded), "10.20.3.0/24", "fd00:30::/64")
+	eq("routes removed", strs(c.RoutesRemoved), "192.0.2.0/24")
+	if c.Empty() || !Compare(from, from).Empty() {
+		t.Error("Empty is wrong")
+	}
+}
+
+func TestDiffOfTheSamePlanIsNothing(t *testing.T) {
+	for _, goos := range []string{Linux, Darwin, "plan9"} {
+		p := examplePlan(goos, "peer0")
+		// The same routes in another order, one duplicated, one with
+		// host bits: the same system state.
+		q := p
+		q.Routes = append(slices.Clone(p.Routes), p.Routes[0])
+		slices.Reverse(q.Routes)
+		if cmds := append(Diff(p, q), append(LinkDiff(p, q), RoutesDiff(p, q)...)...); len(cmds) != 0 {
+			t.Errorf("%s: %q", goos, cmds)
+		}
+	}
+}
+
+func TestDiffOnlyRoutes(t *testing.T) {
+	from := examplePlan(Linux, "peer0")
+	to := from
+	to.Routes = pfxs("10.10.0.2/32", "fd00:20:1::/64", "192.0.2.0/24", "fd10::2/128", "10.30.0.0/16")
+	if cmds := LinkDiff(from, to); len(cmds) != 0 {
+		t.Errorf("routes alone changed the link: %q", cmds)
+	}
+	want := [][]string{
+		{"ip", "route", "del", "10.20.1.0/24", "dev", "peer0"},
+		{"ip", "route", "replace", "10.30.0.0/16", "dev", "peer0"},
+	}
+	if got := RoutesDiff(from, to); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("RoutesDiff: %q, want %q", got, want)
+	}
+}
+
+func TestLinkDiffIPv6AddressOnly(t *testing.T) {
+	from := examplePlan(Linux, "peer0")
+	to := from
+	to.Addresses = pfxs("10.10.0.1/24", "fd10::9/64")
+	// IPv6 routes survive an address removal: no restore.
+	want := [][]string{
+		{"ip", "-6", "addr", "replace", "fd10::9/64", "dev", "peer0"},
+		{"ip", "-6", "addr", "del", "fd10::1/64", "dev", "peer0"},
+	}
+	if got := LinkDiff(from, to); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("LinkDiff: %q, want %q", got, want)
+	}
+}
+
+func strs(ps []netip.Prefix) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/peer-vpn/peer/config"
+	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tunnel"
+)
+
+// A reload takes a new view of the mesh (today: the mesh file read again
+// with the options of the start) and applies only what differs to the
+// running node: the peer set through the device's Reconfigure, this node's
+// addresses and MTU, the system routes of the prefixes that changed, the
+// capture and the log level. Three triggers share it (SIGHUP, `peer
+// reload` over the control socket, -watch), and reloads run one at a time.
+//
+// Everything is checked before anything changes: an invalid file, or one
+// that changes what only a restart can (this node's key, the interface
+// name, the listen port, the driver), is refused and the node runs on
+// untouched.
+
+// liveDevice is what a reload changes on the running tunnel;
+// *tunnel.Device is the real one.
+type liveDevice interface {
+	// Reconfigure replaces the peer set, diffed by public key; on error
+	// nothing changed.
+	Reconfigure(peers []tunnel.PeerConfig) (tunnel.Changes, error)
+	// SetMTU changes the MTU the device pads for.
+	SetMTU(mtu int)
+	// SetTap replaces the capture tap (nil: none).
+	SetTap(t tunnel.Tap)
+}
+
+var _ liveDevice = (*tunnel.Device)(nil)
+
+// peerConfigs is the tunnel's peer set for node, at start and at every
+// reload alike.
+func peerConfigs(node *config.Node) []tunnel.PeerConfig {
+	peers := make([]tunnel.PeerConfig, 0, len(node.Remotes))
+	for _, r := range node.Remotes {
+		peers = append(peers, tunnel.PeerConfig{
+			Name:      r.Peer.Name,
+			PublicKey: r.Peer.PublicKey,
+			Preshared: r.Preshared,
+			Prefixes:  r.Prefixes,
+			Endpoint:  r.Endpoint,
+			Keepalive: r.Peer.Keepalive,
+		})
+	}
+	return peers
+}
+
+// refusedError is a reload that changed nothing because of what it asked
+// for: an invalid file or a change that needs a restart. `peer reload`
+// exits 2 for it, as `peer check` does for a bad file.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// errShuttingDown answers a reload that arrives while the node stops.
+var errShuttingDown = errors.New("the node is shutting down")
+
+// reloadReport is what a reload changed, in the words `peer reload` prints
+// and the JSON it answers with. Empty slices are left out.
+type reloadReport struct {
+	AddedPeers       []string   `json:"added_peers,omitempty"`
+	RemovedPeers     []string   `json:"removed_peers,omitempty"`
+	UpdatedPeers     []string   `json:"updated_peers,omitempty"`
+	RekeyedPeers     []string   `json:"rekeyed_peers,omitempty"`
+	RoutesAdded      []string   `json:"routes_added,omitempty"`
+	RoutesRemoved    []string   `json:"routes_removed,omitempty"`
+	AddressesAdded   []string   `json:"addresses_added,omitempty"`
+	AddressesRemoved []string   `json:"addresses_removed,omitempty"`
+	MTU              *mtuChange `json:"mtu,omitempty"`
+}
+
+// mtuChange is the interface MTU before and after a reload.
+type mtuChange struct {
+	Old int `json:"old"`
+	New int `json:"new"`
+}
+
+// fact is one line of a report: its label and its value.
+type fact struct{ label, value string }
+
+// facts returns the non-empty categories of r in their fixed order.
+func (r *reloadReport) facts() []fact {
+	var out []fact
+	for _, c := range []struct {
+		label string
+		names []string
+	}{
+		{"added peers", r.AddedPeers},
+		{"removed peers", r.RemovedPeers},
+		{"updated peers", r.UpdatedPeers},
+		{"rekeyed peers", r.RekeyedPeers},
+		{"routes added", r.RoutesAdded},
+		{"routes removed", r.RoutesRemoved},
+		{"addresses added", r.AddressesAdded},
+		{"addresses removed", r.AddressesRemoved},
+	} {
+		if len(c.names) > 0 {
+			out = append(out, fact{c.label, strings.Join(c.names, " ")})
+		}
+	}
+	if r.MTU != nil {
+		out = append(out, fact{"mtu", fmt.Sprintf("%d -> %d", r.MTU.Old, r.MTU.New)})
+	}
+	return out
+}
+
+// Empty reports whether the reload changed nothing.
+func (r *reloadReport) Empty() bool { return len(r.facts()) == 0 }
+
+// String is the report as `peer reload` prints it: one line per non-empty
+// category, "label: values", or the single line "no changes".
+func (r *reloadReport) String() string {
+	facts := r.facts()
+	if len(facts) == 0 {
+		return "no changes\n"
+	}
+	var b strings.Builder
+	for _, f := range facts {
+		fmt.Fprintf(&b, "%s: %s\n", f.label, f.value)
+	}
+	return b.String()
+}
+
+// reloadAnswer is the control socket's answer to a reload request.
+type reloadAnswer struct {
+	// Report is what changed; with Error set, what changed before the
+	// failure.
+	Report *reloadReport `json:"report,omitempty"`
+	// Refused is why nothing was applied (FILE:LINE lines).
+	Refused string `json:"refused,omitempty"`
+	// Error is a failure while applying (a system command), or a node
+	// that does not know the request.
+	Error string `json:"error,omitempty"`
+}
+
+// reloader owns the state a reload compares against and serializes
+// reloads.
+type reloader struct {
+	// load returns the node's new view of the mesh, with the same
+	// NodeOptions (and -driver) as at start. It is the only part that
+	// knows where the mesh comes from (the file today); it runs under mu,
+	// so a slow load cannot apply an older view after a newer one.
+	load func() (*config.Node, error)
+	// captureFor overlays the command line's capture flags on the mesh
+	// file's capture: section (-pcap-keys can come only from there).
+	captureFor func(config.Capture) captureOptions
+	dev        liveDevice
+	sys        system
+	log        *slog.Logger
+	level      *slog.LevelVar
+	verbose    bool // -v: debug logs, whatever the file says
+	routes     bool // the node installs its routes (no -no-routes)
+
+	mu       sync.Mutex
+	closed   bool
+	node     *config.Node
+	plan     netconf.Plan // as applied, with the interface's actual name
+	capture  captureOptions
+	closeTap func()
+}
+
+// currentPlan is the system configuration as last applied.
+func (r *reloader) currentPlan() netconf.Plan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.plan
+}
+
+// close ends reloading and closes the tap; the node is shutting down.
+func (r *reloader) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.closeTap != nil {
+		r.closeTap()
+		r.closeTap = nil
+	}
+}
+
+// reload reads the mesh again and applies it.
+func (r *reloader) reload(ctx context.Context) (reloadReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return reloadReport{}, errShuttingDown
+	}
+	node, err := r.load()
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			err = ue.err
+		}
+		return reloadReport{}, refusedError{err}
+	}
+	return r.applyLocked(ctx, node)
+}
+
+// applyLocked checks node completely, then applies the difference to the
+// device, the capture, the log level and the system, in that order.
+func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadReport, error) {
+	if err := needsRestart(r.node, node); err != nil {
+		return reloadReport{}, refusedError{err}
+	}
+	capOpts := r.captureFor(node.Mesh.Capture)
+	if err := capOpts.validate(); err != nil {
+		return reloadReport{}, refusedError{fmt.Errorf("%s: capture: %w", node.Mesh.File, err)}
+	}
+	to := plan(node, r.sys.goos)
+	to.Iface = r.plan.Iface
+	if err := to.Validate(); err != nil {
+		return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
+	}
+	if to.MTU != r.plan.MTU && (to.MTU < tundev.MinMTU || to.MTU > tundev.MaxMTU) {
+		// The start would refuse to open the TUN with it.
+		return reloadReport{}, refusedError{fmt.Errorf("%s: interface.mtu %d: the TUN device takes %d to %d",
+			node.Mesh.File, to.MTU, tundev.MinMTU, tundev.MaxMTU)}
+	}
+	var nextTap tunnel.Tap
+	var closeNextTap func()
+	captureChanged := capOpts != r.capture
+	if captureChanged {
+		// Only a changed capture is rebuilt: a new writer starts a new
+		// file at the path, replacing what was captured so far. It is
+		// built before the peers change, so that a capture the system
+		// refuses (a missing directory) refuses the whole reload; the
+		// price is that the rare Reconfigure error after it leaves the
+		// old writer writing to a replaced file.
+		t, closeT, err := newTap(node, capOpts, r.log)
+		if err != nil {
+			return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
+		}
+		nextTap, closeNextTap = t, closeT
+	}
+	changes, err := r.dev.Reconfigure(peerConfigs(node))
+	if err != nil {
+		if closeNextTap != nil {
+			closeNextTap()
+		}
+		return reloadReport{}, refusedError{fmt.Errorf("the tunnel refused the new peer set: %w", err)}
+	}
+
+	// From here on the reload is applied; only the system commands can
+	// still fail, and the node then runs the new mesh with what they left.
+	// A node started with -no-routes leaves the routes to the operator.
+	from, next := r.plan, to
+	if !r.routes {
+		from.Routes, next.Routes = nil, nil
+	}
+	diff := netconf.Compare(from, next)
+	if diff.NewMTU != diff.OldMTU {
+		r.dev.SetMTU(to.MTU)
+	}
+	if captureChanged {
+		r.dev.SetTap(nextTap)
+		if r.closeTap != nil {
+			r.closeTap()
+		}
+		r.closeTap = closeNextTap
+		r.capture = capOpts
+	}
+	oldLevel := r.level.Level()
+	r.setLevel(node)
+	if l := r.level.Level(); l != oldLevel {
+		// Logged at the level that lets it through, so a move to warn
+		// still says so.
+		r.log.Log(ctx, max(l, oldLevel), "log level changed", "from", oldLevel, "to", l)
+	}
+	if captureChanged {
+		r.log.Info("capture restarted", "pcap", capOpts.Pcap, "outer", capOpts.Outer, "log_packets", capOpts.LogPackets)
+	}
+	r.node = node
+	r.plan = to
+
+	rep := report(changes, diff)
+	cmds := netconf.Diff(from, next)
+	if len(cmds) > 0 {
+		// Every command is tried even after one failed: the closer the
+		// system gets to the plan the better, and `peer routes` prints
+		// what is missing.
+		if err := r.sys.runTolerant(ctx, cmds); err != nil {
+			return rep, fmt.Errorf("mesh applied, but configuring %s failed (run `peer routes` to see the routes it should have): %w", to.Iface, err)
+		}
+	}
+	return rep, nil
+}
+
+// setLevel applies the log level of node (see logLevel).
+func (r *reloader) setLevel(node *config.Node) {
+	r.level.Set(logLevel(node.Mesh.LogLevel, r.verbose))
+}
+
+// logLevel is debug with -v, else the mesh file's log_level (info when not
+// set).
+func logLevel(name string, verbose bool) slog.Level {
+	if verbose {
+		return slog.LevelDebug
+	}
+	switch name {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// report combines the device's and the system's changes. Peer names are
+// sorted, whatever order the device gives them in, so that the output of
+// `peer reload` is the same for the same change.
+func report(c tunnel.Changes, d netconf.Changes) reloadReport {
+	rep := reloadReport{
+		AddedPeers:       sorted(c.Added),
+		RemovedPeers:     sorted(c.Removed),
+		UpdatedPeers:     sorted(c.Updated),
+		RekeyedPeers:     sorted(c.Rekeyed),
+		RoutesAdded:      prefixStrings(d.RoutesAdded),
+		RoutesRemoved:    prefixStrings(d.RoutesRemoved),
+		AddressesAdded:   prefixStrings(d.AddressesAdded),
+		AddressesRemoved: prefixStrings(d.AddressesRemoved),
+	}
+	if d.OldMTU != d.NewMTU {
+		rep.MTU = &mtuChange{Old: d.OldMTU, New: d.NewMTU}
+	}
+	return rep
+}
+
+func sorted(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	return slices.Sorted(slices.Values(names))
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// needsRestart refuses changes that cannot be applied to a running node,
+// each with where it comes from and the advice to restart.
+func needsRestart(old, node *config.Node) error {
+	var errs config.ErrorList
+	add := func(line int, format string, args ...any) {
+		errs = append(errs, &config.Error{File: node.Mesh.File, Line: line,
+			Msg: fmt.Sprintf(format, args...) + ": this cannot change while the node runs; restart peer to apply it"})
+	}
+	if old.Private.Public() != node.Private.Public() {
+		add(node.Self.Line, "this node's private key changed (now the key of peer %q)", node.Self.Name)
+	}
+	if old.Interface.Name != node.Interface.Name {
+		add(0, "interface name %s -> %s", old.Interface.Name, node.Interface.Name)
+	}
+	if old.ListenPort != node.ListenPort {
+		add(node.Self.Line, "listen port %d -> %d (peer %q)", old.ListenPort, node.ListenPort, node.Self.Name)
+	}
+	if old.Interface.Driver != node.Interface.Driver {
+		add(0, "interface driver %s -> %s", old.Interface.Driver, node.Interface.Driver)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// reloadLogged runs one reload for trigger ("SIGHUP", "peer reload",
+// "watch"), logs its outcome and returns the answer for the control
+// socket.
+func (r *reloader) reloadLogged(ctx context.Context, trigger string) reloadAnswer {
+	rep, err := r.reload(ctx)
+	var refused refusedError
+	switch {
+	case errors.Is(err, errShuttingDown):
+		return reloadAnswer{Error: err.Error()}
+	case errors.As(err, &refused):
+		r.log.Warn("mesh reload refused", "trigger", trigger, "error", err)
+		return reloadAnswer{Refused: err.Error()}
+	case err != nil:
+		r.log.Error("mesh reload incomplete", append([]any{"trigger", trigger, "error", err}, rep.logAttrs()...)...)
+		return reloadAnswer{Report: &rep, Error: err.Error()}
+	case rep.Empty():
+		r.log.Info("mesh unchanged", "trigger", trigger)
+	default:
+		r.log.Info("mesh reloaded", append([]any{"trigger", trigger}, rep.logAttrs()...)...)
+	}
+	return reloadAnswer{Report: &rep}
+}
+
+// logAttrs are the facts of r as slog attributes (added_peers="a b", ...).
+func (r *reloadReport) logAttrs() []any {
+	var out []any
+	for _, f := range r.facts() {
+		out = append(out, strings.ReplaceAll(f.label, " ", "_"), f.value)
+	}
+	return out
+}
+
+// serve runs a reload for each SIGHUP and each settled change of the mesh
+// file until ctx ends. Either channel may be nil.
+func (r *reloader) serve(ctx context.Context, hangup <-chan os.Signal, changed <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangup:
+			r.reloadLogged(ctx, "SIGHUP")
+		case <-changed:
+			r.reloadLogged(ctx, "watch")
+		}
+	}
+}
