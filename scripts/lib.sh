@@ -381,6 +381,29 @@ pt_tcp_transfer() {
 	echo "ok: ${want%% *} bytes, sha256 ${want#* }, $(awk -v b="${want%% *}" -v us=$((t1 - t0)) 'BEGIN{printf "%.1f s, %.1f Mbit/s", us/1e6, b*8/us}')"
 }
 
+# pt_bg_transfer OUT FROM TO ADDR PORT FILE [SECONDS]: pt_tcp_transfer in the background,
+# its output in OUT and its exit status in OUT.rc. Sets PT_BG_PID.
+pt_bg_transfer() {
+	local out=$1
+	shift
+	(
+		rc=0
+		pt_tcp_transfer "$@" >"$out" 2>&1 || rc=$?
+		echo "$rc" >"$out.rc"
+	) &
+	PT_BG_PID=$!
+	PT_PIDS+=("$PT_BG_PID")
+}
+
+# pt_bg_result OUT: the result of a pt_bg_transfer once it ended.
+pt_bg_result() {
+	cat "$1"
+	[[ $(cat "$1.rc" 2>/dev/null) == 0 ]]
+}
+
+# pt_ms_since T0: milliseconds since T0 (an ${EPOCHREALTIME/./} value).
+pt_ms_since() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
+
 # pt_build_peer OUT: builds ./peer from this checkout into OUT.
 pt_build_peer() {
 	(cd "$PT_REPO_DIR" && go build -o "$1" ./peer)
