@@ -125,29 +125,6 @@ for k in sys.argv[2:]:
 print(v if isinstance(v, (int, float, str)) else json.dumps(v))' "$f" "$@"
 }
 
-# ms_since T0: milliseconds since T0 (an ${EPOCHREALTIME/./} value).
-ms_since() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
-
-# bg_transfer OUT FROM TO ADDR PORT FILE SECS: pt_tcp_transfer in the background, its
-# output in OUT and its exit status in OUT.rc. Sets BG_PID.
-bg_transfer() {
-	local out=$1
-	shift
-	(
-		rc=0
-		pt_tcp_transfer "$@" >"$out" 2>&1 || rc=$?
-		echo "$rc" >"$out.rc"
-	) &
-	BG_PID=$!
-	PT_PIDS+=("$BG_PID")
-}
-
-# bg_result OUT: the result of a bg_transfer once it ended.
-bg_result() {
-	cat "$1"
-	[[ $(cat "$1.rc" 2>/dev/null) == 0 ]]
-}
-
 # stop_nodes: SIGTERM to every node of the current mesh.
 stop_nodes() {
 	local h
@@ -305,7 +282,7 @@ rejoin() {
 		echo "gamma did not reach beta within ${REJOIN_SECS}s of restarting"
 		return 1
 	}
-	REJOIN_MS=$(ms_since "$t0")
+	REJOIN_MS=$(pt_ms_since "$t0")
 	pt_alive "$FLOOD_PID" && echo "the flood was still going on"
 	echo "gamma reached beta ${REJOIN_MS} ms after restarting"
 	pt_await_ping 5 "${MESH_NS[beta]}" "$(mesh_v4 gamma)"
@@ -368,8 +345,8 @@ log "3. beta gets SIGKILL during a transfer from alpha"
 # transfer to seconds, so the kill surely lands in the middle of it.
 ip netns exec "${MESH_NS[alpha]}" tc qdisc add dev eth0 root tbf rate "$CRASH_RATE" burst 256kb latency 100ms ||
 	log "WARN: no tbf qdisc: the transfer may end before the kill"
-bg_transfer "$PT_DIR/crash-xfer.txt" "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" 5200 "$PAYLOAD" 90
-CRASH_XFER=$BG_PID
+pt_bg_transfer "$PT_DIR/crash-xfer.txt" "${MESH_NS[alpha]}" "${MESH_NS[beta]}" "$(mesh_v4 beta)" 5200 "$PAYLOAD" 90
+CRASH_XFER=$PT_BG_PID
 rx0=$(peer_field beta alpha rx_bytes)
 mid_transfer() { (($(peer_field beta alpha rx_bytes) > rx0 + 4 * 1024 * 1024)); }
 check "the transfer is under way" pt_wait_until 10 mid_transfer
@@ -403,9 +380,9 @@ check "peer routes -down in beta's namespace leaves no route to the mesh prefixe
 # ADDR in NS; fails when none came within SECS of T0. Each probe waits 0.2 s at most.
 probe_ms() {
 	local t0=$1 secs=$2 ns=$3 addr=$4
-	while (($(ms_since "$t0") < secs * 1000)); do
+	while (($(pt_ms_since "$t0") < secs * 1000)); do
 		if ip netns exec "$ns" ping -n -q -c 1 -W 0.2 "$addr" >/dev/null 2>&1; then
-			ms_since "$t0"
+			pt_ms_since "$t0"
 			return 0
 		fi
 		sleep 0.05
@@ -434,7 +411,7 @@ RECOVER_RESULT=
 check "restarted beta: traffic both ways within ${RECOVER_SECS}s, status on the replaced socket" recover
 crash_transfer() {
 	pt_wait_pid_exit "$CRASH_XFER" 90 || return 1
-	bg_result "$PT_DIR/crash-xfer.txt"
+	pt_bg_result "$PT_DIR/crash-xfer.txt"
 }
 check "the transfer interrupted by the crash completes intact" crash_transfer
 stop_nodes

@@ -346,12 +346,13 @@ pt_make_payload() {
 	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"
 }
 
-# pt_tcp_transfer FROM_NS TO_NS ADDR PORT FILE [SECONDS]: sends FILE over TCP from
+# pt_tcp_transfer FROM_NS TO_NS ADDR PORT FILE [SECONDS [RATE]]: sends FILE over TCP from
 # FROM_NS to ADDR:PORT (listening in TO_NS) and requires the byte count and SHA-256 seen
 # by the receiver, by the sender and by sha256sum of FILE to agree. Each end is given
-# SECONDS (default 60) in all, and tcpxfer.py's own 30 s without progress.
+# SECONDS (default 60) in all, and tcpxfer.py's own 30 s without progress. RATE (bytes
+# per second) paces the sender's socket; 0 or none: as fast as it goes.
 pt_tcp_transfer() {
-	local from=$1 to=$2 addr=$3 port=$4 file=$5 secs=${6:-60}
+	local from=$1 to=$2 addr=$3 port=$4 file=$5 secs=${6:-60} rate=${7:-0}
 	local d ready rpid want sent got rc=0 t0 t1
 	d=$(mktemp -d "$PT_DIR/xfer.XXXXXX")
 	ready=$d/ready
@@ -366,7 +367,7 @@ pt_tcp_transfer() {
 	fi
 	want="$(stat -c %s "$file") $(sha256sum "$file" | cut -d' ' -f1)"
 	t0=${EPOCHREALTIME/./}
-	sent=$(ip netns exec "$from" timeout "$secs" python3 "$PT_LIB_DIR/tcpxfer.py" send "$addr" "$port" "$file" 2>"$d/send.err") || rc=$?
+	sent=$(ip netns exec "$from" timeout "$secs" python3 "$PT_LIB_DIR/tcpxfer.py" send "$addr" "$port" "$file" "$rate" 2>"$d/send.err") || rc=$?
 	wait "$rpid" || rc=$?
 	t1=${EPOCHREALTIME/./}
 	got=$(cat "$d/recv.out")
@@ -380,6 +381,29 @@ pt_tcp_transfer() {
 	fi
 	echo "ok: ${want%% *} bytes, sha256 ${want#* }, $(awk -v b="${want%% *}" -v us=$((t1 - t0)) 'BEGIN{printf "%.1f s, %.1f Mbit/s", us/1e6, b*8/us}')"
 }
+
+# pt_bg_transfer OUT FROM TO ADDR PORT FILE [SECONDS [RATE]]: pt_tcp_transfer in the background,
+# its output in OUT and its exit status in OUT.rc. Sets PT_BG_PID.
+pt_bg_transfer() {
+	local out=$1
+	shift
+	(
+		rc=0
+		pt_tcp_transfer "$@" >"$out" 2>&1 || rc=$?
+		echo "$rc" >"$out.rc"
+	) &
+	PT_BG_PID=$!
+	PT_PIDS+=("$PT_BG_PID")
+}
+
+# pt_bg_result OUT: the result of a pt_bg_transfer once it ended.
+pt_bg_result() {
+	cat "$1"
+	[[ $(cat "$1.rc" 2>/dev/null) == 0 ]]
+}
+
+# pt_ms_since T0: milliseconds since T0 (an ${EPOCHREALTIME/./} value).
+pt_ms_since() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
 
 # pt_build_peer OUT: builds ./peer from this checkout into OUT.
 pt_build_peer() {

@@ -4,9 +4,12 @@
   tcpxfer.py recv ADDR PORT READYFILE   listen on ADDR:PORT, touch READYFILE once listening,
                                         accept one connection, hash everything up to EOF,
                                         send "<bytes> <sha256>\\n" back, print the same line.
-  tcpxfer.py send ADDR PORT FILE        connect, stream FILE while hashing it, half-close,
+  tcpxfer.py send ADDR PORT FILE [RATE] connect, stream FILE while hashing it, half-close,
                                         read the receiver's line, print "<bytes> <sha256>";
-                                        exit 1 if the receiver saw something else.
+                                        exit 1 if the receiver saw something else. RATE
+                                        (bytes per second) paces the socket (the kernel's
+                                        SO_MAX_PACING_RATE), so a transfer lasts long enough
+                                        without a qdisc that would delay or drop other traffic.
 
 Both ends hash independently, so a corrupted, truncated or duplicated byte anywhere in the
 tunnel fails the transfer. Standard library only.
@@ -18,6 +21,7 @@ import sys
 
 TIMEOUT = 30  # seconds without progress before giving up
 CHUNK = 256 * 1024
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)  # Linux
 
 
 def family(addr):
@@ -48,8 +52,10 @@ def recv(addr, port, ready):
     return 0
 
 
-def send(addr, port, path):
+def send(addr, port, path, rate=0):
     conn = socket.create_connection((addr, port), timeout=TIMEOUT)
+    if rate > 0:
+        conn.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, rate)
     h = hashlib.sha256()
     n = 0
     with open(path, "rb") as f:
@@ -78,12 +84,16 @@ def send(addr, port, path):
 
 
 def main(argv):
-    if len(argv) != 5 or argv[1] not in ("recv", "send"):
+    if argv[1:2] == ["send"] and len(argv) == 6:
+        rate = int(argv[5])
+    elif len(argv) != 5 or argv[1] not in ("recv", "send"):
         print(__doc__, file=sys.stderr)
         return 2
+    else:
+        rate = 0
     mode, addr, port, arg = argv[1], argv[2], int(argv[3]), argv[4]
     try:
-        return recv(addr, port, arg) if mode == "recv" else send(addr, port, arg)
+        return recv(addr, port, arg) if mode == "recv" else send(addr, port, arg, rate)
     except OSError as e:
         print("%s %s:%d: %s" % (mode, addr, port, e), file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@
 # Steps: gofmt (no file may need formatting), go vet, go test -race, a short fuzz run of
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
 # the namespace tests scripts/mesh-test.sh, scripts/interop-test.sh,
-# scripts/capture-test.sh and scripts/fault-test.sh against the peer built here. Every step runs even after a
+# scripts/capture-test.sh, scripts/fault-test.sh and scripts/reload-test.sh against the
+# peer built here. Every step runs even after a
 # failure; the summary lists each step's result and the exit status is 0 only when all
 # passed. The namespace tests need root: without it they skip, unless CI=true, where
 # they fail.
@@ -91,11 +92,13 @@ if [[ -x $TMP/peer ]]; then
 	step "scripts/interop-test.sh" bash scripts/interop-test.sh --bin "$TMP/peer"
 	step "scripts/capture-test.sh" bash scripts/capture-test.sh --bin "$TMP/peer"
 	step "scripts/fault-test.sh" bash scripts/fault-test.sh --bin "$TMP/peer"
+	step "scripts/reload-test.sh" bash scripts/reload-test.sh --bin "$TMP/peer"
 else
 	step "scripts/mesh-test.sh (no peer binary)" false
 	step "scripts/interop-test.sh (no peer binary)" false
 	step "scripts/capture-test.sh (no peer binary)" false
 	step "scripts/fault-test.sh (no peer binary)" false
+	step "scripts/reload-test.sh (no peer binary)" false
 fi
 
 echo

@@ -22,6 +22,9 @@ MESH_SUBNET6=fd20:3::/64
 LAN3_V4=10.20.3.2
 LAN3_V6=fd20:3::2
 MESH_IMPL=peer # or wireguard-go (reference run that proves the harness itself)
+# MESH_SUBNETS[HOST]: the subnets mesh.yaml routes to HOST besides its addresses, as the
+# inside of a YAML list (the wireguard-go reference configuration knows gamma's only).
+declare -gA MESH_SUBNETS=([gamma]="$MESH_SUBNET4, $MESH_SUBNET6")
 # MESH_ENDPOINT[HOST], when set, replaces HOST's endpoint in mesh.yaml; empty means none
 # (fault-test.sh points beta at a relay and gives alpha no endpoint).
 declare -gA MESH_ENDPOINT=()
@@ -62,15 +65,24 @@ mesh_topology_up() {
 	for h in "${MESH_HOSTS[@]}"; do
 		mesh_switch_host "MESH_NS[$h]" "$h" "${MESH_N[$h]}"
 	done
-	pt_netns LAN3_NS lan3
-	pt_veth "${MESH_NS[gamma]}" lan0 "$LAN3_NS" eth0
-	pt_addr "${MESH_NS[gamma]}" lan0 10.20.3.1/24
-	pt_addr "${MESH_NS[gamma]}" lan0 fd20:3::1/64
-	pt_addr "$LAN3_NS" eth0 "$LAN3_V4/24"
-	pt_addr "$LAN3_NS" eth0 "$LAN3_V6/64"
-	ip -n "$LAN3_NS" route add default via 10.20.3.1
-	ip -n "$LAN3_NS" -6 route add default via fd20:3::1
-	ip netns exec "${MESH_NS[gamma]}" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	mesh_lan LAN3_NS gamma 3
+}
+
+# mesh_lan VAR HOST N: a LAN segment 10.20.N.0/24, fd20:N::/64 behind HOST (which
+# forwards): HOST's lan0 is 10.20.N.1, fd20:N::1, and the one host on it, namespace lanN
+# (stored in VAR), is 10.20.N.2, fd20:N::2 with its default routes via HOST. The mesh
+# file routes the segment to HOST only if MESH_SUBNETS[HOST] says so.
+mesh_lan() {
+	local ns=${MESH_NS[$2]} n=$3
+	pt_netns "$1" "lan$n"
+	pt_veth "$ns" lan0 "${!1}" eth0
+	pt_addr "$ns" lan0 "10.20.$n.1/24"
+	pt_addr "$ns" lan0 "fd20:$n::1/64"
+	pt_addr "${!1}" eth0 "10.20.$n.2/24"
+	pt_addr "${!1}" eth0 "fd20:$n::2/64"
+	ip -n "${!1}" route add default via "10.20.$n.1"
+	ip -n "${!1}" -6 route add default via "fd20:$n::1"
+	ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
 # mesh_underlay_ok: every host reaches every other over both underlay families.
@@ -110,7 +122,7 @@ mesh_write_config() {
 			echo "  - name: $h"
 			echo "    public_key: \"${MESH_PUB[$h]}\""
 			echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
-			[[ $h != gamma ]] || echo "    subnets: [$MESH_SUBNET4, $MESH_SUBNET6]"
+			[[ -z ${MESH_SUBNETS[$h]:-} ]] || echo "    subnets: [${MESH_SUBNETS[$h]}]"
 			[[ -z $(mesh_endpoint "$h") ]] || echo "    endpoint: \"$(mesh_endpoint "$h")\""
 		done
 	} >"$f"
