@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"net/netip"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"syscall"
 	"testing"
 	"time"
@@ -30,8 +29,8 @@ func TestReloadRealTunnelTraffic(t *testing.T) {
 	alpha := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{real: true, net: network, addr: "192.0.2.1"})
 	beta := startNode(t, m.path(), m.keyFile("beta"), nodeOpts{real: true, net: network, addr: "192.0.2.2"})
 
-	pass(t, alpha, beta, ipv4UDP("10.10.0.1", "10.10.0.2", []byte("before")))
-	pass(t, beta, alpha, ipv4UDP("10.10.0.2", "10.10.0.1", []byte("reply")))
+	pass(t, alpha, beta, tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("before")))
+	pass(t, beta, alpha, tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("reply")))
 	before := peerState(t, alpha, "beta")
 	if before.LastHandshake.IsZero() {
 		t.Fatal("no handshake with beta")
@@ -49,11 +48,11 @@ func TestReloadRealTunnelTraffic(t *testing.T) {
 	beta.hangup <- syscall.SIGHUP
 	beta.waitLog(`msg="mesh reloaded" trigger=SIGHUP added_peers=gamma`, 1, 2*time.Second)
 
-	pass(t, alpha, beta, ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after")))
-	pass(t, beta, alpha, ipv4UDP("10.10.0.2", "10.10.0.1", []byte("reply after")))
-	pass(t, alpha, beta, ipv4UDP("10.10.0.1", "10.20.2.7", []byte("to the new subnet")))
-	pass(t, beta, alpha, ipv4UDP("10.20.2.7", "10.10.0.1", []byte("from the new subnet")))
-	pass(t, alpha, gamma, ipv4UDP("10.10.0.1", "10.10.0.3", []byte("to gamma")))
+	pass(t, alpha, beta, tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("after")))
+	pass(t, beta, alpha, tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("reply after")))
+	pass(t, alpha, beta, tuntest.IPv4UDP("10.10.0.1", "10.20.2.7", []byte("to the new subnet")))
+	pass(t, beta, alpha, tuntest.IPv4UDP("10.20.2.7", "10.10.0.1", []byte("from the new subnet")))
+	pass(t, alpha, gamma, tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("to gamma")))
 	after := peerState(t, alpha, "beta")
 	if !after.LastHandshake.Equal(before.LastHandshake) {
 		t.Errorf("the session with beta did not survive: handshake %v, then %v", before.LastHandshake, after.LastHandshake)
@@ -81,14 +80,14 @@ func TestReloadRealTunnelTraffic(t *testing.T) {
 	if want := "removed peers: beta\nroutes removed: 10.10.0.2/32 10.20.2.0/24\n"; code != 0 || out != want {
 		t.Fatalf("alpha reload without beta: exit %d, stderr %q, stdout\n%s\nwant\n%s", code, errOut, out, want)
 	}
-	alpha.tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("to nobody")))
+	alpha.tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("to nobody")))
 	waitUntil(t, "a no_route drop", func() bool { return status(t, alpha).Drops["no_route"] == 1 })
 	for _, p := range status(t, alpha).Peers {
 		if p.Name == "beta" {
 			t.Errorf("beta still in alpha's status: %+v", p)
 		}
 	}
-	pass(t, alpha, gamma, ipv4UDP("10.10.0.1", "10.10.0.3", []byte("gamma still")))
+	pass(t, alpha, gamma, tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("gamma still")))
 }
 
 // pass injects pkt into from's TUN and waits for it on to's.
@@ -139,29 +138,4 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// ipv4UDP builds an IPv4/UDP packet with a payload.
-func ipv4UDP(src, dst string, payload []byte) []byte {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	p := make([]byte, 28+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	p[8] = 64
-	p[9] = 17 // UDP
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(p[20:], 40000)
-	binary.BigEndian.PutUint16(p[22:], 7)
-	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
-	copy(p[28:], payload)
-	return p
 }

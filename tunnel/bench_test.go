@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"fmt"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net"
 	"net/netip"
 	"sync"
@@ -22,7 +23,7 @@ import (
 // Every one must report 0 allocs/op in the steady state.
 
 func benchPacket() []byte {
-	return ipv4UDP("10.10.0.1", "10.10.0.2", make([]byte, 1420-28))
+	return tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", make([]byte, 1420-28))
 }
 
 // BenchmarkEncrypt measures route lookup + padding + Seal of a 1420-byte
@@ -102,7 +103,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkt := ipv4UDP("10.10.0.1", "10.33.41.7", nil)
+	pkt := tuntest.IPv4UDP("10.10.0.1", "10.33.41.7", nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

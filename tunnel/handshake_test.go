@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -41,11 +42,11 @@ func TestResponderWaitsForConfirmation(t *testing.T) {
 		}
 		return true
 	})
-	first := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("first"))
+	first := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("first"))
 	alpha.tun.Inject(first)
 	waitFor(t, "confirmation held back", func() bool { mu.Lock(); defer mu.Unlock(); return held != nil })
 	// beta has a session it may not use yet: its data is staged.
-	reply := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("reply"))
+	reply := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("reply"))
 	beta.tun.Inject(reply)
 	pb := beta.dev.PeerByName("alpha")
 	waitFor(t, "beta's data staged", func() bool {
@@ -56,7 +57,7 @@ func TestResponderWaitsForConfirmation(t *testing.T) {
 	m.net.Deliver(alpha.addr, beta.addr, held)
 	m.expectPacket("beta", first)
 	m.expectPacket("alpha", reply)
-	second := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("second"))
+	second := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("second"))
 	m.pass("beta", "alpha", second)
 	if n := w.count(beta.addr, noise.MessageInitiationType); n != 0 {
 		t.Fatalf("beta sent %d initiations while its session awaited confirmation", n)
@@ -245,7 +246,7 @@ func TestHandshakeRateLimitUnderLoad(t *testing.T) {
 	t.Logf("flood: %d rate-limited, %d processed", limited(), processed())
 	// beta, a member, gets through: a cookie first, then its retry with
 	// mac2 is processed while the attacker keeps on.
-	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("still there"))
+	p := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("still there"))
 	beta.tun.Inject(p)
 	if !m.arrivesAfterRetries(clock, "alpha", p, func() { send(20) }) {
 		t.Fatal("beta's handshake did not complete under the flood after 5 retries")

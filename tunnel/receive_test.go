@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net/netip"
 	"sync"
 	"testing"
@@ -124,8 +125,8 @@ func TestTapSeesOnlyMembers(t *testing.T) {
 		}
 		return true
 	})
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("hello")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("hello back")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("hello")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("hello back")))
 	// Authenticated datagrams are still shown: beta's response and data.
 	waitFor(t, "beta's datagrams tapped", func() bool {
 		return tap.count(beta.addr, noise.MessageResponseType) == 1 && tap.count(beta.addr, noise.MessageTransportType) >= 1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -30,11 +31,11 @@ func TestSetTapWhileRunning(t *testing.T) {
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("untapped")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("untapped")))
 	tap := new(innerTap)
 	alpha.dev.SetTap(tap)
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("tapped out")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("tapped in")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("tapped out")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("tapped in")))
 	waitFor(t, "the tap to see both directions", func() bool {
 		tap.mu.Lock()
 		out := tap.outTo[beta.addr]
@@ -43,8 +44,8 @@ func TestSetTapWhileRunning(t *testing.T) {
 	})
 	alpha.dev.SetTap(nil)
 	before := tap.inner.Load()
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("untapped again")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("untapped again")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("untapped again")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("untapped again")))
 	if n := tap.inner.Load(); n != before {
 		t.Fatalf("a removed tap saw %d more packets", n-before)
 	}
@@ -71,7 +72,7 @@ func TestSetMTUChangesPadding(t *testing.T) {
 		return last
 	}
 	// 1401 bytes are padded to 1408 under an MTU of 1420, to 1402 under 1402.
-	pkt := ipv4UDP("10.10.0.1", "10.10.0.2", make([]byte, 1401-28))
+	pkt := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", make([]byte, 1401-28))
 	m.pass("alpha", "beta", pkt)
 	if got, want := sent(), noise.MessageTransportHeaderSize+1408+16; got != want {
 		t.Fatalf("transport message of %d bytes under MTU 1420, want %d", got, want)
@@ -175,8 +176,8 @@ func TestReconfigureSameSetIsEmpty(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	set := alpha.dev.peers.Load()
 	kp := alpha.dev.PeerByName("beta").current.Load()
 	sent := w.total(alpha.addr)
@@ -209,8 +210,8 @@ func TestReconfigureInvalidChangesNothing(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	set := alpha.dev.peers.Load()
 	beta := alpha.dev.PeerByName("beta")
 	kp := beta.current.Load()
@@ -277,7 +278,7 @@ func TestReconfigureInvalidChangesNothing(t *testing.T) {
 	if beta.current.Load() != kp {
 		t.Fatal("a refused set replaced beta's session")
 	}
-	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.10.0.3", []byte("gamma still there")))
+	m.pass("alpha", "gamma", tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("gamma still there")))
 	if n := w.handshakeMessages(alpha.addr) - hs; n != 1 {
 		// The one initiation is for gamma, just now.
 		t.Fatalf("%d handshake messages from alpha since the refused sets, want 1 (to gamma)", n)
@@ -303,8 +304,8 @@ func TestReconfigureUpdatesInPlace(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	pb := alpha.dev.PeerByName("beta")
 	kp := pb.current.Load()
 	used := kp.SendCount()
@@ -328,9 +329,9 @@ func TestReconfigureUpdatesInPlace(t *testing.T) {
 		t.Fatalf("endpoint %s after the configuration moved it to %s", ep, moved)
 	}
 	// alpha speaks first: it reaches beta at the configured address.
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after")))
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.20.2.7", []byte("to the new subnet")))
-	m.pass("beta", "alpha", ipv4UDP("10.20.2.7", "10.10.0.1", []byte("from the new subnet")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("after")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.20.2.7", []byte("to the new subnet")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.20.2.7", "10.10.0.1", []byte("from the new subnet")))
 	if pb.current.Load() != kp {
 		t.Fatal("the update replaced the session")
 	}
@@ -370,12 +371,12 @@ func TestReconfigureKeepsRoamedEndpoint(t *testing.T) {
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	roamed := netip.MustParseAddrPort("203.0.113.50:40000")
 	if err := m.net.Move(beta.conn, roamed); err != nil {
 		t.Fatal(err)
 	}
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("from elsewhere")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("from elsewhere")))
 	pb := alpha.dev.PeerByName("beta")
 	if ep := pb.Endpoint(); ep != roamed {
 		t.Fatalf("alpha did not roam: %s", ep)
@@ -385,7 +386,7 @@ func TestReconfigureKeepsRoamedEndpoint(t *testing.T) {
 	if ep := pb.Endpoint(); ep != roamed {
 		t.Fatalf("a reload that left beta's endpoint alone moved it from %s to %s", roamed, ep)
 	}
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("to the roamed address")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("to the roamed address")))
 
 	configured := netip.MustParseAddrPort("203.0.113.60:51820")
 	if err := m.net.Move(beta.conn, configured); err != nil {
@@ -398,7 +399,7 @@ func TestReconfigureKeepsRoamedEndpoint(t *testing.T) {
 	if ep := pb.Endpoint(); ep != configured {
 		t.Fatalf("endpoint %s, want the newly configured %s", ep, configured)
 	}
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("to the configured address")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("to the configured address")))
 }
 
 // TestReconfigureMovesPrefix: a subnet moves from beta to gamma; both keep
@@ -414,10 +415,10 @@ func TestReconfigureMovesPrefix(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha, beta, gamma := m.nodes["alpha"], m.nodes["beta"], m.nodes["gamma"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.20.0.9", []byte("to beta's subnet")))
-	m.pass("beta", "alpha", ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from beta's subnet")))
-	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.10.0.3", []byte("up")))
-	m.pass("gamma", "alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.20.0.9", []byte("to beta's subnet")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.20.0.9", "10.10.0.1", []byte("from beta's subnet")))
+	m.pass("alpha", "gamma", tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("up")))
+	m.pass("gamma", "alpha", tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("up")))
 	pb, pg := alpha.dev.PeerByName("beta"), alpha.dev.PeerByName("gamma")
 	kb, kg := pb.current.Load(), pg.current.Load()
 	hs := w.handshakeMessages(alpha.addr, beta.addr, gamma.addr)
@@ -427,13 +428,13 @@ func TestReconfigureMovesPrefix(t *testing.T) {
 	pcs = edit(t, pcs, "gamma", func(pc *PeerConfig) { pc.Prefixes = append(pc.Prefixes, subnet) })
 	wantChanges(t, reconfigure(t, alpha.dev, pcs), Changes{Updated: []string{"beta", "gamma"}})
 
-	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.20.0.9", []byte("to gamma's subnet now")))
-	m.pass("gamma", "alpha", ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from gamma's subnet")))
-	beta.tun.Inject(ipv4UDP("10.20.0.9", "10.10.0.1", []byte("from a subnet beta lost")))
+	m.pass("alpha", "gamma", tuntest.IPv4UDP("10.10.0.1", "10.20.0.9", []byte("to gamma's subnet now")))
+	m.pass("gamma", "alpha", tuntest.IPv4UDP("10.20.0.9", "10.10.0.1", []byte("from gamma's subnet")))
+	beta.tun.Inject(tuntest.IPv4UDP("10.20.0.9", "10.10.0.1", []byte("from a subnet beta lost")))
 	waitFor(t, "beta's packet refused as spoofed", func() bool {
 		return peerStatus(alpha.dev, "beta").Drops["spoofed_source"] == 1
 	})
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("beta itself still passes")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("beta itself still passes")))
 	if pb.current.Load() != kb || pg.current.Load() != kg {
 		t.Fatal("moving a prefix replaced a session")
 	}
@@ -456,13 +457,13 @@ func TestReconfigureAddsAndRemovesPeers(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha, beta, gamma := m.nodes["alpha"], m.nodes["beta"], m.nodes["gamma"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
-	gamma.tun.Inject(ipv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	gamma.tun.Inject(tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
 	waitFor(t, "gamma refused", func() bool { return alpha.dev.Status().Drops["bad_handshake"] == 1 })
 
 	pb := alpha.dev.PeerByName("beta")
-	pb.stage(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("staged")))
+	pb.stage(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("staged")))
 	pcs := append(without(m.peersOf("alpha"), "beta"), m.entryFor("gamma"))
 	wantChanges(t, reconfigure(t, alpha.dev, pcs), Changes{Added: []string{"gamma"}, Removed: []string{"beta"}})
 
@@ -487,18 +488,18 @@ func TestReconfigureAddsAndRemovesPeers(t *testing.T) {
 		}
 	}
 	alpha.dev.index.mu.RUnlock()
-	pb.stage(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("routed just before")))
+	pb.stage(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("routed just before")))
 	if pb.hasStaged() {
 		t.Fatal("a removed peer staged a packet")
 	}
 
 	// gamma can handshake at once; its packet that waited arrives too.
-	m.pass("alpha", "gamma", ipv4UDP("10.10.0.1", "10.10.0.3", []byte("welcome")))
-	m.expectPacket("alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
-	m.pass("gamma", "alpha", ipv4UDP("10.10.0.3", "10.10.0.1", []byte("member now")))
+	m.pass("alpha", "gamma", tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("welcome")))
+	m.expectPacket("alpha", tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
+	m.pass("gamma", "alpha", tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("member now")))
 
 	// beta still holds its session: its data is for an index alpha retired.
-	beta.tun.Inject(ipv4UDP("10.10.0.2", "10.10.0.1", []byte("still here?")))
+	beta.tun.Inject(tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("still here?")))
 	waitFor(t, "beta's data counted as unknown_index", func() bool { return alpha.dev.Status().Drops["unknown_index"] == 1 })
 	// And its new handshake is refused like any stranger's.
 	responses := w.count(alpha.addr, int(noise.MessageResponseType))
@@ -534,8 +535,8 @@ func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	pa, pb := beta.dev.PeerByName("alpha"), alpha.dev.PeerByName("beta")
 	ka, kb := pa.current.Load(), pb.current.Load()
 	var psk keys.Preshared
@@ -551,8 +552,8 @@ func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
 		t.Fatalf("%d initiations from beta after its new key, want 1", n-inits)
 	}
 	waitFor(t, "the response under the old key refused", func() bool { return beta.dev.Status().Drops["bad_handshake"] == 1 })
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old session")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("old session")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("old session")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("old session")))
 	if pa.current.Load() != ka || pb.current.Load() != kb {
 		t.Fatal("a failed handshake replaced a session")
 	}
@@ -565,8 +566,8 @@ func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
 		na, nb := pa.current.Load(), pb.current.Load()
 		return na != ka && nb != kb && na != nil && nb != nil && na.LocalIndex == nb.RemoteIndex
 	})
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new session")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("new session")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("new session")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("new session")))
 }
 
 // TestReconfigureUnderTraffic: alpha and beta exchange packets both ways,
@@ -581,8 +582,8 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	kb := alpha.dev.PeerByName("beta").current.Load()
 	ka := beta.dev.PeerByName("alpha").current.Load()
 	hs := w.handshakeMessages(alpha.addr, beta.addr)
@@ -647,9 +648,9 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 	packet := func(from, to string, i int) []byte {
 		payload := binary.BigEndian.AppendUint32(nil, uint32(i))
 		if i%2 == 0 {
-			return ipv4UDP("10.10.0."+from, "10.10.0."+to, payload)
+			return tuntest.IPv4UDP("10.10.0."+from, "10.10.0."+to, payload)
 		}
-		return ipv6UDP("fd10::"+from, "fd10::"+to, payload)
+		return tuntest.IPv6UDP("fd10::"+from, "fd10::"+to, payload)
 	}
 	flow := func(from, to *testNode, src, dst string, errs chan<- error) {
 		var arrived atomic.Int64

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,7 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 	w.block.Store(true)
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
-	alpha.tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", []byte("lost")))
+	alpha.tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("lost")))
 	waitFor(t, "first initiation", func() bool { return w.count(alpha.addr, noise.MessageInitiationType) == 1 })
 	for i := 1; i <= maxHandshakeAttempts; i++ {
 		clock.Advance(noise.RekeyTimeout + 400*time.Millisecond)
@@ -74,9 +75,9 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 // out, leaving both sides idle with a confirmed session.
 func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB string) {
 	t.Helper()
-	p := ipv4UDP(srcA, srcB, []byte("ping"))
+	p := tuntest.IPv4UDP(srcA, srcB, []byte("ping"))
 	m.pass(a, b, p)
-	r := ipv4UDP(srcB, srcA, []byte("pong"))
+	r := tuntest.IPv4UDP(srcB, srcA, []byte("pong"))
 	m.pass(b, a, r)
 	// Both received data: each sends a keepalive after KeepaliveTimeout.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
@@ -106,7 +107,7 @@ func TestRekeyAfterTime(t *testing.T) {
 	old := pa.current.Load()
 	inits := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType)
 	// Young session: sending does not rekey.
-	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("young"))
+	p := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("young"))
 	m.pass("alpha", "beta", p)
 	if pa.current.Load() != old || w.count(m.nodes["alpha"].addr, noise.MessageInitiationType) != inits {
 		t.Fatal("rekeyed a young session")
@@ -116,13 +117,13 @@ func TestRekeyAfterTime(t *testing.T) {
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
 	waitFor(t, "keepalive answered", func() bool { return !pa.timers.newHandshake.isPending() })
 	clock.Advance(noise.RekeyAfterTime)
-	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("old"))
+	p = tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("old"))
 	m.pass("alpha", "beta", p) // still sent on the old session...
 	waitFor(t, "new session", func() bool { return pa.current.Load() != old && pa.current.Load() != nil })
 	if got := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType); got != inits+1 {
 		t.Fatalf("%d initiations for one rekey", got-inits)
 	}
-	p = ipv4UDP("10.10.0.1", "10.10.0.2", []byte("new"))
+	p = tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("new"))
 	m.pass("alpha", "beta", p)
 }
 
@@ -157,7 +158,7 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 		t.Fatal("wiped session still in the index table")
 	}
 	// Traffic still works: a fresh handshake.
-	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("after wipe"))
+	p := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("after wipe"))
 	m.pass("alpha", "beta", p)
 }
 
@@ -189,7 +190,7 @@ func TestCookieUnderLoad(t *testing.T) {
 	// alpha is under load: it answers beta's first initiation with a
 	// cookie, and accepts the retry that carries mac2.
 	alpha.dev.underLoad.Store(clock.Now().Add(time.Hour).UnixNano())
-	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("knock knock"))
+	p := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("knock knock"))
 	beta.tun.Inject(p)
 	waitFor(t, "cookie reply", func() bool { return w.count(alpha.addr, noise.MessageCookieReplyType) == 1 })
 	if w.count(alpha.addr, noise.MessageResponseType) != 0 {
@@ -228,7 +229,7 @@ func (m *testMesh) arrivesAfterRetries(clock *FakeClock, n string, pkt []byte, b
 // send path would.
 func sealWith(t *testing.T, kp *noise.Keypair) []byte {
 	t.Helper()
-	pkt := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("late"))
+	pkt := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("late"))
 	buf := make([]byte, bufSize)
 	copy(buf[noise.MessageTransportHeaderSize:], pkt)
 	ctr, ok := kp.NextCounter()
@@ -291,7 +292,7 @@ func TestRekeyOnReceiveLooksAtCurrentSession(t *testing.T) {
 func TestRekeyOnSend(t *testing.T) {
 	defer func(n uint64) { rekeyAfterMessages = n }(rekeyAfterMessages)
 	rekeyAfterMessages = 3
-	pkt := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("x"))
+	pkt := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("x"))
 	buf := make([]byte, bufSize)
 	for _, tc := range []struct {
 		name      string

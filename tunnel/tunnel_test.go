@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -128,48 +129,6 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 	return m
 }
 
-// ipv4UDP builds an IPv4/UDP packet with a payload.
-func ipv4UDP(src, dst string, payload []byte) []byte {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	p := make([]byte, 28+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	p[8] = 64
-	p[9] = 17
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(p[20:], 40000)
-	binary.BigEndian.PutUint16(p[22:], 7)
-	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
-	copy(p[28:], payload)
-	return p
-}
-
-// ipv6UDP builds an IPv6/UDP packet with a payload.
-func ipv6UDP(src, dst string, payload []byte) []byte {
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	p := make([]byte, 48+len(payload))
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:], uint16(8+len(payload)))
-	p[6] = 17
-	p[7] = 64
-	copy(p[8:], s[:])
-	copy(p[24:], d[:])
-	binary.BigEndian.PutUint16(p[40:], 40000)
-	binary.BigEndian.PutUint16(p[42:], 7)
-	binary.BigEndian.PutUint16(p[44:], uint16(8+len(payload)))
-	copy(p[48:], payload)
-	return p
-}
-
 // pass injects pkt into from's TUN and waits for it, unchanged, on to's.
 func (m *testMesh) pass(from, to string, pkt []byte) {
 	m.t.Helper()
@@ -234,11 +193,11 @@ func TestTwoNodesBothDirectionsBothFamilies(t *testing.T) {
 		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32", "fd10::1/128"}},
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32", "fd10::2/128"}},
 	)
-	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("hello beta"))
+	p := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("hello beta"))
 	m.pass("alpha", "beta", p)
-	r := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("hello alpha, a longer reply"))
+	r := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("hello alpha, a longer reply"))
 	m.pass("beta", "alpha", r)
-	p6 := ipv6UDP("fd10::2", "fd10::1", bytes.Repeat([]byte{7}, 1000))
+	p6 := tuntest.IPv6UDP("fd10::2", "fd10::1", bytes.Repeat([]byte{7}, 1000))
 	m.pass("beta", "alpha", p6)
 	// Counters are bumped after the write that delivered the packet.
 	waitFor(t, "alpha's counters of beta", func() bool {
@@ -255,25 +214,25 @@ func TestThreeNodesEveryPairAndRoutedSubnet(t *testing.T) {
 			if a == b {
 				continue
 			}
-			p := ipv4UDP(addrs[a][0], addrs[b][0], []byte(a+"→"+b))
+			p := tuntest.IPv4UDP(addrs[a][0], addrs[b][0], []byte(a+"→"+b))
 			m.pass(a, b, p)
-			p6 := ipv6UDP(addrs[a][1], addrs[b][1], []byte(a+"→"+b))
+			p6 := tuntest.IPv6UDP(addrs[a][1], addrs[b][1], []byte(a+"→"+b))
 			m.pass(a, b, p6)
 		}
 	}
 	// Longest prefix: 10.20.3.7 is behind gamma.
-	p := ipv4UDP("10.10.0.1", "10.20.3.7", []byte("to the lan"))
+	p := tuntest.IPv4UDP("10.10.0.1", "10.20.3.7", []byte("to the lan"))
 	m.pass("alpha", "gamma", p)
-	p6 := ipv6UDP("fd10::2", "fd20:3::7", []byte("to the lan"))
+	p6 := tuntest.IPv6UDP("fd10::2", "fd20:3::7", []byte("to the lan"))
 	m.pass("beta", "gamma", p6)
 	// And back from a host in the lan.
-	back := ipv4UDP("10.20.3.7", "10.10.0.1", []byte("from the lan"))
+	back := tuntest.IPv4UDP("10.20.3.7", "10.10.0.1", []byte("from the lan"))
 	m.pass("gamma", "alpha", back)
 }
 
 func TestNoRouteIsDroppedAndCounted(t *testing.T) {
 	m := threeNodes(t, nil)
-	m.nodes["alpha"].tun.Inject(ipv4UDP("10.10.0.1", "172.16.0.1", []byte("nowhere")))
+	m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "172.16.0.1", []byte("nowhere")))
 	waitFor(t, "no_route drop", func() bool { return m.nodes["alpha"].dev.Status().Drops["no_route"] == 1 })
 	m.nodes["alpha"].tun.Inject([]byte{0x45, 0, 0}) // truncated
 	waitFor(t, "malformed drop", func() bool { return m.nodes["alpha"].dev.Status().Drops["malformed"] == 1 })
@@ -282,14 +241,14 @@ func TestNoRouteIsDroppedAndCounted(t *testing.T) {
 func TestSpoofedSourceIsDropped(t *testing.T) {
 	m := threeNodes(t, nil)
 	// beta claims to be gamma's lan: alpha must refuse it.
-	spoof := ipv4UDP("10.20.3.9", "10.10.0.1", []byte("spoof"))
+	spoof := tuntest.IPv4UDP("10.20.3.9", "10.10.0.1", []byte("spoof"))
 	m.nodes["beta"].tun.Inject(spoof)
 	m.expectNothing("alpha", 200*time.Millisecond)
 	waitFor(t, "spoofed_source drop", func() bool {
 		return peerStatus(m.nodes["alpha"].dev, "beta").Drops["spoofed_source"] == 1
 	})
 	// A genuine packet still passes afterwards.
-	ok := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("genuine"))
+	ok := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("genuine"))
 	m.pass("beta", "alpha", ok)
 }
 
@@ -309,10 +268,10 @@ func TestReplayedTransportIsDropped(t *testing.T) {
 		return true
 	})
 	// Establish the session first, then start recording.
-	warm := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("warm up"))
+	warm := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("warm up"))
 	m.pass("alpha", "beta", warm)
 	replay.Store(true)
-	p := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("only once"))
+	p := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("only once"))
 	m.pass("alpha", "beta", p)
 	mu.Lock()
 	dup := captured
@@ -376,19 +335,19 @@ func TestUnknownKeyIsSilentlyDropped(t *testing.T) {
 
 func TestRoamingFollowsAuthenticatedPackets(t *testing.T) {
 	m := threeNodes(t, nil)
-	p := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("before"))
+	p := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("before"))
 	m.pass("beta", "alpha", p)
 	moved := netip.MustParseAddrPort("203.0.113.50:40000")
 	if err := m.net.Move(m.nodes["beta"].conn, moved); err != nil {
 		t.Fatal(err)
 	}
-	p2 := ipv4UDP("10.10.0.2", "10.10.0.1", []byte("after moving"))
+	p2 := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("after moving"))
 	m.pass("beta", "alpha", p2)
 	if ep := peerStatus(m.nodes["alpha"].dev, "beta").Endpoint; ep != moved.String() {
 		t.Fatalf("alpha still sends to %s, want %s", ep, moved)
 	}
 	// alpha's reply reaches beta at its new address.
-	r := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("reply"))
+	r := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("reply"))
 	m.pass("alpha", "beta", r)
 }
 
@@ -402,7 +361,7 @@ func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
 	block.Store(true)
 	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool { return !block.Load() })
 	for i := 0; i < maxStaged+10; i++ {
-		m.nodes["alpha"].tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", []byte{byte(i)}))
+		m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte{byte(i)}))
 	}
 	waitFor(t, "staged overflow", func() bool {
 		return peerStatus(m.nodes["alpha"].dev, "beta").Drops["staged_full"] == 10
@@ -442,7 +401,7 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
-	warm := ipv4UDP("10.10.0.1", "10.10.0.2", []byte("warm"))
+	warm := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("warm"))
 	m.pass("alpha", "beta", warm)
 	const count = 2000
 	// At most 128 in flight: the in-memory network drops beyond 256
@@ -458,7 +417,7 @@ func TestParallelCryptoKeepsOrder(t *testing.T) {
 			for k := 4; k < len(payload); k++ {
 				payload[k] = byte(i + k)
 			}
-			m.nodes["alpha"].tun.Inject(ipv4UDP("10.10.0.1", "10.10.0.2", payload))
+			m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", payload))
 		}
 	}()
 	for i := 0; i < count; i++ {
@@ -518,14 +477,14 @@ func TestRestartedPeerIsReachedWithoutWaiting(t *testing.T) {
 		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("before")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("before")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("before")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("before")))
 	m.restart("beta")
 	beta := m.nodes["beta"]
 	deadline := time.Now().Add(10 * time.Second)
 	sent := map[string]bool{}
 	for i := 0; ; i++ {
-		pkt := ipv4UDP("10.10.0.1", "10.10.0.2", binary.BigEndian.AppendUint32(nil, uint32(i)))
+		pkt := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", binary.BigEndian.AppendUint32(nil, uint32(i)))
 		sent[string(pkt)] = true
 		m.nodes["alpha"].tun.Inject(pkt)
 		select {
@@ -571,8 +530,8 @@ func TestUnknownSessionHandshakeIsBounded(t *testing.T) {
 
 	// With a confirmed session, stale data for an old index starts nothing.
 	w.block.Store(false)
-	m.pass("alpha", "beta", ipv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
-	m.pass("beta", "alpha", ipv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	before := w.count(beta.addr, noise.MessageInitiationType)
 	clock.Advance(noise.RekeyTimeout + time.Second)
 	after := w.count(beta.addr, noise.MessageInitiationType)
