@@ -19,6 +19,7 @@ import (
 type runFlags struct {
 	nodeFlags
 	socket   string
+	wgSocket string // "": no wg socket
 	noRoutes bool
 	driver   string
 	workers  int
@@ -37,6 +38,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	var rf runFlags
 	rf.register(fs)
 	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
@@ -63,6 +65,17 @@ func cmdRun(args []string, stderr io.Writer) error {
 	// others can write, is a usage error.
 	if err := control.CheckPath(rf.socket); err != nil {
 		return usageError{err}
+	}
+	switch rf.wgSocket {
+	case "none":
+		rf.wgSocket = ""
+	case "":
+		rf.wgSocket = wgSocketPath(node.Interface.Name)
+	}
+	if rf.wgSocket != "" {
+		if err := control.CheckPrivatePath(rf.wgSocket); err != nil {
+			return usageError{wgSocketError{err}}
+		}
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
@@ -170,10 +183,17 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 	defer ctl.Close()
+	if rf.wgSocket != "" {
+		stopWG, err := serveWG(rf.wgSocket, dev.Status, r.currentNode, log)
+		if err != nil {
+			return err
+		}
+		defer stopWG()
+	}
 
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", rf.wgSocket, "watch", rf.watch)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()
