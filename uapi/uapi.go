@@ -50,6 +50,10 @@ func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
 // LogValue keeps the key out of slog output.
 func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 
+// MarshalJSON keeps the key out of JSON (encoding/json would write the
+// bytes as an array of numbers).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
 // IsZero reports whether s is all zeros (unset).
 func (s Secret) IsZero() bool { return s == Secret{} }
 

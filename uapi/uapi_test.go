@@ -2,6 +2,7 @@ package uapi
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,7 +174,11 @@ func TestSecretDoesNotPrint(t *testing.T) {
 	var sb strings.Builder
 	log := slog.New(slog.NewTextHandler(&sb, nil))
 	log.Info("x", "key", s, "dev", Device{PrivateKey: s})
-	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%x %v %s %#v %d", s, s, s, s, s), sb.String()} {
+	js, err := json.Marshal(Device{PrivateKey: s, Peers: []Peer{{PresharedKey: s}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%x %v %s %#v %d", s, s, s, s, s), sb.String(), string(js)} {
 		if strings.Contains(out, "e0e1") || strings.Contains(out, "224") {
 			t.Errorf("secret printed: %s", out)
 		}
