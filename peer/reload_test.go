@@ -212,6 +212,7 @@ type nodeOpts struct {
 	net   *udp.MemoryNetwork
 	addr  string // the socket's address on net
 	wg    string // the wg socket (-wg-socket); "": none
+	wgOpt bool   // wg is the default path: the node may run without it
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -230,7 +231,7 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
 		t.Fatal(err)
 	}
-	rf.socket, rf.watch, rf.wgSocket = n.socket, o.watch, o.wg
+	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
 	node, err := rf.loadNode()
 	if err != nil {
 		t.Fatal(err)

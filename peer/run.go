@@ -20,12 +20,15 @@ type runFlags struct {
 	nodeFlags
 	socket   string
 	wgSocket string // "": no wg socket
-	noRoutes bool
-	driver   string
-	workers  int
-	verbose  bool
-	watch    bool
-	capture  captureFlags
+	// wgOptional: wgSocket is the default path, not one asked for; if it
+	// cannot be had, the node says so and runs without it.
+	wgOptional bool
+	noRoutes   bool
+	driver     string
+	workers    int
+	verbose    bool
+	watch      bool
+	capture    captureFlags
 }
 
 // watchQuiet is how long the mesh file must stay quiet after a change
@@ -70,9 +73,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	case "none":
 		rf.wgSocket = ""
 	case "":
-		rf.wgSocket = wgSocketPath(node.Interface.Name)
-	}
-	if rf.wgSocket != "" {
+		rf.wgSocket, rf.wgOptional = wgSocketPath(node.Interface.Name), true
+	default:
 		if err := control.CheckPrivatePath(rf.wgSocket); err != nil {
 			return usageError{wgSocketError{err}}
 		}
@@ -185,10 +187,15 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	defer ctl.Close()
 	if rf.wgSocket != "" {
 		stopWG, err := serveWG(rf.wgSocket, dev.Status, r.currentNode, log)
-		if err != nil {
+		switch {
+		case err == nil:
+			defer stopWG()
+		case rf.wgOptional:
+			log.Warn("running without a wg socket: wg(8) will not see this node (-wg-socket PATH or none to choose)", "err", err)
+			rf.wgSocket = ""
+		default:
 			return err
 		}
-		defer stopWG()
 	}
 
 	go r.serve(ctx, sys.hangup, changed)

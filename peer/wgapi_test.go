@@ -140,3 +140,24 @@ func TestRunRefusesUnsafeWGSocketPath(t *testing.T) {
 		t.Fatalf("world-writable wg socket directory: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestWGSocketTaken: a node on the default wg socket path finds another
+// node answering there (the same interface name in another network
+// namespace: /var/run/wireguard is shared by all), warns and runs without
+// one; the other node's socket is left alone. (With -wg-socket given, the
+// same error ends the start, as the control socket's does.)
+func TestWGSocketTaken(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta")
+	m.write(t, "", "alpha 10.10.0.1/24 endpoint=192.0.2.1:51820", "beta 10.10.0.2/24 endpoint=192.0.2.2:51820")
+	wg := filepath.Join(t.TempDir(), "peer0.sock")
+	startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{wg: wg})
+
+	second := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{wg: wg, wgOpt: true, addr: "192.0.2.9"})
+	second.waitLog("running without a wg socket", 1, 5*time.Second)
+	if !strings.Contains(second.logs.String(), "another node is running on it") {
+		t.Errorf("the warning does not say why:\n%s", second.logs)
+	}
+	if get := wgAsk(t, wg, "get=1\n\n"); !strings.HasSuffix(get, "errno=0\n\n") {
+		t.Errorf("the first node's wg socket no longer answers:\n%s", get)
+	}
+}
