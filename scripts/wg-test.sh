@@ -158,9 +158,10 @@ show_ok() {
 # minute and non-zero counters; latest-handshakes, transfer, endpoints and allowed-ips
 # print the same values.
 dump_ok() {
-	local h=$1 out=$PT_DIR/wg-dump-$1.txt o sub
+	# The dump holds the private key: a .keys file, which PT_ARTIFACTS does not keep.
+	local h=$1 out=$PT_DIR/wg-dump-$1.keys o sub
 	wgx "$h" show "${MESH_IFACE[$h]}" dump >"$out"
-	cat "$out"
+	sed '1s/^[^\t]*/(private key)/' "$out"
 	for sub in latest-handshakes transfer endpoints allowed-ips; do
 		wgx "$h" show "${MESH_IFACE[$h]}" "$sub" >"$PT_DIR/wg-$sub-$h.txt"
 	done
@@ -231,7 +232,8 @@ check "transfer counters grow across a ping" grows
 # showconf_ok HOST: `wg showconf` is a configuration wg's own format parses back to the
 # node's private key and port and the other peers' keys, endpoints and allowed IPs.
 showconf_ok() {
-	local h=$1 out=$PT_DIR/wg-showconf-$1.txt o
+	# showconf holds the private key: a .keys file, which PT_ARTIFACTS does not keep.
+	local h=$1 out=$PT_DIR/wg-showconf-$1.keys o
 	wgx "$h" showconf "${MESH_IFACE[$h]}" >"$out"
 	python3 - "$out" "$(cat "${MESH_KEY[$h]}")" "$MESH_PORT" "$(
 		for o in "${MESH_HOSTS[@]}"; do
