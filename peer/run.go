@@ -19,16 +19,18 @@ import (
 type runFlags struct {
 	nodeFlags
 	socket   string
-	wgSocket string // "": no wg socket
-	// wgOptional: wgSocket is the default path, not one asked for; if it
-	// cannot be had, the node says so and runs without it.
+	noRoutes bool
+	driver   string
+	workers  int
+	verbose  bool
+	watch    bool
+	capture  captureFlags
+
+	// wgSocket is where wg(8) is answered, "" for nowhere. wgOptional: it
+	// is the default path, not one asked for; if it cannot be had, the
+	// node says so and runs without it.
+	wgSocket   string
 	wgOptional bool
-	noRoutes   bool
-	driver     string
-	workers    int
-	verbose    bool
-	watch      bool
-	capture    captureFlags
 }
 
 // watchQuiet is how long the mesh file must stay quiet after a change
@@ -185,14 +187,15 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 	defer ctl.Close()
-	if rf.wgSocket != "" {
-		stopWG, err := serveWG(rf.wgSocket, dev.Status, r.currentNode, log)
+	wgSock := rf.wgSocket
+	if wgSock != "" {
+		stopWG, err := serveWG(wgSock, dev.Status, r.currentNode, log)
 		switch {
 		case err == nil:
 			defer stopWG()
 		case rf.wgOptional:
 			log.Warn("running without a wg socket: wg(8) will not see this node (-wg-socket PATH or none to choose)", "err", err)
-			rf.wgSocket = ""
+			wgSock = ""
 		default:
 			return err
 		}
@@ -200,7 +203,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", rf.wgSocket, "watch", rf.watch)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()
