@@ -189,7 +189,7 @@ dump_ok() {
 		    _, psk, pep, pips, phs, rx, tx, ka = p
 		    if psk != "(none)" or pep != ep or pips != allowed or ka != "off":
 		        sys.exit("peer %s: %r, want psk (none), endpoint %s, allowed %s, keepalive off" % (key, p[1:], ep, allowed))
-		    if not 0 < int(now) - int(phs) < 60:
+		    if int(phs) == 0 or not 0 <= int(now) - int(phs) < 60:
 		        sys.exit("peer %s: latest handshake %s, %d s before now" % (key, phs, int(now) - int(phs)))
 		    if int(rx) == 0 or int(tx) == 0:
 		        sys.exit("peer %s: rx %s tx %s" % (key, rx, tx))
