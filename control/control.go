@@ -67,25 +67,9 @@ type Server struct {
 // replaced; a live one is an error, and so is anything at path that is not
 // a socket (a mistyped -socket never deletes a file).
 func Listen(path string, handlers Handlers) (*Server, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
-	}
-	if err := checkDir(dir); err != nil {
-		return nil, fmt.Errorf("control socket directory %s: %w", dir, err)
-	}
-	if err := removeStale(path); err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
-	}
-	// The umask decides the mode at bind time; tighten it so no moment
-	// exists where others could connect.
-	ln, err := listenPrivate(path)
+	ln, err := ListenPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		return nil, fmt.Errorf("control %w", err)
 	}
 	s := &Server{ln: ln, path: path, handlers: make(Handlers, len(handlers))}
 	for name, h := range handlers {
@@ -95,14 +79,52 @@ func Listen(path string, handlers Handlers) (*Server, error) {
 	return s, nil
 }
 
+// ListenPrivate creates a unix socket at path with mode 0600, its directory
+// 0700 if made here, under the rules of Listen: a safe directory, and only a
+// stale socket replaced. Other servers of the node (the wg socket) use it so
+// that every socket of the node follows one set of rules. Its errors begin
+// with "socket" for the caller to name which one.
+func ListenPrivate(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	// The umask decides the mode at bind time; tighten it so no moment
+	// exists where others could connect.
+	ln, err := listenPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
 // CheckPath reports, without changing anything, whether Listen could use
 // path: its directory, where it exists, is safe, and nothing but a stale
 // socket sits at path. Listen checks again when it binds.
 func CheckPath(path string) error {
+	if err := CheckPrivatePath(path); err != nil {
+		return fmt.Errorf("control %w", err)
+	}
+	return nil
+}
+
+// CheckPrivatePath is CheckPath for any socket ListenPrivate makes; its
+// errors begin with "socket".
+func CheckPrivatePath(path string) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); err == nil {
 		if err := checkDir(dir); err != nil {
-			return fmt.Errorf("control socket directory %s: %w", dir, err)
+			return fmt.Errorf("socket directory %s: %w", dir, err)
 		}
 	}
 	fi, err := os.Lstat(path)
@@ -110,10 +132,10 @@ func CheckPath(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w", path, err)
+		return fmt.Errorf("socket %s: %w", path, err)
 	}
 	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("control socket %s: exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+		return fmt.Errorf("socket %s: exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
 	}
 	return nil
 }

@@ -211,6 +211,8 @@ type nodeOpts struct {
 	args  []string // more flags of the node
 	net   *udp.MemoryNetwork
 	addr  string // the socket's address on net
+	wg    string // the wg socket (-wg-socket); "": none
+	wgOpt bool   // wg is the default path: the node may run without it
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -229,7 +231,7 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
 		t.Fatal(err)
 	}
-	rf.socket, rf.watch = n.socket, o.watch
+	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
 	node, err := rf.loadNode()
 	if err != nil {
 		t.Fatal(err)

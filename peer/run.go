@@ -25,6 +25,12 @@ type runFlags struct {
 	verbose  bool
 	watch    bool
 	capture  captureFlags
+
+	// wgSocket is where wg(8) is answered, "" for nowhere. wgOptional: it
+	// is the default path, not one asked for; if it cannot be had, the
+	// node says so and runs without it.
+	wgSocket   string
+	wgOptional bool
 }
 
 // watchQuiet is how long the mesh file must stay quiet after a change
@@ -37,6 +43,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	var rf runFlags
 	rf.register(fs)
 	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
@@ -63,6 +70,16 @@ func cmdRun(args []string, stderr io.Writer) error {
 	// others can write, is a usage error.
 	if err := control.CheckPath(rf.socket); err != nil {
 		return usageError{err}
+	}
+	switch rf.wgSocket {
+	case "none":
+		rf.wgSocket = ""
+	case "":
+		rf.wgSocket, rf.wgOptional = wgSocketPath(node.Interface.Name), true
+	default:
+		if err := control.CheckPrivatePath(rf.wgSocket); err != nil {
+			return usageError{wgSocketError{err}}
+		}
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
@@ -170,10 +187,23 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 	defer ctl.Close()
+	wgSock := rf.wgSocket
+	if wgSock != "" {
+		stopWG, err := serveWG(wgSock, dev.Status, r.currentNode, log)
+		switch {
+		case err == nil:
+			defer stopWG()
+		case rf.wgOptional:
+			log.Warn("running without a wg socket: wg(8) will not see this node (-wg-socket PATH or none to choose)", "err", err)
+			wgSock = ""
+		default:
+			return err
+		}
+	}
 
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()
