@@ -5,10 +5,9 @@
 #
 # Steps: gofmt (no file may need formatting), go vet, go test -race, a short fuzz run of
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
-# the namespace tests scripts/mesh-test.sh, scripts/interop-test.sh,
-# scripts/capture-test.sh, scripts/fault-test.sh and scripts/reload-test.sh against the
-# peer built here. Every step runs even after a
-# failure; the summary lists each step's result and the exit status is 0 only when all
+# the namespace tests of NS_TESTS below (scripts/mesh-test.sh, interop-test.sh,
+# capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh) against the peer built
+# here. Every step runs even after a failure; the summary lists each step's result and the exit status is 0 only when all
 # passed. The namespace tests need root: without it they skip, unless CI=true, where
 # they fail.
 set -euo pipefail
@@ -87,19 +86,15 @@ step "fuzz smoke (-fuzztime=$FUZZTIME per target)" fuzz_smoke
 step "go build ./..." go build ./...
 step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
 step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
-if [[ -x $TMP/peer ]]; then
-	step "scripts/mesh-test.sh" bash scripts/mesh-test.sh --bin "$TMP/peer"
-	step "scripts/interop-test.sh" bash scripts/interop-test.sh --bin "$TMP/peer"
-	step "scripts/capture-test.sh" bash scripts/capture-test.sh --bin "$TMP/peer"
-	step "scripts/fault-test.sh" bash scripts/fault-test.sh --bin "$TMP/peer"
-	step "scripts/reload-test.sh" bash scripts/reload-test.sh --bin "$TMP/peer"
-else
-	step "scripts/mesh-test.sh (no peer binary)" false
-	step "scripts/interop-test.sh (no peer binary)" false
-	step "scripts/capture-test.sh (no peer binary)" false
-	step "scripts/fault-test.sh (no peer binary)" false
-	step "scripts/reload-test.sh (no peer binary)" false
-fi
+# The namespace tests, each run against the peer built here.
+NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test)
+for t in "${NS_TESTS[@]}"; do
+	if [[ -x $TMP/peer ]]; then
+		step "scripts/$t.sh" bash "scripts/$t.sh" --bin "$TMP/peer"
+	else
+		step "scripts/$t.sh (no peer binary)" false
+	fi
+done
 
 echo
 echo "==== summary ($((SECONDS - START))s) ===="
