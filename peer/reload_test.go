@@ -224,9 +224,13 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	rf.register(fs)
 	rf.capture.register(fs)
+	rf.metrics.register(fs)
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
 	fs.BoolVar(&rf.verbose, "v", false, "")
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rf.metrics.check(fs); err != nil {
 		t.Fatal(err)
 	}
 	rf.socket, rf.watch = n.socket, o.watch

@@ -25,6 +25,7 @@ type runFlags struct {
 	verbose  bool
 	watch    bool
 	capture  captureFlags
+	metrics  metricsFlag
 }
 
 // watchQuiet is how long the mesh file must stay quiet after a change
@@ -42,9 +43,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
 	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
+	rf.metrics.register(fs)
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := rf.metrics.check(fs); err != nil {
 		return err
 	}
 	switch rf.driver {
@@ -96,6 +101,7 @@ func (rf *runFlags) loadNode() (*config.Node, error) {
 	if rf.driver != "" {
 		node.Interface.Driver = rf.driver
 	}
+	rf.metrics.apply(node)
 	return node, nil
 }
 
@@ -124,11 +130,13 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	if err != nil {
 		return err
 	}
+	capDrops := newCaptureDrops()
+	closeTap = capDrops.track(tap, closeTap)
 	// The reloader owns the tap from here: a reload may replace it.
 	r := &reloader{
 		load: rf.loadNode, captureFor: rf.capture.merge, sys: sys, log: log, level: level,
 		verbose: rf.verbose, routes: !rf.noRoutes,
-		node: node, plan: p, capture: capOpts, closeTap: closeTap,
+		node: node, plan: p, capture: capOpts, closeTap: closeTap, captureDrops: capDrops,
 	}
 	defer r.close()
 
@@ -154,6 +162,12 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		}()
 	}
 
+	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, capDrops.Dropped, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
 	var changed <-chan struct{}
 	if rf.watch {
 		if changed, err = watchFile(ctx, rf.config, watchQuiet, log); err != nil {
@@ -173,7 +187,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch, "metrics", node.Mesh.Metrics)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()
