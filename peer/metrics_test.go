@@ -211,3 +211,13 @@ func TestCaptureDrops(t *testing.T) {
 		t.Errorf("called %v, dropped %d", called, c.Dropped())
 	}
 }
+
+// TestCheckShowsMetrics: peer check says where the node would serve them.
+func TestCheckShowsMetrics(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta")
+	m.write(t, "metrics: \"[::1]:9586\"\n", "alpha 10.10.0.1/24", "beta 10.10.0.2/24")
+	code, out, errOut := runCmd(t, "", "check", "-config", m.path(), "-key", m.keyFile("alpha"))
+	if code != 0 || !strings.Contains(out, "\nmetrics: http://[::1]:9586/metrics\n") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
