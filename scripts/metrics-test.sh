@@ -136,6 +136,7 @@ grows_across_ping() {
 	pt_await_ping 10 "${MESH_NS[alpha]}" "$(mesh_v4 beta)" >/dev/null || { echo "ping alpha -> beta failed"; return 1; }
 	pt_ping "${MESH_NS[alpha]}" "$(mesh_v4 beta)" 5 >/dev/null || { echo "ping alpha -> beta failed"; return 1; }
 	for s in "${series[@]}"; do after+=("$(value alpha "$s")"); done
+	scrape alpha >"$PT_DIR/alpha.after-ping.metrics.txt" || true # for the artifacts
 	for i in "${!series[@]}"; do
 		echo "${series[i]}: ${before[i]} -> ${after[i]}"
 		# 5 echo requests (and 5 replies) of 84 bytes at least, whatever else went.
