@@ -37,13 +37,13 @@ type Peer struct {
 
 var (
 	descRxBytes = prometheus.NewDesc("peer_rx_bytes_total",
-		"Bytes of inner IP packets received from the peer (decrypted, before the source check).", []string{"peer"}, nil)
+		"Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.", []string{"peer"}, nil)
 	descTxBytes = prometheus.NewDesc("peer_tx_bytes_total",
-		"Bytes of inner IP packets sent to the peer (before encryption).", []string{"peer"}, nil)
+		"Bytes of the transport messages sent to the peer (header, padded packet and tag; keepalives too), as wg counts transfer.", []string{"peer"}, nil)
 	descRxPackets = prometheus.NewDesc("peer_rx_packets_total",
-		"Inner IP packets received from the peer.", []string{"peer"}, nil)
+		"Transport messages from the peer that authenticated, keepalives included.", []string{"peer"}, nil)
 	descTxPackets = prometheus.NewDesc("peer_tx_packets_total",
-		"Inner IP packets sent to the peer.", []string{"peer"}, nil)
+		"Transport messages sent to the peer, keepalives included.", []string{"peer"}, nil)
 	descHandshakes = prometheus.NewDesc("peer_handshakes_total",
 		"Handshakes with the peer by result: completed_initiator, completed_responder, failed (a message of it refused), timeout (no answer within 90 s).",
 		[]string{"peer", "result"}, nil)

@@ -58,19 +58,19 @@ peer_handshakes_total{peer="gamma",result="timeout"} 2
 # TYPE peer_last_handshake_timestamp_seconds gauge
 peer_last_handshake_timestamp_seconds{peer="beta"} 1.7000000005e+09
 peer_last_handshake_timestamp_seconds{peer="gamma"} 0
-# HELP peer_rx_bytes_total Bytes of inner IP packets received from the peer (decrypted, before the source check).
+# HELP peer_rx_bytes_total Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.
 # TYPE peer_rx_bytes_total counter
 peer_rx_bytes_total{peer="beta"} 1500
 peer_rx_bytes_total{peer="gamma"} 0
-# HELP peer_rx_packets_total Inner IP packets received from the peer.
+# HELP peer_rx_packets_total Transport messages from the peer that authenticated, keepalives included.
 # TYPE peer_rx_packets_total counter
 peer_rx_packets_total{peer="beta"} 3
 peer_rx_packets_total{peer="gamma"} 0
-# HELP peer_tx_bytes_total Bytes of inner IP packets sent to the peer (before encryption).
+# HELP peer_tx_bytes_total Bytes of the transport messages sent to the peer (header, padded packet and tag; keepalives too), as wg counts transfer.
 # TYPE peer_tx_bytes_total counter
 peer_tx_bytes_total{peer="beta"} 840
 peer_tx_bytes_total{peer="gamma"} 0
-# HELP peer_tx_packets_total Inner IP packets sent to the peer.
+# HELP peer_tx_packets_total Transport messages sent to the peer, keepalives included.
 # TYPE peer_tx_packets_total counter
 peer_tx_packets_total{peer="beta"} 2
 peer_tx_packets_total{peer="gamma"} 0
@@ -114,7 +114,7 @@ func TestFollowsThePeerSet(t *testing.T) {
 		}
 	}, nil)
 	const rx = `
-# HELP peer_rx_bytes_total Bytes of inner IP packets received from the peer (decrypted, before the source check).
+# HELP peer_rx_bytes_total Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.
 # TYPE peer_rx_bytes_total counter
 `
 	want := rx + "peer_rx_bytes_total{peer=\"beta\"} 10\npeer_rx_bytes_total{peer=\"gamma\"} 20\n"

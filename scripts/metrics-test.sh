@@ -139,7 +139,8 @@ grows_across_ping() {
 	scrape alpha >"$PT_DIR/alpha.after-ping.metrics.txt" || true # for the artifacts
 	for i in "${!series[@]}"; do
 		echo "${series[i]}: ${before[i]} -> ${after[i]}"
-		# 5 echo requests (and 5 replies) of 84 bytes at least, whatever else went.
+		# 5 echo requests out and 5 replies in, each a transport message larger than its
+		# 84-byte ICMP packet, whatever else went.
 		local least=5
 		[[ ${series[i]} == *bytes* ]] && least=$((5 * 84))
 		awk -v b="${before[i]}" -v a="${after[i]}" -v l="$least" 'BEGIN {exit !(a - b >= l)}' || rc=1
