@@ -127,7 +127,12 @@ type Mesh struct {
 	// LogLevel is log_level: one of LogLevels, "" when not set (info).
 	// The node's -v overrides it; a reload applies it.
 	LogLevel string
-	Peers    []Peer // in file order, never empty
+	// Metrics is metrics: where the node serves Prometheus metrics
+	// (HOST:PORT, see CheckMetricsAddr), "" for nowhere; MetricsLine is
+	// its line. The node's -metrics overrides it.
+	Metrics     string
+	MetricsLine int
+	Peers       []Peer // in file order, never empty
 }
 
 // Load reads the mesh file at path and parses it with Parse. The file must

@@ -127,7 +127,7 @@ func (p *parser) parse(data []byte) *Mesh {
 		File:      p.file,
 		Interface: Interface{Name: DefaultInterfaceName, MTU: DefaultMTU, Driver: DefaultDriver},
 	}
-	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "log_level", "peers")
+	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "log_level", "metrics", "peers")
 	if !ok {
 		return nil
 	}
@@ -151,6 +151,9 @@ func (p *parser) parse(data []byte) *Mesh {
 				m.LogLevel = s
 			}
 		}
+	}
+	if f, ok := fs["metrics"]; ok {
+		p.metrics(f, m)
 	}
 	f, ok := fs["peers"]
 	if !ok {
@@ -440,6 +443,25 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 		}
 	}
 	return mtuLine
+}
+
+// metrics reads metrics: (see CheckMetricsAddr); empty or null is off.
+func (p *parser) metrics(f field, m *Mesh) {
+	if f.val.Kind == yaml.SequenceNode {
+		// metrics: [::1]:9586 is a YAML list followed by junk.
+		p.errorf(f.val.Line, "metrics: expected HOST:PORT, got a list; quote an IPv6 address: metrics: \"[::1]:9586\"")
+		return
+	}
+	s, ok := p.str(f, "metrics")
+	if !ok || s == "" {
+		return
+	}
+	if err := CheckMetricsAddr(s); err != nil {
+		p.errorf(f.val.Line, "metrics: %v", err)
+		return
+	}
+	m.Metrics = s
+	m.MetricsLine = f.val.Line
 }
 
 // CheckInterfaceName reports whether name is usable as a TUN device name:

@@ -78,6 +78,9 @@ func printNode(w io.Writer, n *config.Node) {
 	for _, s := range n.Self.Subnets {
 		fmt.Fprintf(w, "serves subnet: %s\n", s)
 	}
+	if n.Mesh.Metrics != "" {
+		fmt.Fprintf(w, "metrics: http://%s/metrics\n", n.Mesh.Metrics)
+	}
 	fmt.Fprintf(w, "peers (%d):\n", len(n.Remotes))
 	for _, r := range n.Remotes {
 		ep := "none (waits for it to connect)"

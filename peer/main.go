@@ -80,7 +80,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   peer -config FILE [-key FILE] [-iface NAME] [-listen PORT] [-socket PATH] [-no-routes]
-       [-wg-socket PATH|none] [-driver auto|water|offload] [-watch] [-v] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
+       [-wg-socket PATH|none] [-driver auto|water|offload] [-watch] [-v] [-metrics ADDR]
+       [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
        [-pcap-max-size BYTES] [-pcap-max-files N]
   peer check -config FILE [-key FILE] [-iface NAME] [-listen PORT]
   peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]
@@ -89,6 +90,11 @@ func usage(w io.Writer) {
   peer decode FILE
   peer genkey
   peer pubkey < private.key
+
+-metrics ADDR (or metrics: in the mesh file) serves Prometheus metrics at http://ADDR/metrics.
+ADDR is HOST:PORT with an IP address: 127.0.0.1:9586 for this host only, or an address of it;
+every interface only when written out (0.0.0.0:9586, [::]:9586), never by leaving the host off
+(":9586" is refused).
 `)
 }
 

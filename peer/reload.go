@@ -173,6 +173,9 @@ type reloader struct {
 	plan     netconf.Plan // as applied, with the interface's actual name
 	capture  captureOptions
 	closeTap func()
+	// captureDrops keeps the capture drops counted across the writers
+	// reloads replace (nil: not counted).
+	captureDrops *captureDrops
 }
 
 // currentPlan is the system configuration as last applied.
@@ -252,7 +255,7 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 		if err != nil {
 			return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 		}
-		nextTap, closeNextTap = t, closeT
+		nextTap, closeNextTap = t, r.captureDrops.track(t, closeT)
 	}
 	changes, err := r.dev.Reconfigure(peerConfigs(node))
 	if err != nil {
@@ -383,6 +386,9 @@ func needsRestart(old, node *config.Node) error {
 	}
 	if old.Interface.Driver != node.Interface.Driver {
 		add(0, "interface driver %s -> %s", old.Interface.Driver, node.Interface.Driver)
+	}
+	if old.Mesh.Metrics != node.Mesh.Metrics {
+		add(node.Mesh.MetricsLine, "metrics address %q -> %q", old.Mesh.Metrics, node.Mesh.Metrics)
 	}
 	if len(errs) > 0 {
 		return errs

@@ -226,9 +226,13 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	rf.register(fs)
 	rf.capture.register(fs)
+	rf.metrics.register(fs)
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
 	fs.BoolVar(&rf.verbose, "v", false, "")
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rf.metrics.check(fs); err != nil {
 		t.Fatal(err)
 	}
 	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt

@@ -25,6 +25,7 @@ type runFlags struct {
 	verbose  bool
 	watch    bool
 	capture  captureFlags
+	metrics  metricsFlag
 
 	// wgSocket is where wg(8) is answered, "" for nowhere. wgOptional: it
 	// is the default path, not one asked for; if it cannot be had, the
@@ -49,9 +50,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
 	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
+	rf.metrics.register(fs)
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := rf.metrics.check(fs); err != nil {
 		return err
 	}
 	switch rf.driver {
@@ -113,6 +118,7 @@ func (rf *runFlags) loadNode() (*config.Node, error) {
 	if rf.driver != "" {
 		node.Interface.Driver = rf.driver
 	}
+	rf.metrics.apply(node)
 	return node, nil
 }
 
@@ -141,11 +147,13 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	if err != nil {
 		return err
 	}
+	capDrops := newCaptureDrops()
+	closeTap = capDrops.track(tap, closeTap)
 	// The reloader owns the tap from here: a reload may replace it.
 	r := &reloader{
 		load: rf.loadNode, captureFor: rf.capture.merge, sys: sys, log: log, level: level,
 		verbose: rf.verbose, routes: !rf.noRoutes,
-		node: node, plan: p, capture: capOpts, closeTap: closeTap,
+		node: node, plan: p, capture: capOpts, closeTap: closeTap, captureDrops: capDrops,
 	}
 	defer r.close()
 
@@ -170,6 +178,12 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 			sys.runTolerant(tctx, r.currentPlan().RoutesDown())
 		}()
 	}
+
+	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, capDrops.Dropped, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	var changed <-chan struct{}
 	if rf.watch {
@@ -203,7 +217,8 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch)
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch,
+		"metrics", node.Mesh.Metrics)
 	err = dev.Run(ctx)
 	// No reload after this one: an unfinished one completes first.
 	r.close()

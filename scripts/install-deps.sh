@@ -5,8 +5,9 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # iproute2: ip netns/veth/bridge; iputils-ping; wireguard-tools: wg(8) to drive stock
 # wireguard-go; tshark (pulls dumpcap): capture checks; python3: checked TCP transfers;
-# procps: pgrep/ps; iperf3 and nftables: the benchmark and firewall experiments.
-PKGS=(iproute2 iputils-ping iperf3 tshark wireguard-tools nftables python3 procps ca-certificates git)
+# procps: pgrep/ps; iperf3 and nftables: the benchmark and firewall experiments;
+# prometheus (for promtool) and curl: the metrics checks.
+PKGS=(iproute2 iputils-ping iperf3 tshark wireguard-tools nftables python3 procps ca-certificates git prometheus curl)
 missing=()
 for p in "${PKGS[@]}"; do
 	[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == 'install ok installed' ]] || missing+=("$p")

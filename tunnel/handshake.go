@@ -9,6 +9,27 @@ import (
 	"github.com/peer-vpn/peer/noise"
 )
 
+// HandshakeResult is how one handshake of a peer ended, as counted in its
+// status.
+type HandshakeResult int
+
+// Handshake results.
+const (
+	HandshakeCompletedInitiator HandshakeResult = iota // our initiation was answered: a session as initiator
+	HandshakeCompletedResponder                        // we answered the peer's initiation: a session as responder
+	HandshakeFailed                                    // a message of the peer's handshake was refused (stale, replayed, not authentic)
+	HandshakeTimeout                                   // no answer within RekeyAttemptTime: we gave up
+	numHandshakeResults
+)
+
+var handshakeResultNames = [numHandshakeResults]string{"completed_initiator", "completed_responder", "failed", "timeout"}
+
+func (r HandshakeResult) String() string { return handshakeResultNames[r] }
+
+// countHandshake counts one handshake of p ending as r. Off the data path:
+// only the handshake worker and the timers call it.
+func (p *Peer) countHandshake(r HandshakeResult) { p.handshakes[r].Add(1) }
+
 // initiateHandshake sends a handshake initiation to p, unless one (or a
 // response) went out less than RekeyTimeout ago, as in wireguard-go's
 // SendHandshakeInitiation. The retransmit timer (retry) obeys that too: it
@@ -187,6 +208,7 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 		d.log.Debug("refused handshake initiation", "from", src, "err", err)
 		return
 	}
+	p.countHandshake(HandshakeCompletedResponder)
 	// From a member (its static key and a fresh timestamp): captured,
 	// before our response, which Wireshark decrypts only after it.
 	d.tapInbound(t, src, b)
@@ -230,6 +252,8 @@ func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Re
 	}
 	defer p.hsMu.Unlock()
 	if err != nil {
+		// A known key: a replayed or stale initiation of this peer.
+		p.countHandshake(HandshakeFailed)
 		return nil, nil, err // the handshake is unchanged
 	}
 	// Our own initiation in flight, if any, was just replaced.
@@ -279,6 +303,7 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 			d.drop(DropUnknownIndex)
 		} else {
 			d.drop(DropHandshake)
+			p.countHandshake(HandshakeFailed)
 		}
 		d.log.Debug("refused handshake response", "peer", p.Name(), "err", err)
 		return
@@ -286,6 +311,7 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 	d.tapInbound(t, src, b) // it authenticated: from the peer we asked
 	p.setEndpoint(src)
 	d.log.Debug("handshake complete", "peer", p.Name(), "endpoint", src)
+	p.countHandshake(HandshakeCompletedInitiator)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
 	p.timers.sessionDerived()

@@ -272,3 +272,57 @@ func TestCloseStopsRateLimiter(t *testing.T) {
 	n.done <- nil // for the mesh's cleanup
 	waitFor(t, "limiter stopped", func() bool { return !limiterRunning() })
 }
+
+// TestHandshakeCountsAndSession: each side counts its handshake by the
+// role it played; the responder has a session only once the initiator's
+// first packet confirms it; a replayed initiation counts as failed.
+func TestHandshakeCountsAndSession(t *testing.T) {
+	clock := startClock()
+	m := newMesh(t, clock,
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
+	var mu sync.Mutex
+	var initiation, held []byte
+	m.net.SetFilter(func(src, dst netip.AddrPort, b []byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		typ, _ := noise.Type(b)
+		switch {
+		case src == alpha.addr && typ == noise.MessageInitiationType && initiation == nil:
+			initiation = append([]byte(nil), b...)
+		case src == alpha.addr && typ == noise.MessageTransportType && held == nil:
+			held = append([]byte(nil), b...)
+			return false
+		}
+		return true
+	})
+	if s := peerStatus(alpha.dev, "beta"); s.Session || s.Handshakes != (HandshakeCounts{}) {
+		t.Fatalf("before any traffic: %+v", s)
+	}
+	first := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("first"))
+	alpha.tun.Inject(first)
+	waitFor(t, "confirmation held back", func() bool { mu.Lock(); defer mu.Unlock(); return held != nil })
+	if s := peerStatus(alpha.dev, "beta"); !s.Session || s.Handshakes != (HandshakeCounts{CompletedInitiator: 1}) {
+		t.Fatalf("alpha, initiator: session %v, handshakes %+v", s.Session, s.Handshakes)
+	}
+	if s := peerStatus(beta.dev, "alpha"); s.Session || s.Handshakes != (HandshakeCounts{CompletedResponder: 1}) {
+		t.Fatalf("beta, responder before confirmation: session %v, handshakes %+v", s.Session, s.Handshakes)
+	}
+	m.net.Deliver(alpha.addr, beta.addr, held)
+	m.expectPacket("beta", first)
+	if s := peerStatus(beta.dev, "alpha"); !s.Session {
+		t.Fatal("beta: no session after alpha's confirming packet")
+	}
+	mu.Lock()
+	replay := initiation
+	mu.Unlock()
+	m.net.Deliver(alpha.addr, beta.addr, replay)
+	waitFor(t, "replayed initiation counted", func() bool {
+		return peerStatus(beta.dev, "alpha").Handshakes.Failed == 1
+	})
+	if s := peerStatus(beta.dev, "alpha"); !s.Session || s.Handshakes.CompletedResponder != 1 {
+		t.Fatalf("beta after the replay: session %v, handshakes %+v", s.Session, s.Handshakes)
+	}
+}

@@ -85,6 +85,7 @@ type Peer struct {
 
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 	drops                                  [numPeerDrops]atomic.Uint64
+	handshakes                             [numHandshakeResults]atomic.Uint64
 }
 
 func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
@@ -315,7 +316,27 @@ type PeerStatus struct {
 	Drops         map[string]uint64 `json:"drops,omitempty"`
 	Prefixes      []string          `json:"prefixes"`
 	Keepalive     string            `json:"persistent_keepalive,omitempty"`
+	// Session is true while a confirmed session can carry data (within
+	// its reject limits of time and messages).
+	Session    bool            `json:"session"`
+	Handshakes HandshakeCounts `json:"handshakes"`
 }
+
+// HandshakeCounts counts a peer's handshakes by result (see
+// HandshakeResult) since the peer was added.
+type HandshakeCounts struct {
+	CompletedInitiator uint64 `json:"completed_initiator"`
+	CompletedResponder uint64 `json:"completed_responder"`
+	Failed             uint64 `json:"failed"`
+	Timeout            uint64 `json:"timeout"`
+}
+
+// DeviceDropReasons returns the names of every device-level drop reason,
+// as Status uses them: a metrics exporter shows them all, zero or not.
+func DeviceDropReasons() []string { return slices.Clone(deviceDropNames[:]) }
+
+// PeerDropReasons returns the names of every per-peer drop reason.
+func PeerDropReasons() []string { return slices.Clone(peerDropNames[:]) }
 
 // Status is a snapshot of the device for `peer status`.
 type Status struct {
@@ -330,6 +351,7 @@ type Status struct {
 
 // Status returns current counters and session state.
 func (d *Device) Status() Status {
+	now := d.clock.Now()
 	s := Status{
 		PublicKey:  d.local.Public.String(),
 		ListenPort: d.conn.LocalPort(),
@@ -353,6 +375,13 @@ func (d *Device) Status() Status {
 			TxPackets: p.txPackets.Load(),
 			TxBytes:   p.txBytes.Load(),
 			Drops:     map[string]uint64{},
+			Session:   usable(p.current.Load(), now),
+			Handshakes: HandshakeCounts{
+				CompletedInitiator: p.handshakes[HandshakeCompletedInitiator].Load(),
+				CompletedResponder: p.handshakes[HandshakeCompletedResponder].Load(),
+				Failed:             p.handshakes[HandshakeFailed].Load(),
+				Timeout:            p.handshakes[HandshakeTimeout].Load(),
+			},
 		}
 		if ep := p.Endpoint(); ep.IsValid() {
 			ps.Endpoint = ep.String()

@@ -130,6 +130,7 @@ func (ts *peerTimers) expiredRetransmitHandshake() {
 	ts.mu.Unlock()
 	if give {
 		ts.p.dev.log.Debug("handshake did not complete, giving up", "peer", ts.p.Name(), "after", noise.RekeyAttemptTime)
+		ts.p.countHandshake(HandshakeTimeout)
 		ts.sendKeepalive.del()
 		ts.p.dropStaged(DropHandshakeTimeout)
 		// Wipe what is left unless a wipe is already scheduled.

@@ -69,6 +69,9 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 	if d := peerStatus(alpha.dev, "beta").Drops["handshake_timeout"]; d != 1 {
 		t.Fatalf("staged packet not dropped as handshake_timeout: %d", d)
 	}
+	if s := peerStatus(alpha.dev, "beta"); s.Handshakes != (HandshakeCounts{Timeout: 1}) || s.Session {
+		t.Fatalf("after giving up: session %v, handshakes %+v, want one timeout", s.Session, s.Handshakes)
+	}
 }
 
 // settle exchanges one packet each way and lets the keepalive timers run
@@ -143,6 +146,9 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 	clock.Advance(noise.RejectAfterTime)
 	if usable(kp, clock.Now()) {
 		t.Fatal("session usable after RejectAfterTime")
+	}
+	if peerStatus(m.nodes["alpha"].dev, "beta").Session {
+		t.Fatal("status shows a session after RejectAfterTime")
 	}
 	// After 3×RejectAfterTime with no new handshake, everything is wiped.
 	clock.Advance(2 * noise.RejectAfterTime)

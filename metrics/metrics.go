@@ -1,0 +1,122 @@
+// Package metrics serves a node's counters to Prometheus, in its text
+// format, with the official client (github.com/prometheus/client_golang).
+//
+// Nothing is counted here: the data path already keeps its counters
+// (atomics, per peer and per drop reason), and a scrape reads them through
+// a Snapshot taken at that moment. So reading metrics costs the data path
+// nothing, and the series follow the running peer set: a peer added by a
+// reload appears at the next scrape, a removed one disappears, a renamed
+// one is shown under its new name. The package knows nothing of the
+// tunnel: its caller fills in the Snapshot.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Snapshot is the state of a node at one scrape.
+type Snapshot struct {
+	// Drops counts, by reason, the packets dropped before they could be
+	// tied to a peer; they are shown with peer="".
+	Drops map[string]uint64
+	Peers []Peer
+}
+
+// Peer is one peer of a Snapshot.
+type Peer struct {
+	Name               string
+	RxBytes, RxPackets uint64
+	TxBytes, TxPackets uint64
+	Handshakes         map[string]uint64 // by result: completed_initiator, completed_responder, failed, timeout
+	LastHandshake      time.Time         // zero if never
+	Drops              map[string]uint64 // by reason
+	Up                 bool              // a session can carry data now
+}
+
+var (
+	descRxBytes = prometheus.NewDesc("peer_rx_bytes_total",
+		"Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.", []string{"peer"}, nil)
+	descTxBytes = prometheus.NewDesc("peer_tx_bytes_total",
+		"Bytes of the transport messages sent to the peer (header, padded packet and tag; keepalives too), as wg counts transfer.", []string{"peer"}, nil)
+	descRxPackets = prometheus.NewDesc("peer_rx_packets_total",
+		"Transport messages from the peer that authenticated, keepalives included.", []string{"peer"}, nil)
+	descTxPackets = prometheus.NewDesc("peer_tx_packets_total",
+		"Transport messages sent to the peer, keepalives included.", []string{"peer"}, nil)
+	descHandshakes = prometheus.NewDesc("peer_handshakes_total",
+		"Handshakes with the peer by result: completed_initiator, completed_responder, failed (a message of it refused), timeout (no answer within 90 s).",
+		[]string{"peer", "result"}, nil)
+	descLastHandshake = prometheus.NewDesc("peer_last_handshake_timestamp_seconds",
+		"Unix time of the peer's latest completed handshake; 0 if none.", []string{"peer"}, nil)
+	descDrops = prometheus.NewDesc("peer_drops_total",
+		"Packets dropped, by peer and reason; peer=\"\" for those that could not be tied to a peer.", []string{"peer", "reason"}, nil)
+	descUp = prometheus.NewDesc("peer_up",
+		"1 while the peer has a session that can carry data, else 0.", []string{"peer"}, nil)
+	descCaptureDropped = prometheus.NewDesc("peer_capture_dropped_total",
+		"Packets the captures did not write (queue full, or the capture stopped).", nil, nil)
+)
+
+// Collector is a prometheus.Collector that reads a Snapshot at every
+// scrape and shows it as constant metrics.
+type Collector struct {
+	snapshot       func() Snapshot
+	captureDropped func() uint64
+}
+
+// NewCollector returns a Collector of what snapshot returns and of the
+// capture drops captureDropped counts (nil: none). Both are called once per
+// scrape, possibly by several scrapes at once, and must not block.
+func NewCollector(snapshot func() Snapshot, captureDropped func() uint64) *Collector {
+	return &Collector{snapshot: snapshot, captureDropped: captureDropped}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRxBytes, descTxBytes, descRxPackets, descTxPackets,
+		descHandshakes, descLastHandshake, descDrops, descUp, descCaptureDropped} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for reason, v := range s.Drops {
+		counter(descDrops, v, "", reason)
+	}
+	for i := range s.Peers {
+		p := &s.Peers[i]
+		counter(descRxBytes, p.RxBytes, p.Name)
+		counter(descTxBytes, p.TxBytes, p.Name)
+		counter(descRxPackets, p.RxPackets, p.Name)
+		counter(descTxPackets, p.TxPackets, p.Name)
+		for result, v := range p.Handshakes {
+			counter(descHandshakes, v, p.Name, result)
+		}
+		var last float64
+		if !p.LastHandshake.IsZero() {
+			last = float64(p.LastHandshake.UnixNano()) / 1e9
+		}
+		gauge(descLastHandshake, last, p.Name)
+		for reason, v := range p.Drops {
+			counter(descDrops, v, p.Name, reason)
+		}
+		up := 0.0
+		if p.Up {
+			up = 1
+		}
+		gauge(descUp, up, p.Name)
+	}
+	var dropped uint64
+	if c.captureDropped != nil {
+		dropped = c.captureDropped()
+	}
+	counter(descCaptureDropped, dropped)
+}
