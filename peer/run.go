@@ -171,10 +171,14 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 	defer ctl.Close()
 
+	// The TUN is up with its addresses, the routes are in and the control
+	// socket answers: systemd may start what depends on the tunnel.
+	sys.notifyState(log, "READY=1", fmt.Sprintf("STATUS=running: %s on UDP port %d, %d peers", p.Iface, conn.LocalPort(), len(peers)))
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
 		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "watch", rf.watch)
 	err = dev.Run(ctx)
+	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")
 	// No reload after this one: an unfinished one completes first.
 	r.close()
 	log.Info("peer down", "node", node.Self.Name)
