@@ -80,7 +80,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   peer -config FILE [-key FILE] [-iface NAME] [-listen PORT] [-socket PATH] [-no-routes]
-       [-driver auto|water|offload] [-watch] [-v] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
+       [-driver auto|water|offload] [-watch] [-v] [-log-format text|json] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
        [-pcap-max-size BYTES] [-pcap-max-files N]
   peer check -config FILE [-key FILE] [-iface NAME] [-listen PORT]
   peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]

@@ -24,6 +24,7 @@ type runFlags struct {
 	workers  int
 	verbose  bool
 	watch    bool
+	logFmt   string
 	capture  captureFlags
 }
 
@@ -41,6 +42,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
 	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
+	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.capture.register(fs)
 	fs.Usage = func() { usage(stderr) }
@@ -51,6 +53,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	case "", "auto", "water", "offload":
 	default:
 		return usageError{fmt.Errorf("-driver %q: want auto, water or offload", rf.driver)}
+	}
+	if rf.logFmt != "text" && rf.logFmt != "json" {
+		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
 	}
 	node, err := rf.loadNode()
 	if err != nil {
@@ -66,7 +71,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(logHandler(rf.logFmt, stderr, level))
 	capOpts := rf.capture.merge(node.Mesh.Capture)
 	if err := capOpts.validate(); err != nil {
 		return usageError{err}
@@ -183,4 +188,14 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	r.close()
 	log.Info("peer down", "node", node.Self.Name)
 	return err
+}
+
+// logHandler is the handler of -log-format: stderr goes to the journal
+// under systemd, and json suits a log shipper. format is "text" or "json".
+func logHandler(format string, w io.Writer, level slog.Leveler) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
