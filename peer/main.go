@@ -8,6 +8,8 @@
 //	peer reload [-iface NAME] [-json]  make the running node apply its changed mesh file
 //	peer decode FILE                   print a pcap/pcapng file one line per packet
 //	peer genkey | peer pubkey          make keys (compatible with wg genkey/pubkey)
+//	peer version                       print the version and commit
+//	peer help                          print the manual
 package main
 
 import (
@@ -55,9 +57,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdGenkey(args, stdout, stderr)
 	case "pubkey":
 		err = cmdPubkey(args, stdin, stdout, stderr)
+	case "version":
+		err = cmdVersion(args, stdout, stderr)
 	case "help":
-		usage(stdout)
-		return 0
+		err = writeHelp(stdout)
 	default:
 		fmt.Fprintf(stderr, "peer: unknown command %q\n", cmd)
 		usage(stderr)
@@ -89,6 +92,8 @@ func usage(w io.Writer) {
   peer decode FILE
   peer genkey
   peer pubkey < private.key
+  peer version
+  peer help                  (the manual: every command, its flags, files, signals)
 `)
 }
 

@@ -38,14 +38,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 	var rf runFlags
 	rf.register(fs)
 	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
-	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
+	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
-	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do)")
 	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.capture.register(fs)
-	fs.Usage = func() { usage(stderr) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
