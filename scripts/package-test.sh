@@ -11,7 +11,8 @@
 # NOTIFY_SOCKET naming a datagram socket that scripts/notify-listen.py serves, must send
 # READY=1 only once its TUN is up with its addresses and its routes installed (the
 # listener reads them with ip(8) the moment READY=1 arrives), RELOADING=1 (with
-# MONOTONIC_USEC) then READY=1 on SIGHUP, and STOPPING=1 on SIGTERM. Last, dpkg -r must
+# MONOTONIC_USEC) then READY=1 on SIGHUP, and STOPPING=1 on SIGTERM; it runs with no
+# capability but those of the unit's CapabilityBoundingSet, and NoNewPrivileges. Last, dpkg -r must
 # remove every file dpkg -L listed, and dpkg -P its database entry. Cleanup purges the
 # package even when a check fails.
 # Refuses to run when a peer package is already installed (it is not ours to remove).
@@ -29,7 +30,7 @@ while (($#)); do
 	*) echo "usage: $0 [--deb FILE] [-v]" >&2; exit 2 ;;
 	esac
 done
-require_cmds dpkg dpkg-deb dpkg-query go git ip python3 timeout
+require_cmds dpkg dpkg-deb dpkg-query go git ip python3 setpriv timeout
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' peer 2>/dev/null) == installed ]]; }
 installed && die "a peer package is already installed here; remove it first (this test will not)"
@@ -101,8 +102,19 @@ pt_wait_until 10 grep -qx LISTENING "$NLOG" || die "the notify listener did not 
 mkdir -p "$PT_DIR/slowip"
 printf '#!/bin/sh\nsleep 0.5\nexec %s "$@"\n' "$(command -v ip)" >"$PT_DIR/slowip/ip"
 chmod 755 "$PT_DIR/slowip/ip"
+# The node runs with the capabilities the unit leaves it (CapabilityBoundingSet of the
+# installed unit, as setpriv(1) words) and NoNewPrivileges, so the test also shows that
+# they are enough for a node with its TUN, addresses and routes.
+UNIT_CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/peer@.service)
+SETPRIV_CAPS=-all
+for c in $UNIT_CAPS; do
+	c=${c#CAP_}
+	SETPRIV_CAPS+=,+${c,,}
+done
+log "node capabilities: $UNIT_CAPS (setpriv --bounding-set=$SETPRIV_CAPS)"
 pt_add_log node "$PT_DIR/node.log"
-pt_spawn "$NS" "$PT_DIR/node.log" env PATH="$PT_DIR/slowip:$PATH" NOTIFY_SOCKET="$NSOCK" /usr/bin/peer -config "$PT_DIR/mesh.yaml" \
+pt_spawn "$NS" "$PT_DIR/node.log" setpriv --bounding-set="$SETPRIV_CAPS" --inh-caps=-all --no-new-privs \
+	env PATH="$PT_DIR/slowip:$PATH" NOTIFY_SOCKET="$NSOCK" /usr/bin/peer -config "$PT_DIR/mesh.yaml" \
 	-key "$PT_DIR/alpha.key" -iface "$IFACE" -socket "$PT_DIR/node.sock" -log-format json
 NODE=$PT_LAST_PID
 
@@ -130,6 +142,14 @@ kill -HUP "$NODE"
 check "SIGHUP: RELOADING=1 with MONOTONIC_USEC" pt_wait_until 10 nth_msg_is 2 'RELOADING=1|MONOTONIC_USEC=[0-9]*'
 check "SIGHUP: then READY=1" pt_wait_until 10 nth_msg_is 3 'READY=1*'
 check "the node still runs after the reload" pt_alive "$NODE"
+only_unit_caps() {
+	local eff
+	eff=$(awk '$1 == "CapEff:" {print $2}' "/proc/$NODE/status")
+	echo "CapEff $eff, the unit allows $UNIT_CAPS"
+	# 0x1000 is bit 12, CAP_NET_ADMIN; a unit that allows more must update this check.
+	[[ $UNIT_CAPS == CAP_NET_ADMIN && $eff == 0000000000001000 ]]
+}
+check "the node ran with only the unit's capabilities" only_unit_caps
 
 kill -TERM "$NODE"
 check "SIGTERM: STOPPING=1" pt_wait_until 10 nth_msg_is 4 'STOPPING=1*'
