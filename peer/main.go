@@ -8,6 +8,8 @@
 //	peer reload [-iface NAME] [-json]  make the running node apply its changed mesh file
 //	peer decode FILE                   print a pcap/pcapng file one line per packet
 //	peer genkey | peer pubkey          make keys (compatible with wg genkey/pubkey)
+//	peer version                       print the version and commit
+//	peer help                          print the manual
 package main
 
 import (
@@ -55,9 +57,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdGenkey(args, stdout, stderr)
 	case "pubkey":
 		err = cmdPubkey(args, stdin, stdout, stderr)
+	case "version":
+		err = cmdVersion(args, stdout, stderr)
 	case "help":
-		usage(stdout)
-		return 0
+		err = writeHelp(stdout)
 	default:
 		fmt.Fprintf(stderr, "peer: unknown command %q\n", cmd)
 		usage(stderr)
@@ -80,8 +83,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   peer -config FILE [-key FILE] [-iface NAME] [-listen PORT] [-socket PATH] [-no-routes]
-       [-wg-socket PATH|none] [-driver auto|water|offload] [-watch] [-v] [-metrics ADDR]
-       [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
+       [-wg-socket PATH|none] [-driver auto|water|offload] [-watch] [-v] [-log-format text|json]
+       [-metrics ADDR] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
        [-pcap-max-size BYTES] [-pcap-max-files N]
   peer check -config FILE [-key FILE] [-iface NAME] [-listen PORT]
   peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]
@@ -90,6 +93,8 @@ func usage(w io.Writer) {
   peer decode FILE
   peer genkey
   peer pubkey < private.key
+  peer version
+  peer help                  (the manual: every command, its flags, files, signals)
 
 -metrics ADDR (or metrics: in the mesh file) serves Prometheus metrics at http://ADDR/metrics.
 ADDR is HOST:PORT with an IP address: 127.0.0.1:9586 for this host only, or an address of it;

@@ -31,7 +31,7 @@ func TestMetricsFlagRefusals(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCmd(t, "", "-h")
-	if code != 0 || !strings.Contains(errOut, "[-metrics ADDR]") || !strings.Contains(errOut, "written out (0.0.0.0:9586, [::]:9586)") {
+	if code != 0 || !strings.Contains(errOut, "-metrics ADDR") || !strings.Contains(errOut, "written out (0.0.0.0:9586, [::]:9586)") {
 		t.Errorf("-h does not show -metrics: %q", errOut)
 	}
 }

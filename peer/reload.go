@@ -210,6 +210,11 @@ func (r *reloader) reload(ctx context.Context) (reloadReport, error) {
 	if r.closed {
 		return reloadReport{}, errShuttingDown
 	}
+	// Under mu, so that concurrent reloads never interleave their
+	// RELOADING=1 and READY=1. The node serves throughout, so READY=1
+	// follows even a refused or failed reload.
+	r.sys.notifyState(r.log, "RELOADING=1", monotonicUsec(), "STATUS=reloading the mesh file")
+	defer r.sys.notifyState(r.log, "READY=1", "STATUS=running")
 	node, err := r.load()
 	if err != nil {
 		var ue usageError

@@ -213,6 +213,10 @@ type nodeOpts struct {
 	addr  string // the socket's address on net
 	wg    string // the wg socket (-wg-socket); "": none
 	wgOpt bool   // wg is the default path: the node may run without it
+	// events, if set, records the system commands and the sd_notify
+	// messages in the one order they happened (a notification as
+	// "sd_notify LINE...").
+	events *recorder
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -259,6 +263,16 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 		runTolerant: n.cmds.run,
 		hangup:      n.hangup,
 		newDevice:   newTunnel,
+	}
+	if o.events != nil {
+		sys.run = func(ctx context.Context, cmds [][]string) error {
+			o.events.run(ctx, cmds)
+			return n.cmds.run(ctx, cmds)
+		}
+		sys.runTolerant = sys.run
+		sys.notify = func(state ...string) error {
+			return o.events.run(context.Background(), [][]string{append([]string{"sd_notify"}, state...)})
+		}
 	}
 	if !o.real {
 		sys.newDevice = func(cfg tunnel.Config) (device, error) {

@@ -24,6 +24,7 @@ type runFlags struct {
 	workers  int
 	verbose  bool
 	watch    bool
+	logFmt   string
 	capture  captureFlags
 	metrics  metricsFlag
 
@@ -45,14 +46,14 @@ func cmdRun(args []string, stderr io.Writer) error {
 	rf.register(fs)
 	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
 	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
-	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of `peer routes` yourself)")
+	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
-	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and `peer reload` do)")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do)")
+	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.metrics.register(fs)
 	rf.capture.register(fs)
-	fs.Usage = func() { usage(stderr) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	case "", "auto", "water", "offload":
 	default:
 		return usageError{fmt.Errorf("-driver %q: want auto, water or offload", rf.driver)}
+	}
+	if rf.logFmt != "text" && rf.logFmt != "json" {
+		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
 	}
 	node, err := rf.loadNode()
 	if err != nil {
@@ -88,7 +92,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(logHandler(rf.logFmt, stderr, level))
 	capOpts := rf.capture.merge(node.Mesh.Capture)
 	if err := capOpts.validate(); err != nil {
 		return usageError{err}
@@ -215,13 +219,27 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		}
 	}
 
+	// The TUN is up with its addresses, the routes are in and the control
+	// socket answers: systemd may start what depends on the tunnel.
+	sys.notifyState(log, "READY=1", fmt.Sprintf("STATUS=running: %s on UDP port %d, %d peers", p.Iface, conn.LocalPort(), len(peers)))
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
 		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch,
 		"metrics", node.Mesh.Metrics)
 	err = dev.Run(ctx)
+	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")
 	// No reload after this one: an unfinished one completes first.
 	r.close()
 	log.Info("peer down", "node", node.Self.Name)
 	return err
+}
+
+// logHandler is the handler of -log-format: stderr goes to the journal
+// under systemd, and json suits a log shipper. format is "text" or "json".
+func logHandler(format string, w io.Writer, level slog.Leveler) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }

@@ -32,6 +32,9 @@ type system struct {
 	hangup <-chan os.Signal
 	// newDevice builds the tunnel (tunnel.New).
 	newDevice func(cfg tunnel.Config) (device, error)
+	// notify tells the service manager of the node's state (sdNotify);
+	// nil: nobody listens.
+	notify func(state ...string) error
 }
 
 // device is the running tunnel as runNode uses it; *tunnel.Device is the
@@ -68,5 +71,6 @@ func hostSystem() system {
 		run:         netconf.Run,
 		runTolerant: netconf.RunTolerant,
 		newDevice:   newTunnel,
+		notify:      sdNotify,
 	}
 }
