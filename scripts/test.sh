@@ -7,7 +7,7 @@
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
 # the namespace tests of NS_TESTS below (scripts/mesh-test.sh, interop-test.sh,
 # capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh, metrics-test.sh) against the peer built
-# here. Every step runs even after a failure; the summary lists each step's result and the exit status is 0 only when all
+# here, and scripts/package-test.sh (the .deb and sd_notify). Every step runs even after a failure; the summary lists each step's result and the exit status is 0 only when all
 # passed. The namespace tests need root: without it they skip, unless CI=true, where
 # they fail.
 set -euo pipefail
@@ -95,6 +95,8 @@ for t in "${NS_TESTS[@]}"; do
 		step "scripts/$t.sh (no peer binary)" false
 	fi
 done
+# The Debian package builds its own binary, installs it, and removes it again.
+step "scripts/package-test.sh" bash scripts/package-test.sh
 
 echo
 echo "==== summary ($((SECONDS - START))s) ===="
