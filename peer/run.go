@@ -138,7 +138,10 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 	defer dev.Close()
-	r.dev = dev
+	// The device's one tap is the fan-out's: reloads replace its -pcap
+	// member.
+	fan := newTapFanout(dev.SetTap, tap)
+	r.dev = fanoutDevice{liveDevice: dev, fan: fan}
 
 	if !rf.noRoutes {
 		if err := sys.run(ctx, p.RoutesUp()); err != nil {
