@@ -182,6 +182,13 @@ func (r *reloader) currentPlan() netconf.Plan {
 	return r.plan
 }
 
+// currentNode is the node's view of the mesh as last applied.
+func (r *reloader) currentNode() *config.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.node
+}
+
 // close ends reloading and closes the tap; the node is shutting down.
 func (r *reloader) close() {
 	r.mu.Lock()
