@@ -497,8 +497,14 @@ func (w *Writer) fail(err error) error {
 		w.err = fmt.Errorf("capture: write %s: %w", name, err)
 		w.failed.Store(true)
 		w.keys.wipe()
-		w.log.Error("packet capture stopped; the tunnel keeps running and further packets are only counted as dropped",
-			"file", name, "err", err)
+		if w.o.Sink != nil {
+			// A stream ends this way when its reader goes away: news,
+			// not trouble; the owner says why it ended.
+			w.log.Info("capture stream ended on a write error", "err", err)
+		} else {
+			w.log.Error("packet capture stopped; the tunnel keeps running and further packets are only counted as dropped",
+				"file", name, "err", err)
+		}
 		if w.file != nil {
 			_ = w.file.Close()
 			w.file = nil
