@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peer-vpn/peer/keys"
@@ -22,6 +23,9 @@ type tapFanout struct {
 	mu   sync.Mutex
 	pcap tunnel.Tap
 	live []tunnel.Tap
+	// pcapEnded is what the -pcap writers replaced by reloads had dropped
+	// when they were replaced.
+	pcapEnded atomic.Uint64
 }
 
 func newTapFanout(set func(tunnel.Tap), pcap tunnel.Tap) *tapFanout {
@@ -33,8 +37,32 @@ func newTapFanout(set func(tunnel.Tap), pcap tunnel.Tap) *tapFanout {
 func (f *tapFanout) SetPcap(t tunnel.Tap) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.pcapEnded.Add(tapDropped(f.pcap))
 	f.pcap = t
 	f.update()
+}
+
+// PcapDropped is what the -pcap writers, the current one and those a reload
+// replaced, could not write.
+func (f *tapFanout) PcapDropped() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pcapEnded.Load() + tapDropped(f.pcap)
+}
+
+// tapDropped is the drop count of t's capture writer, if it has one.
+func tapDropped(t tunnel.Tap) uint64 {
+	if t, ok := t.(*tap); ok && t.w != nil {
+		return t.w.Dropped()
+	}
+	return 0
+}
+
+// captureDropped is the node-wide peer_capture_dropped_total: what every
+// capture writer of the node, -pcap and live, running or ended, could not
+// write. It only reads counters.
+func captureDropped(fan *tapFanout, live *liveCaptures) func() uint64 {
+	return func() uint64 { return fan.PcapDropped() + live.Dropped() }
 }
 
 // add adds a live capture's tap; remove takes it out again. As with any

@@ -313,6 +313,9 @@ func TestLiveCapturesDropped(t *testing.T) {
 	if got := lc.Dropped(); got < running {
 		t.Errorf("Dropped() went from %d to %d when the capture ended", running, got)
 	}
+	if got := captureDropped(fan, lc)(); got != lc.Dropped() {
+		t.Errorf("node-wide capture drops %d, want the live ones (%d): no -pcap here", got, lc.Dropped())
+	}
 	if lc.Running() != 0 {
 		t.Errorf("%d captures running after the client left", lc.Running())
 	}
