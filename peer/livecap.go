@@ -35,6 +35,15 @@ type captureRequest struct {
 	Keys  bool   `json:"keys,omitempty"` // the key log; needs Outer
 }
 
+// maxLiveCaptures bounds the captures attached at once: each holds a writer
+// goroutine and a queue of up to liveQueueLen packet buffers.
+const maxLiveCaptures = 8
+
+// liveQueueLen is the queue of a live capture's writer: a client is a pipe
+// that keeps up or does not, so the queue needs to absorb bursts, not a
+// slow disk.
+const liveQueueLen = 1024
+
 // liveFinishTimeout bounds how long the end of a stream (the statistics
 // blocks) may take to reach a client that stopped reading.
 const liveFinishTimeout = 5 * time.Second
@@ -108,6 +117,11 @@ func (lc *liveCaptures) handle(arg string) (func(net.Conn), error) {
 			return nil, fmt.Errorf("no peer %q in this node's mesh (peers: %v)", req.Peer, names)
 		}
 	}
+	// Checked before the capture starts: requests arriving together may
+	// overshoot by the few in flight, which still bounds them.
+	if lc.Running() >= maxLiveCaptures {
+		return nil, fmt.Errorf("%d live captures are running already, the most a node serves at once", maxLiveCaptures)
+	}
 	return func(c net.Conn) { lc.serve(c, node, req, remote) }, nil
 }
 
@@ -116,7 +130,7 @@ func (lc *liveCaptures) serve(c net.Conn, node *config.Node, req captureRequest,
 	id := lc.nextID.Add(1)
 	log := lc.log.With("capture", id)
 	w, err := capture.NewWriter(capture.Options{
-		Sink: c, Outer: req.Outer, Keys: req.Keys, KeyLifetime: 3 * noise.RejectAfterTime, Log: log,
+		Sink: c, Outer: req.Outer, Keys: req.Keys, KeyLifetime: 3 * noise.RejectAfterTime, QueueLen: liveQueueLen, Log: log,
 	})
 	if err != nil {
 		log.Error("live capture", "err", err)

@@ -320,3 +320,23 @@ func TestLiveCapturesDropped(t *testing.T) {
 		t.Errorf("%d captures running after the client left", lc.Running())
 	}
 }
+
+// TestLiveCaptureLimit: a node serves at most maxLiveCaptures at once.
+func TestLiveCaptureLimit(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta")
+	m.write(t, "", "alpha 10.10.0.1/24 endpoint=192.0.2.1:51820", "beta 10.10.0.2/24")
+	n := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < maxLiveCaptures; i++ {
+		st, err := control.OpenStream(ctx, n.socket, control.RequestCapture, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		waitLive(t, n, i+1)
+	}
+	if _, err := control.OpenStream(ctx, n.socket, control.RequestCapture, "{}"); err == nil || !strings.Contains(err.Error(), "live captures are running") {
+		t.Errorf("capture beyond the limit: %v, want refused", err)
+	}
+}
