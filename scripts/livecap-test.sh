@@ -9,6 +9,7 @@
 #     "tun→beta" and the replies on "beta→tun" with the tunnel addresses, and gamma's too;
 #   - at the same time, a second capture, `-peer gamma -outer -c 20`, shows only gamma's
 #     inner packets, and datagrams to and from gamma's endpoint only ([fd99::3]:51820);
+#   - a capture into a file ended with SIGINT is complete and tshark reads it;
 #   - a capture into a file that is then killed (SIGKILL: no goodbye) is noticed by the
 #     node, which logs that the capture ended and keeps forwarding; `peer status` still
 #     answers, and a new capture still works.
@@ -130,19 +131,50 @@ only_gamma() {
 }
 check "-peer gamma -outer: only gamma's packets and its endpoint's datagrams" only_gamma "$GAMMA"
 
+log "a capture into a file, ended with SIGINT"
+INTF=$PT_DIR/sigint.pcapng
+pt_spawn "$NS_A" "$PT_DIR/sigint.log" "$BIN" capture -socket "$SOCK_A" -peer beta -w "$INTF"
+IPID=$PT_LAST_PID
+check "the SIGINT capture's file gets packets" pt_wait_until 10 test -s "$INTF"
+# sigint_ok: the client exits 0 within 5 s of SIGINT and leaves a whole capture: tshark
+# reads it without error, with beta's echoes, and it ends with the interface statistics.
+sigint_ok() {
+	local rc=0 out
+	kill -INT "$IPID"
+	pt_wait_pid_exit "$IPID" 5 || { echo "peer capture still running 5 s after SIGINT"; return 1; }
+	wait "$IPID" || rc=$?
+	echo "exit $rc: $(cat "$PT_DIR/sigint.log")"
+	((rc == 0)) || return 1
+	out=$(tshark -r "$INTF" "${TSHARK_FIELDS[@]}" 2>&1 | grep -v 'Running as user') || { echo "$out"; return 1; }
+	grep -v -e '^tun→beta|' -e '^beta→tun|' <<<"$out" && { echo "frames of other interfaces"; return 1; }
+	grep -q '^tun→beta|' <<<"$out" && grep -q '^beta→tun|' <<<"$out" || { echo "$out"; return 1; }
+	last_block_is_stats "$INTF"
+}
+# last_block_is_stats FILE: the last pcapng block (little-endian, as peer writes it) is an
+# interface statistics block (type 5): the end of the stream, with the drop counts, arrived.
+last_block_is_stats() {
+	local size len typ
+	size=$(stat -c %s "$1")
+	len=$(od -An -t u4 -j $((size - 4)) -N 4 "$1" | tr -d ' ')
+	typ=$(od -An -t u4 -j $((size - len)) -N 4 "$1" | tr -d ' ')
+	echo "$(basename "$1"): $size bytes, last block of type $typ ($len bytes)"
+	((typ == 5))
+}
+check "SIGINT ends the capture in order: exit 0, beta's packets only, ending with the statistics" sigint_ok
+
 log "a capture whose client is killed"
 KILLED=$PT_DIR/killed.pcapng
 pt_spawn "$NS_A" "$PT_DIR/killed.log" "$BIN" capture -socket "$SOCK_A" -outer -w "$KILLED"
 KPID=$PT_LAST_PID
-started() { (($(grep -c 'live capture started' "$LOG_A") >= 3)); }
-check "the node logs the third capture's start" pt_wait_until 10 started
+started() { (($(grep -c 'live capture started' "$LOG_A") >= 4)); }
+check "the node logs the killed capture's start" pt_wait_until 10 started
 check "the killed client's file got packets" pt_wait_until 10 test -s "$KILLED"
 kill -KILL "$KPID"
 ended() {
 	local n
 	n=$(grep -c 'live capture ended' "$LOG_A" || true)
 	echo "$n 'live capture ended' lines in alpha's log"
-	((n >= 3))
+	((n >= 4))
 }
 check "the node notices the killed client and logs that its capture ended" pt_wait_until 10 ended
 grep -a 'live capture' "$LOG_A" | sed 's/^/    | /'
