@@ -9,6 +9,7 @@
 #     "tun→beta" and the replies on "beta→tun" with the tunnel addresses, and gamma's too;
 #   - at the same time, a second capture, `-peer gamma -outer -c 20`, shows only gamma's
 #     inner packets, and datagrams to and from gamma's endpoint only ([fd99::3]:51820);
+#   - `peer capture -w - | tshark -i -` (the pipe reader behind `wireshark -k -i -`) works;
 #   - a capture into a file ended with SIGINT is complete and tshark reads it;
 #   - a capture into a file that is then killed (SIGKILL: no goodbye) is noticed by the
 #     node, which logs that the capture ended and keeps forwarding; `peer status` still
@@ -131,6 +132,20 @@ only_gamma() {
 }
 check "-peer gamma -outer: only gamma's packets and its endpoint's datagrams" only_gamma "$GAMMA"
 
+# live_pipe: `peer capture -w - | tshark -i -`, tshark reading the pipe as a live
+# interface, as `wireshark -k -i -` does (dumpcap's pipe reader): it stops after 10
+# frames, and peer capture ends when the pipe closes.
+live_pipe() {
+	local out=$PT_DIR/pipe.txt n
+	ip netns exec "$NS_A" timeout 20 "$BIN" capture -socket "$SOCK_A" -w - 2>"$out.err" |
+		timeout 25 tshark -i - -c 10 "${TSHARK_FIELDS[@]}" >"$out" 2>"$out.tshark" || true
+	n=$(grep -c . "$out" || true)
+	echo "tshark -i - read $n frames"
+	((n == 10)) || { cat "$out" "$out.tshark" "$out.err"; return 1; }
+	echoes "$out" beta "$B4" >/dev/null || echoes "$out" gamma "$G4"
+}
+check "peer capture -w - | tshark -i - (the live pipe reader of wireshark -k -i -): 10 frames" live_pipe
+
 log "a capture into a file, ended with SIGINT"
 INTF=$PT_DIR/sigint.pcapng
 pt_spawn "$NS_A" "$PT_DIR/sigint.log" "$BIN" capture -socket "$SOCK_A" -peer beta -w "$INTF"
@@ -166,7 +181,7 @@ log "a capture whose client is killed"
 KILLED=$PT_DIR/killed.pcapng
 pt_spawn "$NS_A" "$PT_DIR/killed.log" "$BIN" capture -socket "$SOCK_A" -outer -w "$KILLED"
 KPID=$PT_LAST_PID
-started() { (($(grep -c 'live capture started' "$LOG_A") >= 4)); }
+started() { (($(grep -c 'live capture started' "$LOG_A") >= 5)); }
 check "the node logs the killed capture's start" pt_wait_until 10 started
 check "the killed client's file got packets" pt_wait_until 10 test -s "$KILLED"
 kill -KILL "$KPID"
@@ -174,7 +189,7 @@ ended() {
 	local n
 	n=$(grep -c 'live capture ended' "$LOG_A" || true)
 	echo "$n 'live capture ended' lines in alpha's log"
-	((n >= 4))
+	((n >= 5))
 }
 check "the node notices the killed client and logs that its capture ended" pt_wait_until 10 ended
 grep -a 'live capture' "$LOG_A" | sed 's/^/    | /'
