@@ -73,9 +73,10 @@ type Server struct {
 	handlers Handlers
 	streams  Streams
 
-	mu     sync.Mutex
-	closed bool
-	open   map[net.Conn]struct{} // connections streaming now
+	mu      sync.Mutex
+	closed  bool
+	open    map[net.Conn]struct{} // connections streaming now
+	running sync.WaitGroup        // their handlers
 }
 
 // Listen creates the socket at path with mode 0600 (its directory 0700 if
@@ -92,7 +93,7 @@ func Listen(path string, handlers Handlers) (*Server, error) {
 }
 
 // ListenStreams is Listen that also serves streaming requests. Close ends
-// the streams still running: their connections are closed.
+// the streams still running (see Close).
 func ListenStreams(path string, handlers Handlers, streams Streams) (*Server, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -246,6 +247,7 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.open[c] = struct{}{}
+	s.running.Add(1)
 	return true
 }
 
@@ -253,14 +255,33 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.open, c)
 	s.mu.Unlock()
+	s.running.Done()
 }
 
-// Close stops serving, ends the streams (their connections are closed) and
-// removes the socket.
+// streamGrace is how long Close lets the streams end in order (a capture
+// writes its statistics) before it closes their connections.
+const streamGrace = 2 * time.Second
+
+// Close stops serving, ends the streams and removes the socket. A stream's
+// handler first reads EOF, as if its client had closed its end, and gets
+// streamGrace to finish; then the connections still open are closed.
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	s.mu.Lock()
 	s.closed = true
+	for c := range s.open {
+		if cr, ok := c.(interface{ CloseRead() error }); ok {
+			cr.CloseRead()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(streamGrace):
+	}
+	s.mu.Lock()
 	for c := range s.open {
 		c.Close()
 	}

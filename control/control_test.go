@@ -255,13 +255,16 @@ func TestStream(t *testing.T) {
 	}
 }
 
-// TestCloseEndsStreams: closing the server closes the streams still open.
+// TestCloseEndsStreams: closing the server ends the streams still open: the
+// handler reads EOF and may still write its last words before the
+// connection is closed.
 func TestCloseEndsStreams(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p0.sock")
 	ended := make(chan struct{})
 	s, err := ListenStreams(path, nil, Streams{RequestCapture: func(string) (func(net.Conn), error) {
 		return func(c net.Conn) {
-			io.Copy(io.Discard, c) // until the connection is closed
+			io.Copy(io.Discard, c) // until EOF
+			io.WriteString(c, "bye\n")
 			close(ended)
 		}, nil
 	}})
@@ -280,6 +283,9 @@ func TestCloseEndsStreams(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream still served 5s after Close")
+	}
+	if rest, err := io.ReadAll(st); err != nil || string(rest) != "bye\n" {
+		t.Errorf("after Close the client read %q, %v; want the handler's bye", rest, err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left after Close: %v", err)
