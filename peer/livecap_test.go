@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -338,5 +339,27 @@ func TestLiveCaptureLimit(t *testing.T) {
 	}
 	if _, err := control.OpenStream(ctx, n.socket, control.RequestCapture, "{}"); err == nil || !strings.Contains(err.Error(), "live captures are running") {
 		t.Errorf("capture beyond the limit: %v, want refused", err)
+	}
+}
+
+// TestLiveCaptureNodeStops: a node that stops ends its live captures in
+// order: the client gets the whole stream, statistics included, and exits 0.
+func TestLiveCaptureNodeStops(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta")
+	m.write(t, "", "alpha 10.10.0.1/24 endpoint=192.0.2.1:51820", "beta 10.10.0.2/24")
+	n := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{})
+	c := startCapture(t, n)
+	waitLive(t, n, 1)
+	feed(n, "beta", 1)
+	n.stop()
+	c.wait(t)
+	pkts, _ := readStream(t, c.out.Bytes())
+	if len(pkts) != 2 {
+		t.Errorf("%d packets, want 2", len(pkts))
+	}
+	b := c.out.Bytes()
+	last := int(binary.LittleEndian.Uint32(b[len(b)-4:])) // a block ends with its length
+	if last > len(b) || binary.LittleEndian.Uint32(b[len(b)-last:]) != 5 {
+		t.Error("the stream does not end with an interface statistics block")
 	}
 }
