@@ -68,3 +68,9 @@ func modeKind(m fs.FileMode) string {
 		return "a special file"
 	}
 }
+
+// CreateFile creates name for a capture by the rules of the Writer's files
+// (see Options.Path): new, mode 0600, a symlink at name replaced rather than
+// followed, a directory or other non-regular file refused. `peer capture -w`
+// uses it.
+func CreateFile(name string) (*os.File, error) { return createPrivate(name) }

@@ -20,11 +20,17 @@ import (
 
 // Options configures a Writer.
 type Options struct {
-	// Path of the pcapng file. Rotated files are Path.1, Path.2, ... Each
+	// Path of the pcapng file; empty when Sink is set. Rotated files are Path.1, Path.2, ... Each
 	// is created as a new regular file of mode 0600, replacing what was at
 	// its path (a symlink there is replaced, not followed); a directory or
 	// other non-regular file at the path is refused.
 	Path string
+	// Sink, instead of Path, is where the pcapng stream goes (a pipe, a
+	// socket): one section, never rotated, and never closed by the Writer.
+	// A write to it that blocks holds up only the writer goroutine: the
+	// queue in front of it drops and counts, as for a slow disk. A write
+	// error ends the capture, as for a file.
+	Sink io.Writer
 	// Outer enables Writer.Outer: the encrypted UDP datagrams as seen on the
 	// wire, on the "wire-out" and "wire-in" interfaces.
 	Outer bool
@@ -152,6 +158,18 @@ func (osFS) Create(name string) (io.WriteCloser, error) { return createPrivate(n
 
 func (osFS) Remove(name string) error { return os.Remove(name) }
 
+// sinkFS hands out its writer as the one file a Writer with a Sink opens
+// (it never rotates), and leaves closing it to the owner.
+type sinkFS struct{ w io.Writer }
+
+func (s sinkFS) Create(string) (io.WriteCloser, error) { return nopCloser{s.w}, nil }
+
+func (sinkFS) Remove(string) error { return nil }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
 // countingWriter counts the bytes that reached the file.
 type countingWriter struct {
 	w io.Writer
@@ -218,7 +236,11 @@ func NewWriter(o Options) (*Writer, error) {
 
 func newWriter(o Options, fs fileSystem) (*Writer, error) {
 	switch {
-	case o.Path == "":
+	case o.Sink != nil && o.Path != "":
+		return nil, errors.New("capture: both a file name and a sink")
+	case o.Sink != nil && (o.MaxSize != 0 || o.MaxFiles != 0):
+		return nil, errors.New("capture: a sink is never rotated")
+	case o.Path == "" && o.Sink == nil:
 		return nil, errors.New("capture: no file name")
 	case o.MaxSize < 0:
 		return nil, fmt.Errorf("capture: negative maximum file size %d", o.MaxSize)
@@ -229,6 +251,9 @@ func newWriter(o Options, fs fileSystem) (*Writer, error) {
 	}
 	if o.QueueLen == 0 {
 		o.QueueLen = DefaultQueueLen
+	}
+	if o.Sink != nil {
+		fs = sinkFS{o.Sink}
 	}
 	if o.KeyLifetime <= 0 {
 		o.KeyLifetime = DefaultKeyLifetime
@@ -379,6 +404,9 @@ func (w *Writer) run() {
 
 // fileName returns the path of rotation number n.
 func (w *Writer) fileName(n int) string {
+	if w.o.Sink != nil {
+		return "(stream)"
+	}
 	if n == 0 {
 		return w.o.Path
 	}
@@ -469,8 +497,14 @@ func (w *Writer) fail(err error) error {
 		w.err = fmt.Errorf("capture: write %s: %w", name, err)
 		w.failed.Store(true)
 		w.keys.wipe()
-		w.log.Error("packet capture stopped; the tunnel keeps running and further packets are only counted as dropped",
-			"file", name, "err", err)
+		if w.o.Sink != nil {
+			// A stream ends this way when its reader goes away: news,
+			// not trouble; the owner says why it ended.
+			w.log.Info("capture stream ended on a write error", "err", err)
+		} else {
+			w.log.Error("packet capture stopped; the tunnel keeps running and further packets are only counted as dropped",
+				"file", name, "err", err)
+		}
 		if w.file != nil {
 			_ = w.file.Close()
 			w.file = nil

@@ -887,3 +887,77 @@ func newHandshake(t *testing.T) handshake {
 		initiatorPublic: b64(sPubI),
 	}
 }
+
+// TestWriterSink streams to an io.Writer: the same blocks as a file (inner
+// and outer interfaces, the key log, the statistics), and a sink that
+// stops reading makes the queue drop and count, never the producer wait.
+func TestWriterSink(t *testing.T) {
+	pr, pw := io.Pipe()
+	w, err := NewWriter(Options{Sink: pw, Outer: true, Keys: true, QueueLen: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := mustPacket(t, "icmp4.pcap", 0)
+	// Nobody reads the pipe yet: the writer goroutine blocks on its first
+	// write, the queue fills, and the rest is dropped and counted.
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		w.Inner(t0.Add(time.Duration(i)), ToPeer, "beta", pkt)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Inner blocked for %v on a sink nobody reads", d)
+	}
+	if w.Dropped() == 0 {
+		t.Error("no drop counted with a blocked sink and a queue of 4")
+	}
+	var out bytes.Buffer
+	copied := make(chan error, 1)
+	go func() { _, err := io.Copy(&out, pr); copied <- err }()
+	for deadline := time.Now().Add(5 * time.Second); len(w.q) > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // the reader drains the queue
+	}
+	w.Outer(t0.Add(time.Second), ToPeer, netip.MustParseAddrPort("192.0.2.1:51820"),
+		netip.MustParseAddrPort("192.0.2.2:51820"), []byte{4, 0, 0, 0, 1, 2, 3, 4})
+	w.Keys(t0.Add(time.Second), "beta", []byte("LOCAL_STATIC_PRIVATE_KEY = "+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close() // the sink is the caller's to close
+	if err := <-copied; err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "stream.pcapng")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := readNg(t, path)
+	if got, want := uint64(len(rb.packets))+w.Dropped(), uint64(21); got != want {
+		t.Errorf("%d packets read + %d dropped, want %d", len(rb.packets), w.Dropped(), want)
+	}
+	var names []string
+	for _, i := range rb.ifaces {
+		names = append(names, i.Name)
+	}
+	if got := strings.Join(names, " "); got != "tun→beta wire-out" {
+		t.Errorf("interfaces %q, want tun→beta wire-out", got)
+	}
+	if s := rb.stats[0]; s.PacketsDropped != w.Dropped() {
+		t.Errorf("tun→beta statistics: %d dropped, want %d", s.PacketsDropped, w.Dropped())
+	}
+	if keys, _ := secrets(t, path); len(keys) != 1 {
+		t.Errorf("%d key log blocks, want 1", len(keys))
+	}
+}
+
+func TestWriterSinkErrors(t *testing.T) {
+	for _, o := range []Options{
+		{Sink: io.Discard, Path: "x.pcapng"},
+		{Sink: io.Discard, MaxSize: 1 << 20},
+		{Sink: io.Discard, MaxFiles: 2},
+	} {
+		if w, err := NewWriter(o); err == nil {
+			w.Close()
+			t.Errorf("NewWriter(%+v) accepted", o)
+		}
+	}
+}

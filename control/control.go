@@ -6,6 +6,11 @@
 // request's name and a newline, the server answers with one JSON value. The
 // node registers one Handler per request name before it listens; a name
 // nobody registered is answered with {"error":"unknown request ..."}.
+//
+// A streaming request ("capture") is its name, a space and an argument on
+// the same line; the server answers with one JSON line, {"ok":true} or
+// {"error":...}, and after an ok the connection is the StreamHandler's: it
+// streams until it is done or the client closes its end.
 package control
 
 import (
@@ -19,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -36,10 +42,20 @@ type Handler func() any
 // Handlers maps request names to their handlers.
 type Handlers map[string]Handler
 
+// StreamHandler starts a streaming request with the argument of its request
+// line. It returns the function that then owns the connection (closed by the
+// server when it returns), or an error, answered as {"error":...}.
+type StreamHandler func(arg string) (serve func(c net.Conn), err error)
+
+// Streams maps streaming request names to their handlers.
+type Streams map[string]StreamHandler
+
 // Request names the node serves.
 const (
 	RequestStatus = "status"
 	RequestReload = "reload"
+	// RequestCapture streams a live pcapng capture; its argument is JSON.
+	RequestCapture = "capture"
 )
 
 // Timeouts: a client has readTimeout to send its request line, and the
@@ -47,7 +63,7 @@ const (
 const (
 	readTimeout  = 5 * time.Second
 	writeTimeout = 5 * time.Second
-	maxRequest   = 256
+	maxRequest   = 1024
 )
 
 // Server answers requests on a unix socket.
@@ -55,6 +71,12 @@ type Server struct {
 	ln       net.Listener
 	path     string
 	handlers Handlers
+	streams  Streams
+
+	mu      sync.Mutex
+	closed  bool
+	open    map[net.Conn]struct{} // connections streaming now
+	running sync.WaitGroup        // their handlers
 }
 
 // Listen creates the socket at path with mode 0600 (its directory 0700 if
@@ -67,13 +89,23 @@ type Server struct {
 // replaced; a live one is an error, and so is anything at path that is not
 // a socket (a mistyped -socket never deletes a file).
 func Listen(path string, handlers Handlers) (*Server, error) {
+	return ListenStreams(path, handlers, nil)
+}
+
+// ListenStreams is Listen that also serves streaming requests. Close ends
+// the streams still running (see Close).
+func ListenStreams(path string, handlers Handlers, streams Streams) (*Server, error) {
 	ln, err := ListenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("control %w", err)
 	}
-	s := &Server{ln: ln, path: path, handlers: make(Handlers, len(handlers))}
+	s := &Server{ln: ln, path: path, handlers: make(Handlers, len(handlers)),
+		streams: make(Streams, len(streams)), open: make(map[net.Conn]struct{})}
 	for name, h := range handlers {
 		s.handlers[name] = h
+	}
+	for name, h := range streams {
+		s.streams[name] = h
 	}
 	go s.serve()
 	return s, nil
@@ -182,6 +214,11 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	name := strings.TrimSpace(line)
+	sname, arg, _ := strings.Cut(name, " ")
+	if sh, ok := s.streams[sname]; ok && sh != nil {
+		s.stream(c, sh, arg)
+		return
+	}
 	h, ok := s.handlers[name]
 	var v any = errorAnswer{Error: fmt.Sprintf("unknown request %q", name)}
 	if ok && h != nil {
@@ -193,14 +230,84 @@ func (s *Server) handle(c net.Conn) {
 	json.NewEncoder(c).Encode(v)
 }
 
-// errorAnswer is the answer to a request nobody registered.
+// errorAnswer is the answer to a request nobody registered, or one a
+// StreamHandler refused.
 type errorAnswer struct {
 	Error string `json:"error"`
 }
 
-// Close stops serving and removes the socket.
+// okAnswer starts a stream.
+type okAnswer struct {
+	OK bool `json:"ok"`
+}
+
+// stream answers a streaming request and hands the connection over.
+func (s *Server) stream(c net.Conn, h StreamHandler, arg string) {
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	serve, err := h(arg)
+	if err != nil {
+		json.NewEncoder(c).Encode(errorAnswer{Error: err.Error()})
+		return
+	}
+	if !s.track(c) {
+		json.NewEncoder(c).Encode(errorAnswer{Error: "the node is shutting down"})
+		return
+	}
+	defer s.untrack(c)
+	if err := json.NewEncoder(c).Encode(okAnswer{OK: true}); err != nil {
+		return // the client left: serve never starts
+	}
+	// The stream's pace is the handler's: it sets its own deadlines.
+	c.SetDeadline(time.Time{})
+	serve(c)
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.open[c] = struct{}{}
+	s.running.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	s.mu.Unlock()
+	s.running.Done()
+}
+
+// streamGrace is how long Close lets the streams end in order (a capture
+// writes its statistics) before it closes their connections.
+const streamGrace = 2 * time.Second
+
+// Close stops serving, ends the streams and removes the socket. A stream's
+// handler first reads EOF, as if its client had closed its end, and gets
+// streamGrace to finish; then the connections still open are closed.
 func (s *Server) Close() error {
 	err := s.ln.Close()
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.open {
+		if cr, ok := c.(interface{ CloseRead() error }); ok {
+			cr.CloseRead()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(streamGrace):
+	}
+	s.mu.Lock()
+	for c := range s.open {
+		c.Close()
+	}
+	s.mu.Unlock()
 	os.Remove(s.path)
 	return err
 }
@@ -231,6 +338,67 @@ func Do(ctx context.Context, path, name string, v any) error {
 		return fmt.Errorf("reading the answer to %s from %s: %w", name, path, err)
 	}
 	return nil
+}
+
+// Stream is the client's end of a streaming request, after the node
+// accepted it: reading it reads the stream.
+type Stream struct {
+	c *net.UnixConn
+	r *bufio.Reader
+}
+
+// Read reads the stream.
+func (s *Stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// CloseWrite tells the node the client is done: the node ends the stream,
+// and what it still sends (the end of a capture) can be read until EOF.
+func (s *Stream) CloseWrite() error { return s.c.CloseWrite() }
+
+// Close closes the connection.
+func (s *Stream) Close() error { return s.c.Close() }
+
+// OpenStream sends the streaming request name with arg to the node at
+// path and returns the stream once the node accepted it. ctx bounds the
+// connection and the node's answer, not the stream.
+func OpenStream(ctx context.Context, path, name, arg string) (*Stream, error) {
+	if strings.ContainsAny(arg, "\n\r") {
+		return nil, errors.New("a stream argument must be one line")
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w with control socket %s", ErrNotRunning, path)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w", path, err)
+	}
+	c := nc.(*net.UnixConn)
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(c, name+" "+arg+"\n"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("asking %s for %s: %w", path, name, err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reading the answer to %s from %s: %w", name, path, err)
+	}
+	var a struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(line, &a); err != nil || !a.OK {
+		c.Close()
+		if a.Error != "" {
+			return nil, fmt.Errorf("%s: %s", path, a.Error)
+		}
+		return nil, fmt.Errorf("the answer to %s from %s: %q", name, path, line)
+	}
+	c.SetDeadline(time.Time{})
+	return &Stream{c: c, r: r}, nil
 }
 
 // Status asks the node listening at path for its status and decodes the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -197,5 +198,96 @@ func TestListenRefusesUnsafeDirectories(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "owned by uid 4242") {
 			t.Errorf("directory of another user: %v", err)
 		}
+	}
+}
+
+// TestStream: a streaming request gets its argument, the client reads what
+// the handler writes, the handler sees the client's CloseWrite as EOF and
+// can still send its last words; a refused one is an error naming why.
+func TestStream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p0.sock")
+	served := make(chan string, 1)
+	s, err := ListenStreams(path, Handlers{RequestStatus: func() any { return "up" }}, Streams{
+		RequestCapture: func(arg string) (func(net.Conn), error) {
+			if arg == "bad" {
+				return nil, errors.New("no such peer")
+			}
+			return func(c net.Conn) {
+				fmt.Fprintf(c, "hello %s\n", arg)
+				b := make([]byte, 16)
+				_, err := c.Read(b) // the client sends nothing more: EOF when it is done
+				fmt.Fprintf(c, "bye\n")
+				served <- fmt.Sprint(err)
+			}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := OpenStream(ctx, path, RequestCapture, "bad"); err == nil || !strings.Contains(err.Error(), "no such peer") {
+		t.Fatalf("refused stream: %v, want the handler's error", err)
+	}
+	st, err := OpenStream(ctx, path, RequestCapture, `{"peer":"beta"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	buf := make([]byte, 64)
+	n, err := st.Read(buf)
+	if err != nil || string(buf[:n]) != "hello {\"peer\":\"beta\"}\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	st.CloseWrite()
+	if got := <-served; got != "EOF" {
+		t.Errorf("handler read %s after CloseWrite, want EOF", got)
+	}
+	rest, err := io.ReadAll(st)
+	if err != nil || string(rest) != "bye\n" {
+		t.Errorf("after CloseWrite read %q, %v; want bye and EOF", rest, err)
+	}
+	// Plain requests still work beside the streams.
+	var v string
+	if err := Status(ctx, path, &v); err != nil || v != "up" {
+		t.Errorf("status: %q, %v", v, err)
+	}
+}
+
+// TestCloseEndsStreams: closing the server ends the streams still open: the
+// handler reads EOF and may still write its last words before the
+// connection is closed.
+func TestCloseEndsStreams(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p0.sock")
+	ended := make(chan struct{})
+	s, err := ListenStreams(path, nil, Streams{RequestCapture: func(string) (func(net.Conn), error) {
+		return func(c net.Conn) {
+			io.Copy(io.Discard, c) // until EOF
+			io.WriteString(c, "bye\n")
+			close(ended)
+		}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := OpenStream(ctx, path, RequestCapture, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s.Close()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still served 5s after Close")
+	}
+	if rest, err := io.ReadAll(st); err != nil || string(rest) != "bye\n" {
+		t.Errorf("after Close the client read %q, %v; want the handler's bye", rest, err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after Close: %v", err)
 	}
 }

@@ -41,6 +41,9 @@ func helpCommands() []helpCommand {
 		{"peer reload [-iface NAME | -socket PATH] [-json]", "Make the running node read its mesh file again and apply what changed\n" +
 			"(as SIGHUP does); print what changed.",
 			func(e io.Writer) error { return cmdReload(h, none, e) }},
+		{"peer capture [-iface NAME | -socket PATH] [flags] -w FILE|-", "Attach to the running node and stream its traffic as pcapng (the format of\n" +
+			"-pcap) to FILE or stdout, until SIGINT or -c packets; no capture flag needed at start.",
+			func(e io.Writer) error { return cmdCapture(h, none, e) }},
 		{"peer decode FILE", "Print a pcap or pcapng file one line per packet.",
 			func(e io.Writer) error { return cmdDecode(h, none, e) }},
 		{"peer genkey", "Print a new private key (the format of wg genkey).",

@@ -6,6 +6,7 @@
 //	peer routes -config peers.yaml     print the route script of this node
 //	peer status [-iface NAME] [-json]  ask the running node for its state
 //	peer reload [-iface NAME] [-json]  make the running node apply its changed mesh file
+//	peer capture [-iface NAME] -w FILE|-   stream the running node's packets as pcapng
 //	peer decode FILE                   print a pcap/pcapng file one line per packet
 //	peer genkey | peer pubkey          make keys (compatible with wg genkey/pubkey)
 //	peer version                       print the version and commit
@@ -51,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdStatus(args, stdout, stderr)
 	case "reload":
 		err = cmdReload(args, stdout, stderr)
+	case "capture":
+		err = cmdCapture(args, stdout, stderr)
 	case "decode":
 		err = cmdDecode(args, stdout, stderr)
 	case "genkey":
@@ -90,6 +93,7 @@ func usage(w io.Writer) {
   peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]
   peer status [-iface NAME | -socket PATH] [-json]
   peer reload [-iface NAME | -socket PATH] [-json]
+  peer capture [-iface NAME | -socket PATH] [-peer NAME] [-outer] [-keys] [-c COUNT] -w FILE|-
   peer decode FILE
   peer genkey
   peer pubkey < private.key

@@ -145,6 +145,9 @@ func (c *captureDrops) track(t tunnel.Tap, closeTap func()) func() {
 
 // Dropped is the packets dropped by every writer, closed or open.
 func (c *captureDrops) Dropped() uint64 {
+	if c == nil {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.closed

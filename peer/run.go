@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -126,6 +127,21 @@ func (rf *runFlags) loadNode() (*config.Node, error) {
 	return node, nil
 }
 
+// peerEndpoint returns the lookup of a peer's current endpoint on dev, or
+// nil (the mesh file's endpoint) for a device that cannot say.
+func peerEndpoint(dev device) func(string) netip.AddrPort {
+	td, ok := dev.(*tunnel.Device)
+	if !ok {
+		return nil
+	}
+	return func(name string) netip.AddrPort {
+		if p := td.PeerByName(name); p != nil {
+			return p.Endpoint()
+		}
+		return netip.AddrPort{}
+	}
+}
+
 // runNode brings the node up, forwards (and reloads) until ctx ends, and
 // takes down what it set up, in reverse order. sys is how it reaches the
 // system; level is the logger's level, which reloads set.
@@ -167,7 +183,11 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 	defer dev.Close()
-	r.dev = dev
+	// The device's one tap is the fan-out's: reloads replace its -pcap
+	// member, `peer capture` adds and removes live ones.
+	fan := newTapFanout(dev.SetTap, tap)
+	r.dev = fanoutDevice{liveDevice: dev, fan: fan}
+	live := newLiveCaptures(fan, r.currentNode, peerEndpoint(dev), log)
 
 	if !rf.noRoutes {
 		if err := sys.run(ctx, p.RoutesUp()); err != nil {
@@ -183,7 +203,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		}()
 	}
 
-	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, capDrops.Dropped, log)
+	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, captureDropped(capDrops, live), log)
 	if err != nil {
 		return err
 	}
@@ -197,9 +217,11 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 
 	sock := rf.socket
-	ctl, err := control.Listen(sock, control.Handlers{
+	ctl, err := control.ListenStreams(sock, control.Handlers{
 		control.RequestStatus: func() any { return dev.Status() },
 		control.RequestReload: func() any { return r.reloadLogged(ctx, "peer reload") },
+	}, control.Streams{
+		control.RequestCapture: live.handle,
 	})
 	if err != nil {
 		return err

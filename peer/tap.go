@@ -95,6 +95,14 @@ type tap struct {
 	locals *localAddrs // remote → local address used to reach it
 }
 
+// keysWarning is said wherever a capture carries the key log: in the node's
+// log for -pcap-keys, and in both the node's log and the client's stderr
+// for `peer capture -keys`.
+const keysWarning = "the capture will hold this node's long-term PRIVATE KEY, " +
+	"with the ephemeral and preshared keys of the sessions captured; whoever has the file " +
+	"can impersonate this node to every peer. Keep the file as secret as the key file, and " +
+	"after sharing it, give this node a new key (peer genkey) and update the mesh file"
+
 // newTap builds the Tap of the options, or nil when nothing is captured.
 func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, func(), error) {
 	if o.Pcap == "" && !o.LogPackets {
@@ -111,20 +119,10 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 		}
 		t.w = w
 		if o.Outer {
-			t.locals = newLocalAddrs(routeLocalAddr)
-			for _, r := range node.Remotes {
-				if r.Endpoint.IsValid() {
-					t.locals.prime(r.Endpoint)
-				}
-			}
-			t.locals.start()
+			t.locals = startLocalAddrs(node)
 		}
 		if o.Keys {
-			log.Warn("-pcap-keys: the capture file will hold this node's long-term PRIVATE KEY, "+
-				"with the ephemeral and preshared keys of the sessions captured; whoever has the file "+
-				"can impersonate this node to every peer. Keep the file as secret as the key file, and "+
-				"after sharing it, give this node a new key (peer genkey) and update the mesh file",
-				"file", o.Pcap)
+			log.Warn("-pcap-keys: "+keysWarning, "file", o.Pcap)
 		}
 	}
 	if o.LogPackets {
@@ -145,6 +143,19 @@ func newTap(node *config.Node, o captureOptions, log *slog.Logger) (tunnel.Tap, 
 		}
 	}
 	return t, closeFn, nil
+}
+
+// startLocalAddrs starts looking up the local addresses toward node's
+// remotes, for the outer datagrams of a capture.
+func startLocalAddrs(node *config.Node) *localAddrs {
+	l := newLocalAddrs(routeLocalAddr)
+	for _, r := range node.Remotes {
+		if r.Endpoint.IsValid() {
+			l.prime(r.Endpoint)
+		}
+	}
+	l.start()
+	return l
 }
 
 func direction(outbound bool) capture.Direction {
