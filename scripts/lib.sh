@@ -405,6 +405,33 @@ pt_bg_result() {
 # pt_ms_since T0: milliseconds since T0 (an ${EPOCHREALTIME/./} value).
 pt_ms_since() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
 
+# pt_peer_args "$@": the command line of a test that takes only [--bin PATH] [-v]. Sets
+# BIN (empty unless given) and PT_VERBOSE; anything else is a usage error (exit 2).
+pt_peer_args() {
+	BIN=
+	while (($#)); do
+		case $1 in
+		--bin) BIN=$2; shift 2 ;;
+		--bin=*) BIN=${1#--bin=}; shift ;;
+		-v) PT_VERBOSE=1; shift ;;
+		*) echo "usage: $0 [--bin PATH] [-v]" >&2; exit 2 ;;
+		esac
+	done
+}
+
+# pt_use_peer: builds ./peer into $PT_DIR unless BIN names one, makes BIN absolute and
+# sets MESH_BIN (topology.sh's nodes run it).
+pt_use_peer() {
+	if [[ -z $BIN ]]; then
+		log "building ./peer"
+		BIN=$PT_DIR/peer
+		pt_build_peer "$BIN" || die "go build ./peer"
+	fi
+	BIN=$(realpath "$BIN")
+	# shellcheck disable=SC2034 # read by topology.sh
+	MESH_BIN=$BIN
+}
+
 # pt_build_peer OUT: builds ./peer from this checkout into OUT.
 pt_build_peer() {
 	(cd "$PT_REPO_DIR" && go build -o "$1" ./peer)

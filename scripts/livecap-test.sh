@@ -20,26 +20,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 90 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN=
-# shellcheck disable=SC2034 # PT_VERBOSE is read by lib.sh's check
-while (($#)); do
-	case $1 in
-	--bin) BIN=$2; shift 2 ;;
-	--bin=*) BIN=${1#--bin=}; shift ;;
-	-v) PT_VERBOSE=1; shift ;;
-	*) echo "usage: $0 [--bin PATH] [-v]" >&2; exit 2 ;;
-	esac
-done
+pt_peer_args "$@"
 require_cmds ip ping timeout tshark grep awk
 
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-# shellcheck disable=SC2034 # read by topology.sh's mesh_status
-MESH_BIN=$BIN
+pt_use_peer
 log "testing $BIN with $(tshark --version 2>/dev/null | head -n 1)"
 
 log "topology: namespaces ${PT_PREFIX}{sw,alpha,beta,gamma,lan3}"

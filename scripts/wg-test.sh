@@ -19,23 +19,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 150 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN=
-while (($#)); do
-	case $1 in
-	--bin) BIN=$2; shift 2 ;;
-	--bin=*) BIN=${1#--bin=}; shift ;;
-	-v) PT_VERBOSE=1; shift ;;
-	*) echo "usage: $0 [--bin PATH] [-v]" >&2; exit 2 ;;
-	esac
-done
+pt_peer_args "$@"
 require_cmds ip ping wg python3 timeout stat
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 log "testing $BIN with $(wg --version | head -n 1)"
 
 log "topology: namespaces ${PT_PREFIX}{sw,alpha,beta,gamma,lan3}"
