@@ -24,6 +24,19 @@ func TestBatchable(t *testing.T) {
 		{[]string{"ip", "-n", "ns1", "route", "replace", "10.0.0.0/24", "dev", "p0"}, false},
 		{[]string{"ip", "-6"}, false},
 		{[]string{"route", "-q", "-n", "add"}, false},
+		// A family the address carries survives the batch line.
+		{[]string{"ip", "-4", "route", "replace", "0.0.0.0/0", "dev", "p0", "table", "51820"}, true},
+		{[]string{"ip", "-6", "route", "del", "::/0", "dev", "p0", "table", "51820"}, true},
+		{[]string{"ip", "-6", "addr", "replace", "fd00::1/64", "dev", "p0"}, true},
+		// One no address carries would be lost: ip defaults to IPv4.
+		{[]string{"ip", "-6", "rule", "add", "table", "main", "suppress_prefixlength", "0"}, false},
+		{[]string{"ip", "-6", "rule", "del", "not", "fwmark", "51820", "table", "51820"}, false},
+		{[]string{"ip", "-4", "rule", "add", "not", "fwmark", "51820", "table", "51820"}, false},
+		{[]string{"ip", "-6", "route", "replace", "default", "dev", "p0"}, false},
+		// An address of the other family: ip would follow the address.
+		{[]string{"ip", "-6", "route", "replace", "10.0.0.0/8", "dev", "p0"}, false},
+		// No family asked for: nothing to lose.
+		{[]string{"ip", "rule", "add", "table", "main", "suppress_prefixlength", "0"}, true},
 	} {
 		if got := batchable(tc.cmd); got != tc.want {
 			t.Errorf("batchable(%q) = %v, want %v", tc.cmd, got, tc.want)
