@@ -1,10 +1,11 @@
 // Package netconf produces the system commands that configure the tunnel
-// interface and its routes, and renders them as a shell script or runs them.
+// interface, its routes and what a node using or serving as an exit needs,
+// and renders them as a shell script or runs them.
 //
-// It is the only place that knows the command syntax: iproute2's `ip` on
-// Linux, and `ifconfig`/`route` on darwin (darwin commands are generated and
-// rendered but only ever run on a Mac). Commands are plain argument vectors
-// ([][]string), run without a shell.
+// It is the only place that knows the command syntax: iproute2's `ip`,
+// `nft` and `sysctl` on Linux, and `ifconfig`/`route` on darwin (darwin
+// commands are generated and rendered but only ever run on a Mac). Commands
+// are plain argument vectors ([][]string), run without a shell.
 package netconf
 
 import (

@@ -82,8 +82,9 @@ func (p Plan) Sysctls() []Sysctl {
 // specific than the default route and so win without replacing it.
 //
 // It returns nil when p has none of UseExit, Exit and ClampMSS (or the OS
-// is unsupported). Every command is idempotent except `ip rule add`, which
-// adds a second copy of an existing rule; Script makes that idempotent too.
+// is unsupported). On Linux every command is idempotent except `ip rule
+// add`, which adds a second copy of an existing rule; on darwin `route add`
+// fails for an existing route. Script makes both idempotent.
 func (p Plan) PolicyUp() [][]string {
 	if !p.hasPolicy() {
 		return nil
