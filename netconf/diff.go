@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -23,12 +24,17 @@ type Changes struct {
 	AddressesAdded, AddressesRemoved []netip.Prefix
 	// RoutesAdded and RoutesRemoved are masked prefixes, in plan order.
 	RoutesAdded, RoutesRemoved []netip.Prefix
+	// PolicyChanged reports that the plans' PolicyUp commands differ
+	// (exit use or service, MSS clamping, or what those depend on: the
+	// addresses, the MTU, darwin's endpoints). The policy is replaced as a
+	// whole rather than diffed: it is a handful of commands.
+	PolicyChanged bool
 }
 
 // Empty reports whether the plans configure the system the same way.
 func (c Changes) Empty() bool {
 	return c.OldMTU == c.NewMTU && len(c.AddressesAdded) == 0 && len(c.AddressesRemoved) == 0 &&
-		len(c.RoutesAdded) == 0 && len(c.RoutesRemoved) == 0
+		len(c.RoutesAdded) == 0 && len(c.RoutesRemoved) == 0 && !c.PolicyChanged
 }
 
 // Compare returns what differs between from and to. Entries Validate
@@ -39,6 +45,7 @@ func Compare(from, to Plan) Changes {
 	c := Changes{OldMTU: from.MTU, NewMTU: to.MTU}
 	c.AddressesAdded, c.AddressesRemoved = setDiff(from.addresses(), to.addresses())
 	c.RoutesAdded, c.RoutesRemoved = setDiff(from.routes(), to.routes())
+	c.PolicyChanged = !slices.EqualFunc(from.PolicyUp(), to.PolicyUp(), slices.Equal)
 	return c
 }
 
@@ -105,12 +112,26 @@ func LinkDiff(from, to Plan) [][]string {
 // route the kernel flushes with an address is not deleted after it is
 // gone, which would fail. Give it plans without routes to leave the
 // routes alone.
+//
+// When the policy changed (Changes.PolicyChanged), Diff first takes down
+// the old one (from.PolicyDown, which restores from.SysctlsBefore) and
+// brings up the new one (to.PolicyUp) last, once the link and routes it
+// relies on are in place. In between, for a node using an exit, traffic
+// outside the mesh briefly leaves by the default route.
 func Diff(from, to Plan) [][]string {
 	c := Compare(from, to)
-	cmds := linkAdds(c, to)
+	var cmds [][]string
+	if c.PolicyChanged {
+		cmds = from.PolicyDown()
+	}
+	cmds = append(cmds, linkAdds(c, to)...)
 	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesRemoved}.RoutesDown()...)
 	cmds = append(cmds, linkRemovals(c, to)...)
-	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+	if c.PolicyChanged {
+		cmds = append(cmds, to.PolicyUp()...)
+	}
+	return cmds
 }
 
 // linkAdds is the first half of LinkDiff: the MTU and the new addresses.

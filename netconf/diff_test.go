@@ -114,3 +114,66 @@ func strs(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+func TestPolicyDiffGolden(t *testing.T) {
+	exitOff := exitPlan(Linux, "peer0")
+	exitOff.Exit = false
+	for _, tc := range []struct {
+		name     string
+		from, to Plan
+	}{
+		{"linux_diff_useexit_on", examplePlan(Linux, "peer0"), exitClientPlan(Linux, "peer0")},
+		{"linux_diff_exit_off", exitPlan(Linux, "peer0"), exitOff},
+		{"darwin_diff_useexit_on", examplePlan(Darwin, "utun3"), exitClientPlan(Darwin, "utun3")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Compare(tc.from, tc.to)
+			if !c.PolicyChanged || c.Empty() {
+				t.Errorf("Compare = %+v, want PolicyChanged", c)
+			}
+			diff := Diff(tc.from, tc.to)
+			golden(t, tc.name, Script("peer: reload of "+tc.to.Iface, diff))
+			// The old policy goes first, the new one last, the rest
+			// as without policy.
+			down, up := tc.from.PolicyDown(), tc.to.PolicyUp()
+			plainFrom, plainTo := tc.from, tc.to
+			plainFrom.UseExit, plainFrom.Exit, plainFrom.ClampMSS = false, false, false
+			plainTo.UseExit, plainTo.Exit, plainTo.ClampMSS = false, false, false
+			want := slices.Concat(down, Diff(plainFrom, plainTo), up)
+			if !slices.EqualFunc(diff, want, slices.Equal) {
+				t.Errorf("Diff =\n%q\nwant\n%q", diff, want)
+			}
+		})
+	}
+}
+
+func TestPolicyUnchanged(t *testing.T) {
+	p := exitClientPlan(Linux, "peer0")
+	q := p
+	// Sysctls read at another time and endpoints, which Linux ignores,
+	// are no change of policy.
+	q.SysctlsBefore = map[string]string{"net.ipv4.conf.all.src_valid_mark": "1"}
+	q.Endpoints = addrs("203.0.113.9")
+	if c := Compare(p, q); !c.Empty() {
+		t.Errorf("Compare = %+v, want empty", c)
+	}
+	if cmds := Diff(p, q); len(cmds) != 0 {
+		t.Errorf("Diff = %q", cmds)
+	}
+	// On darwin the endpoints are policy.
+	d, e := exitClientPlan(Darwin, "utun3"), exitClientPlan(Darwin, "utun3")
+	e.Endpoints = addrs("203.0.113.9")
+	if !Compare(d, e).PolicyChanged {
+		t.Error("darwin: new endpoints are no policy change")
+	}
+	// The MTU is policy only when clamping.
+	r, s := subnetRouterPlan(Linux, "peer0"), subnetRouterPlan(Linux, "peer0")
+	s.MTU = 1380
+	if !Compare(r, s).PolicyChanged {
+		t.Error("new MTU of a clamping plan is no policy change")
+	}
+	p.MTU = 1380
+	if Compare(exitClientPlan(Linux, "peer0"), p).PolicyChanged {
+		t.Error("new MTU of a plan without clamping is a policy change")
+	}
+}
