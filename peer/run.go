@@ -217,6 +217,8 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 				os.Remove(statePath)
 			}
 		}()
+		// NetworkUp: the mesh routes, then PolicyUp (sysctls, the
+		// nftables table, the exit's table and rules, in that order).
 		if err := sys.run(ctx, r.currentPlan().NetworkUp()); err != nil {
 			return fmt.Errorf("installing routes: %w", err)
 		}
