@@ -133,17 +133,71 @@ func TestPolicyDiffGolden(t *testing.T) {
 			}
 			diff := Diff(tc.from, tc.to)
 			golden(t, tc.name, Script("peer: reload of "+tc.to.Iface, diff))
-			// The old policy goes first, the new one last, the rest
-			// as without policy.
-			down, up := tc.from.PolicyDown(), tc.to.PolicyUp()
+			// The routes and link as without policy, then PolicyDiff.
 			plainFrom, plainTo := tc.from, tc.to
 			plainFrom.UseExit, plainFrom.Exit, plainFrom.ClampMSS = false, false, false
 			plainTo.UseExit, plainTo.Exit, plainTo.ClampMSS = false, false, false
-			want := slices.Concat(down, Diff(plainFrom, plainTo), up)
+			want := slices.Concat(Diff(plainFrom, plainTo), PolicyDiff(tc.from, tc.to))
 			if !slices.EqualFunc(diff, want, slices.Equal) {
 				t.Errorf("Diff =\n%q\nwant\n%q", diff, want)
 			}
 		})
+	}
+}
+
+// TestPolicyDiffNoGap: a reload that keeps using an exit never takes its
+// protection down, not even for a moment: no rule, route or table of the
+// policy is deleted, and what changed is replaced atomically.
+func TestPolicyDiffNoGap(t *testing.T) {
+	from := exitClientPlan(Linux, "peer0")
+	from.ClampMSS = true
+	for _, tc := range []struct {
+		name string
+		edit func(*Plan)
+		want [][]string // exactly PolicyDiff
+	}{
+		{"new address", func(p *Plan) { p.Addresses = append(slices.Clone(p.Addresses), netip.MustParsePrefix("10.10.9.1/24")) }, nil},
+		{"new MTU", func(p *Plan) { p.MTU = 1380 }, nil},
+		{"becomes an exit too", func(p *Plan) { p.Exit = true }, [][]string{
+			{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+			{"sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to := from
+			tc.edit(&to)
+			got := PolicyDiff(from, to)
+			if len(got) == 0 {
+				t.Fatal("no change")
+			}
+			for _, c := range got {
+				if kind(c) == teardown {
+					t.Errorf("takes down %q", c)
+				}
+			}
+			nft := got[len(got)-1]
+			if nft[0] != "nft" || nft[1] != to.nftScript() {
+				t.Errorf("last command %q, want the new nft script", nft)
+			}
+			if tc.want != nil && !slices.EqualFunc(got[:len(got)-1], tc.want, slices.Equal) {
+				t.Errorf("before the nft script: %q, want %q", got[:len(got)-1], tc.want)
+			}
+		})
+	}
+	if got := PolicyDiff(from, from); got != nil {
+		t.Errorf("PolicyDiff of a plan with itself = %q", got)
+	}
+	// Stopping to use the exit removes exactly its rules and routes, and
+	// restores src_valid_mark; the table stays for the clamping.
+	to := from
+	to.UseExit = false
+	to.SysctlsBefore = map[string]string{"net.ipv4.conf.all.src_valid_mark": "0"}
+	from.SysctlsBefore = to.SysctlsBefore
+	got := PolicyDiff(from, to)
+	want := slices.Concat([][]string{{"nft", to.nftScript()}}, from.exitRules("del"), from.exitRoutes("del"),
+		[][]string{{"sysctl", "-q", "-w", "net.ipv4.conf.all.src_valid_mark=0"}})
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("exit off:\n%q\nwant\n%q", got, want)
 	}
 }
 

@@ -128,22 +128,36 @@ func (p Plan) PolicyDown() [][]string {
 			cmds = append(cmds, p.exitRules("del")...)
 			cmds = append(cmds, p.exitRoutes("del")...)
 		}
-		cmds = append(cmds, []string{"nft", "delete", "table", "inet", p.nftTable()})
-		set := p.Sysctls()
-		for _, s := range slices.Backward(set) {
-			if v, ok := p.SysctlsBefore[s.Key]; ok {
-				if v = strings.TrimSpace(v); v != s.Value && validSysctlValue(v) {
-					cmds = append(cmds, sysctlCmd(s.Key, v))
-				}
-			}
+		cmds = append(cmds, p.nftDelete())
+		for _, s := range slices.Backward(p.Sysctls()) {
+			cmds = append(cmds, p.sysctlRestore(s)...)
 		}
 	case Darwin:
 		cmds = p.darwinSplit().routeCmds("del", "delete")
 		for _, a := range p.endpoints() {
-			cmds = append(cmds, []string{"route", "-q", "-n", "delete", darwinFamily(a), "-host", a.String()})
+			cmds = append(cmds, darwinEndpointDel(a))
 		}
 	}
 	return cmds
+}
+
+// sysctlRestore returns the command putting s.Key back to its value in
+// SysctlsBefore: none if that is unknown, not a number, or what s sets.
+func (p Plan) sysctlRestore(s Sysctl) [][]string {
+	v, ok := p.SysctlsBefore[s.Key]
+	if v = strings.TrimSpace(v); !ok || v == s.Value || !validSysctlValue(v) {
+		return nil
+	}
+	return [][]string{sysctlCmd(s.Key, v)}
+}
+
+// nftDelete returns the command deleting the node's nftables table.
+func (p Plan) nftDelete() []string { return []string{"nft", "delete", "table", "inet", p.nftTable()} }
+
+// darwinEndpointDel returns the command removing the host route
+// darwinEndpointRoute adds.
+func darwinEndpointDel(a netip.Addr) []string {
+	return []string{"route", "-q", "-n", "delete", darwinFamily(a), "-host", a.String()}
 }
 
 // NetworkUp returns everything a running interface needs after LinkUp:
