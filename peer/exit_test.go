@@ -183,3 +183,31 @@ func TestExitStateAfterCrash(t *testing.T) {
 	n.stop()
 	contains(t, "stop", ev.take(), "sysctl -q -w net.ipv4.conf.all.src_valid_mark=0")
 }
+
+// TestExitPlanCommands: `peer routes` prints the exit's plan, refuses an
+// exit on darwin with exit status 2, and `peer check` names the exit.
+func TestExitPlanCommands(t *testing.T) {
+	mesh, key := writeMesh(t, "    exit: true\n")
+	code, out, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-exit", "beta", "-os", "linux")
+	if code != 0 || !strings.Contains(out, "ip -4 rule add not fwmark 51820 table 51820") {
+		t.Errorf("routes -exit beta: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runCmd(t, "", "check", "-config", mesh, "-key", key, "-exit", "beta")
+	if code != 0 || !strings.Contains(out, "uses exit: beta") || !strings.Contains(out, "table main suppress_prefixlength 0") {
+		t.Errorf("check -exit beta: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-exit", "alpha"); code != 2 || !strings.Contains(stderr, "that is this node") {
+		t.Errorf("-exit naming this node: exit %d, %s", code, stderr)
+	}
+	b, err := os.ReadFile(mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), "    endpoint: 192.0.2.1:51820\n", "    endpoint: 192.0.2.1:51820\n    exit: true\n", 1)
+	if err := os.WriteFile(mesh, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-os", "darwin"); code != 2 || !strings.Contains(stderr, "Linux only") {
+		t.Errorf("an exit on darwin: exit %d, %s", code, stderr)
+	}
+}

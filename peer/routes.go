@@ -27,6 +27,9 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	p := plan(node, *goos)
+	if err := p.Validate(); err != nil {
+		return usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
+	}
 	cmds, verb := p.NetworkUp(), "up"
 	note := ""
 	if *down {

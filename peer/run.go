@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -72,6 +73,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	node, err := rf.loadNode()
 	if err != nil {
 		return err
+	}
+	if err := plan(node, runtime.GOOS).Validate(); err != nil {
+		// An exit on darwin, say: refused before any device is touched.
+		return usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
 	if rf.socket == "" {
 		rf.socket = control.SocketPath(node.Interface.Name)
