@@ -48,6 +48,9 @@ type nodeSpec struct {
 	noEndpoint bool // others do not know where it is
 	tap        Tap
 	knows      []string // the peers it is configured with; nil: every other node
+	// also maps a peer's name to prefixes this node routes to it beyond
+	// the peer's own, as a node routes the internet to its exit.
+	also map[string][]string
 }
 
 func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
@@ -95,7 +98,8 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 				continue
 			}
 			on := m.nodes[o.name]
-			pc := PeerConfig{Name: o.name, PublicKey: on.priv.Public(), Prefixes: on.prefixes, Keepalive: s.keepalive}
+			prefixes := append(slices.Clone(on.prefixes), mustPrefixes(t, s.also[o.name])...)
+			pc := PeerConfig{Name: o.name, PublicKey: on.priv.Public(), Prefixes: prefixes, Keepalive: s.keepalive}
 			if !o.noEndpoint {
 				pc.Endpoint = on.addr
 			}
