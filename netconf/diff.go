@@ -99,7 +99,8 @@ func RoutesDiff(from, to Plan) [][]string {
 // is removed, LinkDiff adds back (with the idempotent `replace`) every IPv4
 // address of to and every IPv4 route both plans have (RoutesDiff adds the
 // new ones; a plan without routes, for a node that does not manage them,
-// restores none). It returns nil when nothing changed.
+// restores none), and for a node using an exit the IPv4 default route of
+// its table. It returns nil when nothing changed.
 func LinkDiff(from, to Plan) [][]string {
 	c := Compare(from, to)
 	return append(linkAdds(c, to), linkRemovals(c, to)...)
@@ -266,7 +267,13 @@ func linkRemovals(c Changes, to Plan) [][]string {
 		}
 	}
 	cmds = append(cmds, restore.addrCmds()...)
-	return append(cmds, restore.RoutesUp()...)
+	cmds = append(cmds, restore.RoutesUp()...)
+	if to.UseExit {
+		// The flush takes the exit's IPv4 default route too: without it
+		// the node's IPv4 traffic would leave outside the tunnel.
+		cmds = append(cmds, to.exitRoutes("replace")[0])
+	}
+	return cmds
 }
 
 // mtuCmds returns the command setting p.MTU, none if it is 0.

@@ -478,3 +478,84 @@ func TestIntegrationExit(t *testing.T) {
 	nsExec(t, ctx, ns, "sh", "-c", down)
 	compare("after the down script over it", snapshot(), orig)
 }
+
+// policyState is what a policy changes in a namespace: the rules, table
+// DefaultFwmark of both families, the nftables ruleset and the sysctls.
+func policyState(t *testing.T, ctx context.Context, ns string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range [][]string{
+		{"ip", "-4", "rule"}, {"ip", "-6", "rule"},
+		// A table that never existed is an error, one that was emptied is
+		// not: both print nothing here.
+		{"sh", "-c", "ip -4 route show table 51820 2>/dev/null || true"},
+		{"sh", "-c", "ip -6 route show table 51820 2>/dev/null || true"},
+		{"nft", "list", "ruleset"},
+		append([]string{"sysctl"}, ManagedSysctls...),
+	} {
+		fmt.Fprintf(&b, "$ %s\n%s", strings.Join(c, " "), nsExec(t, ctx, ns, c...))
+	}
+	return b.String()
+}
+
+// TestIntegrationPolicyDiff: the commands of Diff take a namespace
+// configured with one plan to exactly the policy a namespace configured
+// with the other from scratch has, for each way a reload changes it.
+func TestIntegrationPolicyDiff(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nft not found, and CI=true forbids skipping")
+		}
+		t.Skip("nft not found")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	zero := map[string]string{"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", "net.ipv4.conf.all.src_valid_mark": "0"}
+	with := func(edit func(*Plan)) Plan {
+		p := examplePlan(Linux, "d0")
+		p.SysctlsBefore = zero
+		edit(&p)
+		return p
+	}
+	plain := with(func(*Plan) {})
+	client := with(func(p *Plan) { p.UseExit = true })
+	clientMoved := with(func(p *Plan) {
+		p.UseExit, p.ClampMSS, p.MTU = true, true, 1380
+		p.Addresses = pfxs("10.10.0.9/24", "fd10::9/64")
+	})
+	exit := with(func(p *Plan) { p.Exit, p.ClampMSS = true, true })
+	router := with(func(p *Plan) { p.ClampMSS = true })
+	everything := with(func(p *Plan) { p.UseExit, p.Exit, p.ClampMSS = true, true, true })
+	for _, tc := range []struct {
+		name     string
+		from, to Plan
+	}{
+		{"starts using an exit", plain, client},
+		{"stops using an exit", client, plain},
+		{"moves and clamps while using an exit", client, clientMoved},
+		{"stops being an exit", exit, router},
+		{"becomes an exit and uses one", router, everything},
+		{"drops it all", everything, plain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setUp := func(p Plan) string {
+				ns := newNamespace(t, ctx)
+				cmds := append([][]string{{"sysctl", "-q", "-w", "net.ipv6.conf.d0.accept_dad=0"}}, p.LinkUp()...)
+				if err := Run(ctx, InNamespace(ns, append(cmds, p.NetworkUp()...))); err != nil {
+					t.Fatal(err)
+				}
+				return ns
+			}
+			want := setUp(tc.to)
+			ns := setUp(tc.from)
+			diff := Diff(tc.from, tc.to)
+			if err := Run(ctx, InNamespace(ns, diff)); err != nil {
+				t.Fatalf("diff: %v\n%s", err, Script("", diff))
+			}
+			if got, want := policyState(t, ctx, ns), policyState(t, ctx, want); got != want {
+				t.Errorf("after the diff\n%s\nfrom scratch\n%s\ncommands:\n%s", got, want, Script("", diff))
+			}
+		})
+	}
+}
