@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -209,5 +210,21 @@ func TestExitPlanCommands(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-os", "darwin"); code != 2 || !strings.Contains(stderr, "Linux only") {
 		t.Errorf("an exit on darwin: exit %d, %s", code, stderr)
+	}
+}
+
+func TestWithoutGoneDevice(t *testing.T) {
+	gone := &netconf.CommandError{Args: []string{"ip", "route", "del", "10.10.0.2/32", "dev", "peer0"}, Stderr: `Cannot find device "peer0"`, Err: os.ErrNotExist}
+	other := &netconf.CommandError{Args: []string{"nft", "delete", "table", "inet", "peer-peer0"}, Stderr: "Error: No such file or directory", Err: os.ErrNotExist}
+	if err := withoutGoneDevice(nil); err != nil {
+		t.Errorf("nil: %v", err)
+	}
+	if err := withoutGoneDevice(gone); err != nil {
+		t.Errorf("a route of the gone device: %v", err)
+	}
+	err := withoutGoneDevice(errors.Join(gone, other, gone))
+	var ce *netconf.CommandError
+	if !errors.As(err, &ce) || ce != other || strings.Contains(err.Error(), "Cannot find device") {
+		t.Errorf("joined: %v, want only the nft failure", err)
 	}
 }

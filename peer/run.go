@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
+	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -215,7 +218,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 			// leaves nothing behind either.
 			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := sys.runTolerant(tctx, r.currentPlan().NetworkDown()); err != nil {
+			if err := withoutGoneDevice(sys.runTolerant(tctx, r.currentPlan().NetworkDown())); err != nil {
 				log.Warn("taking down routes and policy", "err", err)
 			}
 			if statePath != "" {
@@ -290,4 +293,26 @@ func logHandler(format string, w io.Writer, level slog.Leveler) slog.Handler {
 		return slog.NewJSONHandler(w, opts)
 	}
 	return slog.NewTextHandler(w, opts)
+}
+
+// withoutGoneDevice drops from err (a RunTolerant result) the failures of
+// commands that found the interface gone: the device closes before the
+// teardown runs, and its routes went with it, which is what was asked.
+func withoutGoneDevice(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if many, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = many.Unwrap()
+	}
+	var keep []error
+	for _, e := range errs {
+		var ce *netconf.CommandError
+		if errors.As(e, &ce) && strings.Contains(ce.Stderr, "Cannot find device") {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
 }
