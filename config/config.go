@@ -29,6 +29,11 @@
 //     not supported.
 //   - Parse reports every problem it finds (as an ErrorList), not only the
 //     first.
+//   - Prefixes of different peers may nest (10.20.0.0/16 beside
+//     10.20.5.0/24: the longest match wins, as in the tunnel's table), but
+//     the same prefix may not be routed to two peers. A default route
+//     (0.0.0.0/0, ::/0) is never a subnet: a peer offers it with exit: true,
+//     and only the nodes that say use_exit route through it.
 package config
 
 import (
@@ -102,6 +107,14 @@ type Peer struct {
 	// PresharedKeyFile is the preshared key file path, "" if none; relative
 	// paths are already joined to the mesh file's directory.
 	PresharedKeyFile string
+	// Exit is exit: true: this peer forwards traffic from the mesh to the
+	// outside world, and offers 0.0.0.0/0 and ::/0 to the nodes that use it.
+	Exit bool
+	// UseExit is use_exit: the name of the exit peer this node sends every
+	// destination outside the mesh through, "" for none. It matters only to
+	// the node whose own entry it is; UseExitLine is its line.
+	UseExit     string
+	UseExitLine int
 	// Line is the line of the list item in the mesh file.
 	Line int
 }

@@ -29,10 +29,23 @@ type NodeOptions struct {
 	// ListenPort overrides the port of this node's endpoint; 0 means the
 	// endpoint's port, or DefaultListenPort if this node has no endpoint.
 	ListenPort int
+	// Exit overrides the use_exit of this node's entry: the name of an
+	// exit peer, ExitNone for none, "" to keep what the file says.
+	Exit string
 	// Resolve looks up the addresses of an endpoint's DNS name; nil uses
 	// net.DefaultResolver.
 	Resolve func(host string) ([]netip.Addr, error)
 }
+
+// ExitNone is the NodeOptions.Exit (the -exit flag) that turns the mesh
+// file's use_exit off.
+const ExitNone = "none"
+
+// DefaultRoutes are what an exit offers the nodes that use it: every
+// destination, of both families. A node using an exit routes IPv6 into the
+// tunnel even when the exit has no IPv6 uplink, so that nothing leaks
+// around an IPv4-only tunnel; the exit answers unreachable.
+var DefaultRoutes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
 // Remote is another peer as this node sees it.
 type Remote struct {
@@ -54,7 +67,14 @@ type Node struct {
 	ListenPort int       // UDP port to listen on
 	Interface  Interface // Mesh.Interface with overrides applied
 	Remotes    []Remote  // every other peer, in file order
+	// Exit is the remote this node sends every destination outside the
+	// mesh through (its Prefixes end with DefaultRoutes), nil for none.
+	Exit *Remote
 }
+
+// Forwards reports whether this node forwards between its tunnel and other
+// interfaces: it is an exit, or it has subnets routed to it.
+func (n *Node) Forwards() bool { return n.Self.Exit || len(n.Self.Subnets) > 0 }
 
 // Node computes this host's view of the mesh. It reads the private key
 // (opts.KeyFile, else private_key_file), finds the peer with the matching
@@ -152,15 +172,56 @@ func (m *Mesh) Node(opts NodeOptions) (*Node, error) {
 		}
 		n.Remotes = append(n.Remotes, r)
 	}
+	// Parse has checked the file's use_exit; only -exit can still be wrong.
+	exit := n.Self.UseExit
+	if opts.Exit != "" {
+		exit = opts.Exit
+	}
+	switch {
+	case exit == "" || exit == ExitNone:
+	case exit == n.Self.Name:
+		return nil, fmt.Errorf("-exit %s: that is this node; a node cannot be its own exit", exit)
+	case n.Self.Exit:
+		return nil, fmt.Errorf("-exit %s: this node is an exit itself; it sends the world out through its own uplink", exit)
+	default:
+		if err := m.checkExit(exit); err != nil {
+			return nil, fmt.Errorf("-exit %s: %w", exit, err)
+		}
+	}
+	for i := range n.Remotes {
+		if r := &n.Remotes[i]; exit != ExitNone && r.Peer.Name == exit {
+			r.Prefixes = append(r.Prefixes, DefaultRoutes...)
+			n.Exit = r
+		}
+	}
 	return n, nil
 }
 
+// checkExit says why peer name cannot be an exit of this mesh, if it
+// cannot; Parse has checked the use_exit fields the same way.
+func (m *Mesh) checkExit(name string) error {
+	i := slices.IndexFunc(m.Peers, func(p Peer) bool { return p.Name == name })
+	switch {
+	case i < 0:
+		return fmt.Errorf("no peer of %s is named %q (want an exit peer, or %s)", m.File, name, ExitNone)
+	case !m.Peers[i].Exit:
+		return fmt.Errorf("peer %q (%s:%d) is not an exit; give it exit: true", name, m.File, m.Peers[i].Line)
+	}
+	return nil
+}
+
 // Routes returns every remote prefix this node routes into the tunnel (for
-// route scripts), sorted by address then length, without duplicates.
+// route scripts), sorted by address then length, without duplicates. The
+// DefaultRoutes of an exit are not among them: they take policy routing,
+// not a route in the main table (see Exit).
 func (n *Node) Routes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range n.Remotes {
-		out = append(out, r.Prefixes...)
+		for _, p := range r.Prefixes {
+			if p.Bits() != 0 {
+				out = append(out, p)
+			}
+		}
 	}
 	slices.SortFunc(out, comparePrefix)
 	return slices.Compact(out)

@@ -47,7 +47,8 @@ type parser struct {
 // field is one key: value pair of a mapping.
 type field struct{ key, val *yaml.Node }
 
-// routed is one prefix routed to a peer, for the overlap check.
+// routed is one prefix routed to a peer, for the check that no prefix is
+// routed to two.
 type routed struct {
 	pfx  netip.Prefix
 	peer int
@@ -555,7 +556,7 @@ func validName(s string) bool {
 func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 	label := peerLabel(i, n)
 	out := Peer{Line: n.Line}
-	fs, ok := p.mapping(n, label, "name", "public_key", "address", "subnets", "endpoint", "keepalive", "preshared_key_file")
+	fs, ok := p.mapping(n, label, "name", "public_key", "address", "subnets", "endpoint", "keepalive", "preshared_key_file", "exit", "use_exit")
 	if !ok {
 		return out, nil
 	}
@@ -617,6 +618,10 @@ func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 				p.errorf(it.line, "%s: subnet %q: %v", label, it.s, err)
 				continue
 			}
+			if s.Bits() == 0 {
+				p.errorf(it.line, "%s: subnet %s is a default route; to send the world through this peer give it exit: true and the nodes that want that use_exit: NAME", label, s)
+				continue
+			}
 			out.Subnets = append(out.Subnets, s)
 			rs = append(rs, routed{s, i, it.line, "subnet " + s.String()})
 		}
@@ -640,6 +645,14 @@ func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 	if f, ok := fs["preshared_key_file"]; ok {
 		if s, ok := p.str(f, label+": preshared_key_file"); ok && s != "" {
 			out.PresharedKeyFile = p.path(s)
+		}
+	}
+	if f, ok := fs["exit"]; ok && !isNull(f.val) {
+		out.Exit, _ = p.boolean(f, label+": exit")
+	}
+	if f, ok := fs["use_exit"]; ok {
+		if s, ok := p.str(f, label+": use_exit"); ok && s != "" {
+			out.UseExit, out.UseExitLine = s, f.val.Line
 		}
 	}
 	return out, rs
@@ -834,38 +847,72 @@ func (p *parser) crossChecks(m *Mesh, rs []routed) {
 		}
 	}
 
-	// Prefixes nest or are disjoint. Sorted by first address, then by length
-	// (shortest first), every prefix containing the current one is on the
-	// stack, so one pass finds every prefix contained in another peer's.
+	// Prefixes of different peers may nest (the longest match wins), but
+	// one prefix routed to two peers would leave the choice to the order
+	// of the file. Sorted, equal prefixes are neighbours.
 	slices.SortStableFunc(rs, func(a, b routed) int {
 		if c := a.pfx.Addr().Compare(b.pfx.Addr()); c != 0 {
 			return c
 		}
 		return a.pfx.Bits() - b.pfx.Bits()
 	})
-	var stack []routed
-	for _, r := range rs {
-		for len(stack) > 0 {
-			top := stack[len(stack)-1]
-			if top.pfx.Bits() <= r.pfx.Bits() && top.pfx.Contains(r.pfx.Addr()) {
-				break
-			}
-			stack = stack[:len(stack)-1]
+	for i := 0; i < len(rs); {
+		j := i + 1
+		for j < len(rs) && rs[j].pfx == rs[i].pfx {
+			j++
 		}
-		for j := len(stack) - 1; j >= 0; j-- {
-			o := stack[j]
-			if o.peer == r.peer {
-				continue
-			}
-			first, second := o, r
-			if second.line < first.line {
-				first, second = second, first
-			}
-			p.errorf(second.line, "%s %s overlaps %s of %s (line %d); a prefix may be routed to one peer only",
-				nameOf(m, second.peer), second.desc, first.desc, nameOf(m, first.peer), first.line)
-			break
+		p.sameRoutes(m, rs[i:j])
+		i = j
+	}
+	p.exits(m, names)
+}
+
+// sameRoutes reports each entry of group, entries routing one prefix, that
+// routes it to another peer than an earlier line does.
+func (p *parser) sameRoutes(m *Mesh, group []routed) {
+	if len(group) < 2 {
+		return
+	}
+	group = slices.Clone(group)
+	slices.SortStableFunc(group, func(a, b routed) int { return a.line - b.line })
+	first := group[0]
+	for _, r := range group[1:] {
+		if r.peer != first.peer {
+			p.errorf(r.line, "%s %s is also %s of %s (line %d); a prefix may be routed to one peer only (nested prefixes are fine: the longest one wins)",
+				nameOf(m, r.peer), r.desc, first.desc, nameOf(m, first.peer), first.line)
 		}
-		stack = append(stack, r)
+	}
+}
+
+// exits checks every use_exit: it must name another peer, one that says
+// exit: true and does not itself use an exit. names maps peer names to
+// their index.
+func (p *parser) exits(m *Mesh, names map[string]int) {
+	var allNames []string
+	for n := range names {
+		allNames = append(allNames, n)
+	}
+	slices.Sort(allNames)
+	for i := range m.Peers {
+		pe := &m.Peers[i]
+		if pe.UseExit == "" {
+			continue
+		}
+		j, ok := names[pe.UseExit]
+		switch {
+		case !ok:
+			msg := fmt.Sprintf("%s: use_exit: no peer is named %q", nameOf(m, i), pe.UseExit)
+			if s := suggest(pe.UseExit, allNames); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			p.errorf(pe.UseExitLine, "%s", msg)
+		case j == i:
+			p.errorf(pe.UseExitLine, "%s: use_exit names this peer itself; a node cannot be its own exit", nameOf(m, i))
+		case !m.Peers[j].Exit:
+			p.errorf(pe.UseExitLine, "%s: use_exit: peer %q (line %d) is not an exit; give it exit: true", nameOf(m, i), pe.UseExit, m.Peers[j].Line)
+		case pe.Exit:
+			p.errorf(pe.UseExitLine, "%s: use_exit: this peer is an exit itself; an exit sends the world out through its own uplink, not through another exit", nameOf(m, i))
+		}
 	}
 }
 

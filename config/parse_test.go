@@ -152,38 +152,10 @@ func TestParseRefusals(t *testing.T) {
 		{"subnet garbage", edit(7, "    address: 10.10.0.2/24\n    subnets: [x/24]"), 8, "not an IP prefix"},
 
 		// Overlaps between peers.
-		{"subnet contains later subnet", `peers:
-  - name: alpha
-    public_key: K1
-    address: 10.10.0.1/24
-  - name: beta
-    public_key: K2
-    address: 10.10.0.2/24
-    subnets: [10.20.0.0/16]
-  - name: gamma
-    public_key: K3
-    address: 10.10.0.3/24
-    subnets:
-      - 10.30.0.0/16
-      - 10.20.1.0/24
-`, 14, `peer "gamma" subnet 10.20.1.0/24 overlaps subnet 10.20.0.0/16 of peer "beta" (line 8)`},
-		{"subnet contains earlier subnet", `peers:
-  - name: alpha
-    public_key: K1
-    address: 10.10.0.1/24
-  - name: beta
-    public_key: K2
-    address: 10.10.0.2/24
-    subnets: [10.20.1.0/24]
-  - name: gamma
-    public_key: K3
-    address: 10.10.0.3/24
-    subnets: [10.20.0.0/16]
-`, 12, `peer "gamma" subnet 10.20.0.0/16 overlaps subnet 10.20.1.0/24 of peer "beta" (line 8)`},
-		{"subnet contains other peer's address", edit(7, "    address: 10.10.0.2/24\n    subnets: [10.10.0.0/25]"), 8,
-			`peer "beta" subnet 10.10.0.0/25 overlaps address 10.10.0.1 of peer "alpha" (line 4)`},
 		{"same address twice", edit(7, "    address: [fd10::2/64, 10.10.0.1/24]"), 7,
-			`peer "beta" address 10.10.0.1 overlaps address 10.10.0.1 of peer "alpha" (line 4)`},
+			`peer "beta" address 10.10.0.1 is also address 10.10.0.1 of peer "alpha" (line 4)`},
+		{"subnet is other peer's address", edit(7, "    address: 10.10.0.2/24\n    subnets: [10.10.0.1/32]"), 8,
+			`peer "beta" subnet 10.10.0.1/32 is also address 10.10.0.1 of peer "alpha" (line 4)`},
 		{"same subnet twice", `peers:
   - name: alpha
     public_key: K1
@@ -193,8 +165,27 @@ func TestParseRefusals(t *testing.T) {
     public_key: K2
     address: 10.10.0.2/24
     subnets: [fd00:20::/48]
-`, 9, `peer "beta" subnet fd00:20::/48 overlaps subnet fd00:20::/48 of peer "alpha" (line 5)`},
-		{"default route", edit(7, "    address: 10.10.0.2/24\n    subnets: [0.0.0.0/0]"), 8, `overlaps address 10.10.0.1 of peer "alpha"`},
+`, 9, `peer "beta" subnet fd00:20::/48 is also subnet fd00:20::/48 of peer "alpha" (line 5)`},
+		{"default route", edit(7, "    address: 10.10.0.2/24\n    subnets: [0.0.0.0/0]"), 8, `subnet 0.0.0.0/0 is a default route; to send the world through this peer give it exit: true`},
+		{"default route v6", edit(7, "    address: 10.10.0.2/24\n    subnets: [10.20.0.0/16, \"::/0\"]"), 8, `subnet ::/0 is a default route`},
+
+		// Exits.
+		{"exit not a bool", edit(7, "    address: 10.10.0.2/24\n    exit: yes please"), 8, `peer "beta": exit: expected true or false`},
+		{"use_exit unknown", edit(7, "    address: 10.10.0.2/24\n    use_exit: alfa"), 8, `peer "beta": use_exit: no peer is named "alfa" (did you mean "alpha"?)`},
+		{"use_exit not an exit", edit(7, "    address: 10.10.0.2/24\n    use_exit: alpha"), 8, `peer "beta": use_exit: peer "alpha" (line 2) is not an exit; give it exit: true`},
+		{"use_exit itself", edit(7, "    address: 10.10.0.2/24\n    exit: true\n    use_exit: beta"), 9, `peer "beta": use_exit names this peer itself`},
+		{"exit uses exit", `peers:
+  - name: alpha
+    public_key: K1
+    address: 10.10.0.1/24
+    exit: true
+  - name: beta
+    public_key: K2
+    address: 10.10.0.2/24
+    exit: true
+    use_exit: alpha
+`, 10, `peer "beta": use_exit: this peer is an exit itself`},
+		{"use_exit not a string", edit(7, "    address: 10.10.0.2/24\n    use_exit: [alpha]"), 8, `peer "beta": use_exit: expected a string`},
 
 		// Endpoints.
 		{"endpoint no port", edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2"), 8, `endpoint "203.0.113.2": missing port`},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -16,7 +17,11 @@ import (
 // single `ip -batch -` instead.
 
 // batchable reports whether c can be a line of `ip -batch`: an ip command
-// whose arguments need no quoting.
+// whose arguments need no quoting, and whose family, if it names one with
+// -4 or -6, is also carried by its first address. A batch line cannot
+// carry -4/-6 (batchLine drops them), so `ip -6 rule add table main
+// suppress_prefixlength 0`, which has no address, would become an IPv4
+// rule in a batch; such commands run on their own.
 func batchable(c []string) bool {
 	if len(c) < 2 || c[0] != "ip" {
 		return false
@@ -29,13 +34,39 @@ func batchable(c []string) bool {
 	// Options other than the family cannot go on a batch line, and
 	// `ip netns exec` runs another program.
 	args := c[1:]
+	family := ""
 	for len(args) > 0 && (args[0] == "-4" || args[0] == "-6") {
+		family = args[0]
 		args = args[1:]
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return false
 	}
-	return !(len(args) > 1 && args[0] == "netns" && args[1] == "exec")
+	if len(args) > 1 && args[0] == "netns" && args[1] == "exec" {
+		return false
+	}
+	return family == "" || addressFamily(args) == family
+}
+
+// addressFamily returns "-4" or "-6" for the first argument that is an IP
+// address or prefix, as ip would take the family from it, and "" if there
+// is none.
+func addressFamily(args []string) string {
+	for _, a := range args {
+		addr, err := netip.ParseAddr(a)
+		if err != nil {
+			p, perr := netip.ParsePrefix(a)
+			if perr != nil {
+				continue
+			}
+			addr = p.Addr()
+		}
+		if addr.Is4() {
+			return "-4"
+		}
+		return "-6"
+	}
+	return ""
 }
 
 // batchEnd returns the end of the run of batchable commands starting at i.
@@ -48,7 +79,8 @@ func batchEnd(cmds [][]string, i int) int {
 }
 
 // batchLine is c without the leading "ip" and without -4/-6: a batch line
-// cannot carry options, and ip takes the family from the address anyway.
+// cannot carry options, and ip takes the family from the address, which
+// batchable made sure agrees.
 func batchLine(c []string) string {
 	args := c[1:]
 	for len(args) > 0 && (args[0] == "-4" || args[0] == "-6") {

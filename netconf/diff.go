@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -23,12 +24,17 @@ type Changes struct {
 	AddressesAdded, AddressesRemoved []netip.Prefix
 	// RoutesAdded and RoutesRemoved are masked prefixes, in plan order.
 	RoutesAdded, RoutesRemoved []netip.Prefix
+	// PolicyChanged reports that the plans' PolicyUp commands differ
+	// (exit use or service, MSS clamping, or what those depend on: the
+	// addresses, the MTU, darwin's endpoints). The policy is replaced as a
+	// whole rather than diffed: it is a handful of commands.
+	PolicyChanged bool
 }
 
 // Empty reports whether the plans configure the system the same way.
 func (c Changes) Empty() bool {
 	return c.OldMTU == c.NewMTU && len(c.AddressesAdded) == 0 && len(c.AddressesRemoved) == 0 &&
-		len(c.RoutesAdded) == 0 && len(c.RoutesRemoved) == 0
+		len(c.RoutesAdded) == 0 && len(c.RoutesRemoved) == 0 && !c.PolicyChanged
 }
 
 // Compare returns what differs between from and to. Entries Validate
@@ -39,6 +45,7 @@ func Compare(from, to Plan) Changes {
 	c := Changes{OldMTU: from.MTU, NewMTU: to.MTU}
 	c.AddressesAdded, c.AddressesRemoved = setDiff(from.addresses(), to.addresses())
 	c.RoutesAdded, c.RoutesRemoved = setDiff(from.routes(), to.routes())
+	c.PolicyChanged = !slices.EqualFunc(from.PolicyUp(), to.PolicyUp(), slices.Equal)
 	return c
 }
 
@@ -105,12 +112,112 @@ func LinkDiff(from, to Plan) [][]string {
 // route the kernel flushes with an address is not deleted after it is
 // gone, which would fail. Give it plans without routes to leave the
 // routes alone.
+//
+// When the policy changed (Changes.PolicyChanged), Diff ends with
+// PolicyDiff, once the link and routes the policy relies on are in place.
 func Diff(from, to Plan) [][]string {
 	c := Compare(from, to)
 	cmds := linkAdds(c, to)
 	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesRemoved}.RoutesDown()...)
 	cmds = append(cmds, linkRemovals(c, to)...)
-	return append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+	cmds = append(cmds, Plan{OS: to.OS, Iface: to.Iface, Routes: c.RoutesAdded}.RoutesUp()...)
+	if c.PolicyChanged {
+		cmds = append(cmds, PolicyDiff(from, to)...)
+	}
+	return cmds
+}
+
+// PolicyDiff returns the commands that take the policy of from to that of
+// to without ever taking it down in between: a node using an exit that
+// reloads (new addresses, a new MTU, a new subnet) must not leak a single
+// packet past the tunnel. On Linux: the sysctls to sets that from did not
+// (or to another value); the nftables table replaced in its one atomic
+// transaction when its script changed (or deleted when to has none); the
+// exit's routes and rules added when to starts using an exit, removed when
+// it stops; and the restore of each sysctl from set and to does not (from
+// from.SysctlsBefore, as PolicyDown would). On darwin: the split routes
+// come or go with UseExit; while both use an exit only the endpoints' host
+// routes that changed are added or removed. It returns nil when the
+// policies are the same.
+func PolicyDiff(from, to Plan) [][]string {
+	if slices.EqualFunc(from.PolicyUp(), to.PolicyUp(), slices.Equal) {
+		return nil
+	}
+	switch to.OS {
+	case Linux:
+		return linuxPolicyDiff(from, to)
+	case Darwin:
+		switch {
+		case from.UseExit && to.UseExit:
+			var cmds [][]string
+			added, removed := addrDiff(from.endpoints(), to.endpoints())
+			for _, a := range removed {
+				cmds = append(cmds, darwinEndpointDel(a))
+			}
+			for _, a := range added {
+				cmds = append(cmds, darwinEndpointRoute(a))
+			}
+			return cmds
+		case to.UseExit:
+			return to.PolicyUp()
+		default:
+			return from.PolicyDown()
+		}
+	}
+	return nil
+}
+
+func linuxPolicyDiff(from, to Plan) [][]string {
+	values := func(p Plan) map[string]string {
+		m := map[string]string{}
+		for _, s := range p.Sysctls() {
+			m[s.Key] = s.Value
+		}
+		return m
+	}
+	fromSet, toSet := values(from), values(to)
+	var cmds [][]string
+	for _, s := range to.Sysctls() {
+		if v, ok := fromSet[s.Key]; !ok || v != s.Value {
+			cmds = append(cmds, sysctlCmd(s.Key, s.Value))
+		}
+	}
+	switch {
+	case to.hasPolicy() && (!from.hasPolicy() || from.nftScript() != to.nftScript()):
+		cmds = append(cmds, []string{"nft", to.nftScript()})
+	case !to.hasPolicy() && from.hasPolicy():
+		cmds = append(cmds, from.nftDelete())
+	}
+	switch {
+	case to.UseExit && !from.UseExit:
+		cmds = append(cmds, to.exitRoutes("replace")...)
+		cmds = append(cmds, to.exitRules("add")...)
+	case from.UseExit && !to.UseExit:
+		cmds = append(cmds, from.exitRules("del")...)
+		cmds = append(cmds, from.exitRoutes("del")...)
+	}
+	for _, s := range slices.Backward(from.Sysctls()) {
+		if _, kept := toSet[s.Key]; !kept {
+			cmds = append(cmds, from.sysctlRestore(s)...)
+		}
+	}
+	return cmds
+}
+
+// addrDiff returns the addresses of to missing from from (added) and those
+// of from missing from to (removed), each in its own slice's order.
+func addrDiff(from, to []netip.Addr) (added, removed []netip.Addr) {
+	for _, a := range to {
+		if !slices.Contains(from, a) {
+			added = append(added, a)
+		}
+	}
+	for _, a := range from {
+		if !slices.Contains(to, a) {
+			removed = append(removed, a)
+		}
+	}
+	return added, removed
 }
 
 // linkAdds is the first half of LinkDiff: the MTU and the new addresses.

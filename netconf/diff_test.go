@@ -114,3 +114,120 @@ func strs(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+func TestPolicyDiffGolden(t *testing.T) {
+	exitOff := exitPlan(Linux, "peer0")
+	exitOff.Exit = false
+	for _, tc := range []struct {
+		name     string
+		from, to Plan
+	}{
+		{"linux_diff_useexit_on", examplePlan(Linux, "peer0"), exitClientPlan(Linux, "peer0")},
+		{"linux_diff_exit_off", exitPlan(Linux, "peer0"), exitOff},
+		{"darwin_diff_useexit_on", examplePlan(Darwin, "utun3"), exitClientPlan(Darwin, "utun3")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Compare(tc.from, tc.to)
+			if !c.PolicyChanged || c.Empty() {
+				t.Errorf("Compare = %+v, want PolicyChanged", c)
+			}
+			diff := Diff(tc.from, tc.to)
+			golden(t, tc.name, Script("peer: reload of "+tc.to.Iface, diff))
+			// The routes and link as without policy, then PolicyDiff.
+			plainFrom, plainTo := tc.from, tc.to
+			plainFrom.UseExit, plainFrom.Exit, plainFrom.ClampMSS = false, false, false
+			plainTo.UseExit, plainTo.Exit, plainTo.ClampMSS = false, false, false
+			want := slices.Concat(Diff(plainFrom, plainTo), PolicyDiff(tc.from, tc.to))
+			if !slices.EqualFunc(diff, want, slices.Equal) {
+				t.Errorf("Diff =\n%q\nwant\n%q", diff, want)
+			}
+		})
+	}
+}
+
+// TestPolicyDiffNoGap: a reload that keeps using an exit never takes its
+// protection down, not even for a moment: no rule, route or table of the
+// policy is deleted, and what changed is replaced atomically.
+func TestPolicyDiffNoGap(t *testing.T) {
+	from := exitClientPlan(Linux, "peer0")
+	from.ClampMSS = true
+	for _, tc := range []struct {
+		name string
+		edit func(*Plan)
+		want [][]string // exactly PolicyDiff
+	}{
+		{"new address", func(p *Plan) { p.Addresses = append(slices.Clone(p.Addresses), netip.MustParsePrefix("10.10.9.1/24")) }, nil},
+		{"new MTU", func(p *Plan) { p.MTU = 1380 }, nil},
+		{"becomes an exit too", func(p *Plan) { p.Exit = true }, [][]string{
+			{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+			{"sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to := from
+			tc.edit(&to)
+			got := PolicyDiff(from, to)
+			if len(got) == 0 {
+				t.Fatal("no change")
+			}
+			for _, c := range got {
+				if kind(c) == teardown {
+					t.Errorf("takes down %q", c)
+				}
+			}
+			nft := got[len(got)-1]
+			if nft[0] != "nft" || nft[1] != to.nftScript() {
+				t.Errorf("last command %q, want the new nft script", nft)
+			}
+			if tc.want != nil && !slices.EqualFunc(got[:len(got)-1], tc.want, slices.Equal) {
+				t.Errorf("before the nft script: %q, want %q", got[:len(got)-1], tc.want)
+			}
+		})
+	}
+	if got := PolicyDiff(from, from); got != nil {
+		t.Errorf("PolicyDiff of a plan with itself = %q", got)
+	}
+	// Stopping to use the exit removes exactly its rules and routes, and
+	// restores src_valid_mark; the table stays for the clamping.
+	to := from
+	to.UseExit = false
+	to.SysctlsBefore = map[string]string{"net.ipv4.conf.all.src_valid_mark": "0"}
+	from.SysctlsBefore = to.SysctlsBefore
+	got := PolicyDiff(from, to)
+	want := slices.Concat([][]string{{"nft", to.nftScript()}}, from.exitRules("del"), from.exitRoutes("del"),
+		[][]string{{"sysctl", "-q", "-w", "net.ipv4.conf.all.src_valid_mark=0"}})
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("exit off:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestPolicyUnchanged(t *testing.T) {
+	p := exitClientPlan(Linux, "peer0")
+	q := p
+	// Sysctls read at another time and endpoints, which Linux ignores,
+	// are no change of policy.
+	q.SysctlsBefore = map[string]string{"net.ipv4.conf.all.src_valid_mark": "1"}
+	q.Endpoints = addrs("203.0.113.9")
+	if c := Compare(p, q); !c.Empty() {
+		t.Errorf("Compare = %+v, want empty", c)
+	}
+	if cmds := Diff(p, q); len(cmds) != 0 {
+		t.Errorf("Diff = %q", cmds)
+	}
+	// On darwin the endpoints are policy.
+	d, e := exitClientPlan(Darwin, "utun3"), exitClientPlan(Darwin, "utun3")
+	e.Endpoints = addrs("203.0.113.9")
+	if !Compare(d, e).PolicyChanged {
+		t.Error("darwin: new endpoints are no policy change")
+	}
+	// The MTU is policy only when clamping.
+	r, s := subnetRouterPlan(Linux, "peer0"), subnetRouterPlan(Linux, "peer0")
+	s.MTU = 1380
+	if !Compare(r, s).PolicyChanged {
+		t.Error("new MTU of a clamping plan is no policy change")
+	}
+	p.MTU = 1380
+	if Compare(exitClientPlan(Linux, "peer0"), p).PolicyChanged {
+		t.Error("new MTU of a plan without clamping is a policy change")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -289,4 +290,191 @@ func TestIntegrationDiff(t *testing.T) {
 			})
 		}
 	}
+}
+
+// nsExec runs a command inside the namespace with `ip netns exec` and
+// returns its stdout.
+func nsExec(t *testing.T, ctx context.Context, ns string, args ...string) string {
+	t.Helper()
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("in %s: %s: %v: %s", ns, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// exitIntegrationPlan uses an exit, serves as one and clamps, on d0.
+func exitIntegrationPlan(before map[string]string) Plan {
+	return Plan{
+		OS:        Linux,
+		Iface:     "d0",
+		MTU:       1420,
+		Addresses: pfxs("10.10.0.1/24", "fd10::1/64"),
+		Routes:    pfxs("10.10.0.2/32", "10.20.1.0/24", "fd00:20:1::/64"),
+		UseExit:   true, Exit: true, ClampMSS: true,
+		SysctlsBefore: before,
+	}
+}
+
+// The helper process: TestIntegrationExit runs this test binary inside its
+// namespace, so that Run executes the plan natively, batching included (a
+// command wrapped by InNamespace is never batched, and the batch is where
+// an IPv6 rule could lose its family).
+const exitHelperEnv = "NETCONF_EXIT_HELPER"
+
+func TestIntegrationExitHelper(t *testing.T) {
+	mode := os.Getenv(exitHelperEnv)
+	if mode == "" {
+		t.Skip("helper process of TestIntegrationExit")
+	}
+	var before map[string]string
+	if err := json.Unmarshal([]byte(os.Getenv(exitHelperEnv+"_BEFORE")), &before); err != nil {
+		t.Fatal(err)
+	}
+	p := exitIntegrationPlan(before)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	switch mode {
+	case "up":
+		if err := Run(ctx, p.NetworkUp()); err != nil {
+			t.Fatalf("Run(NetworkUp): %v", err)
+		}
+	case "down":
+		if err := RunTolerant(ctx, p.NetworkDown()); err != nil {
+			t.Fatalf("RunTolerant(NetworkDown): %v", err)
+		}
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
+}
+
+// TestIntegrationExit brings up a plan using and serving as an exit in a
+// namespace, checks the rules (IPv6 ones included), table, nftables table
+// and sysctls, runs the up script over it (no duplicated rule), tears it
+// down, and checks that rules, routes, nftables and sysctls are exactly as
+// before, twice (the down script after the teardown must find nothing to
+// do).
+func TestIntegrationExit(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"nft", "sysctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found, and CI=true forbids skipping", tool)
+			}
+			t.Skipf("%s not found", tool)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ns := newNamespace(t, ctx)
+	// No duplicate address detection: the addresses' local routes must
+	// not change on their own between snapshots.
+	nsExec(t, ctx, ns, "sysctl", "-q", "-w", "net.ipv6.conf.d0.accept_dad=0")
+
+	before := map[string]string{}
+	for _, k := range ManagedSysctls {
+		before[k] = strings.TrimSpace(nsExec(t, ctx, ns, "sysctl", "-n", k))
+	}
+	t.Logf("sysctls before: %v", before)
+	p := exitIntegrationPlan(before)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(ctx, InNamespace(ns, p.LinkUp())); err != nil {
+		t.Fatalf("LinkUp: %v", err)
+	}
+
+	type snap map[string]string
+	snapshot := func() snap {
+		s := snap{}
+		for _, c := range [][]string{
+			{"ip", "rule"}, {"ip", "-6", "rule"},
+			{"ip", "route", "show", "table", "all"}, {"ip", "-6", "route", "show", "table", "all"},
+			{"nft", "list", "ruleset"},
+			append([]string{"sysctl"}, ManagedSysctls...),
+		} {
+			s[strings.Join(c, " ")] = nsExec(t, ctx, ns, c...)
+		}
+		return s
+	}
+	compare := func(when string, got, want snap) {
+		t.Helper()
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: %s differs\n--- now\n%s--- before\n%s", when, k, got[k], w)
+			}
+		}
+	}
+	helper := func(mode string) {
+		t.Helper()
+		b, _ := json.Marshal(before)
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, "-test.run=^TestIntegrationExitHelper$", "-test.v", "-test.timeout=30s")
+		cmd.Env = append(os.Environ(), exitHelperEnv+"="+mode, exitHelperEnv+"_BEFORE="+string(b))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestIntegrationExitHelper") {
+			t.Fatalf("helper %s: %v\n%s", mode, err, out)
+		}
+	}
+	count := func(out, substr string) int { return strings.Count(out, substr) }
+	check := func(when string) {
+		t.Helper()
+		for _, fam := range []string{"-4", "-6"} {
+			rules := nsOutput(t, ctx, ns, fam, "rule")
+			for _, r := range []string{"not from all fwmark 0xca6c lookup 51820", "from all lookup main suppress_prefixlength 0"} {
+				if n := count(rules, r); n != 1 {
+					t.Errorf("%s: ip %s rule has %q %d times, want once:\n%s", when, fam, r, n, rules)
+				}
+			}
+			if table := nsOutput(t, ctx, ns, fam, "route", "show", "table", "51820"); !strings.HasPrefix(table, "default dev d0") {
+				t.Errorf("%s: ip %s route show table 51820:\n%s", when, fam, table)
+			}
+		}
+		if tables := nsExec(t, ctx, ns, "nft", "list", "tables"); tables != "table inet peer-d0\n" {
+			t.Errorf("%s: nft tables:\n%s", when, tables)
+		}
+		table := nsExec(t, ctx, ns, "nft", "list", "table", "inet", "peer-d0")
+		for _, want := range []string{
+			"chain forward", "maxseg size > 1380 tcp option maxseg size set 1380", "maxseg size > 1360 tcp option maxseg size set 1360",
+			"chain postrouting", `iifname "d0" oifname != "d0" masquerade`,
+			"chain premangle", "chain postmangle", "meta mark 0x0000ca6c ct mark set meta mark",
+			"chain preraw", "ip daddr 10.10.0.1 fib saddr type != local drop", "ip6 daddr fd10::1 fib saddr type != local drop",
+		} {
+			if !strings.Contains(table, want) {
+				t.Errorf("%s: nft table lacks %q:\n%s", when, want, table)
+			}
+		}
+		for _, k := range ManagedSysctls {
+			if v := strings.TrimSpace(nsExec(t, ctx, ns, "sysctl", "-n", k)); v != "1" {
+				t.Errorf("%s: %s = %s, want 1", when, k, v)
+			}
+		}
+	}
+
+	orig := snapshot()
+	helper("up")
+	check("after Run(NetworkUp)")
+
+	up, err := p.UpScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsExec(t, ctx, ns, "sh", "-c", up)
+	check("after the up script over it")
+
+	helper("down")
+	compare("after RunTolerant(NetworkDown)", snapshot(), orig)
+
+	down, err := p.DownScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsExec(t, ctx, ns, "sh", "-c", down)
+	compare("after the down script over it", snapshot(), orig)
 }

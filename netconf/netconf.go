@@ -1,16 +1,19 @@
 // Package netconf produces the system commands that configure the tunnel
-// interface and its routes, and renders them as a shell script or runs them.
+// interface, its routes and what a node using or serving as an exit needs,
+// and renders them as a shell script or runs them.
 //
-// It is the only place that knows the command syntax: iproute2's `ip` on
-// Linux, and `ifconfig`/`route` on darwin (darwin commands are generated and
-// rendered but only ever run on a Mac). Commands are plain argument vectors
-// ([][]string), run without a shell.
+// It is the only place that knows the command syntax: iproute2's `ip`,
+// `nft` and `sysctl` on Linux, and `ifconfig`/`route` on darwin (darwin
+// commands are generated and rendered but only ever run on a Mac). Commands
+// are plain argument vectors ([][]string), run without a shell.
 package netconf
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // Plan describes the desired configuration of one tunnel interface.
@@ -30,6 +33,32 @@ type Plan struct {
 	// 10.10.0.2/32 inside 10.10.0.1/24) is kept on purpose: it is harmless
 	// and makes the routing table state every peer explicitly.
 	Routes []netip.Prefix
+
+	// UseExit makes this node send every destination outside the mesh
+	// into the interface, to the peer serving as the mesh's exit, as
+	// wg-quick does for AllowedIPs 0.0.0.0/0 and ::/0. Routes still win:
+	// they are more specific. See PolicyUp.
+	UseExit bool
+	// Endpoints are the other peers' endpoint addresses. With UseExit on
+	// darwin each gets a host route through the default gateway, so that
+	// the encrypted packets to it do not loop into the tunnel. Linux
+	// ignores them: there the node's socket carries DefaultFwmark, which
+	// the rules exempt from the tunnel.
+	Endpoints []netip.Addr
+	// Exit makes this node an exit: IP forwarding on for both families,
+	// and what arrives from the interface for elsewhere masqueraded
+	// behind the address of the interface it leaves by. Linux only.
+	Exit bool
+	// ClampMSS is for a node that forwards between the interface and
+	// others (an exit, or a node with routed subnets): the MSS of
+	// forwarded TCP SYNs is clamped to what fits the tunnel, since
+	// endpoints beyond the interface do not know its smaller MTU and
+	// path MTU discovery is often blocked. Linux only; ignored on darwin.
+	ClampMSS bool
+	// SysctlsBefore holds the values the ManagedSysctls had before the
+	// node changed them, as read from the system. PolicyDown restores
+	// exactly those; a key missing here is not restored.
+	SysctlsBefore map[string]string
 }
 
 // Supported values of Plan.OS.
@@ -53,14 +82,32 @@ const maxIfaceLen = 15
 // interface name that is empty, too long or contains characters outside
 // [A-Za-z0-9_.-] (or starts with '-'), an MTU outside [MinMTU, MaxMTU] or
 // below MinMTUIPv6 while IPv6 is configured, or an invalid or IPv4-mapped
-// IPv6 address or route. Command generators skip entries Validate rejects, so
-// call Validate first.
+// IPv6 address or route; Exit on darwin; an invalid, IPv4-mapped,
+// unspecified or zoned endpoint; a SysctlsBefore key outside ManagedSysctls
+// or a value that is not an integer. Command generators skip entries
+// Validate rejects, so call Validate first.
 func (p Plan) Validate() error {
 	if p.OS != Linux && p.OS != Darwin {
 		return fmt.Errorf("netconf: unsupported OS %q (want %q or %q)", p.OS, Linux, Darwin)
 	}
 	if err := validIface(p.Iface); err != nil {
 		return err
+	}
+	if p.Exit && p.OS != Linux {
+		return errors.New("netconf: serving as an exit is supported on Linux only")
+	}
+	for _, a := range p.Endpoints {
+		if err := validEndpoint(a); err != nil {
+			return err
+		}
+	}
+	for k, v := range p.SysctlsBefore {
+		if !slices.Contains(ManagedSysctls, k) {
+			return fmt.Errorf("netconf: SysctlsBefore has %q, which is not one of ManagedSysctls", k)
+		}
+		if !validSysctlValue(strings.TrimSpace(v)) {
+			return fmt.Errorf("netconf: SysctlsBefore[%q] = %q is not an integer", k, v)
+		}
 	}
 	hasV6 := false
 	for _, a := range p.Addresses {
@@ -204,24 +251,31 @@ func ipCmd(p netip.Prefix, args ...string) []string {
 	return append(cmd, args...)
 }
 
-// UpScript validates p and renders LinkUp followed by RoutesUp as a script
-// (see Script) whose header names the interface.
+// UpScript validates p and renders LinkUp followed by NetworkUp (RoutesUp,
+// then PolicyUp) as a script (see Script) whose header names the interface.
 func (p Plan) UpScript() (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", err
 	}
-	h := fmt.Sprintf("peer: bring up interface %s (%s): MTU, addresses, link, routes.\nSafe to run more than once.", p.Iface, p.OS)
-	return Script(h, append(p.LinkUp(), p.RoutesUp()...)), nil
+	what := "MTU, addresses, link, routes"
+	if p.hasPolicy() {
+		what += ", exit and forwarding policy"
+	}
+	h := fmt.Sprintf("peer: bring up interface %s (%s): %s.\nSafe to run more than once.", p.Iface, p.OS, what)
+	return Script(h, append(p.LinkUp(), p.NetworkUp()...)), nil
 }
 
-// DownScript validates p and renders RoutesDown as a script (see Script)
-// whose header names the interface.
+// DownScript validates p and renders NetworkDown (PolicyDown, then
+// RoutesDown) as a script (see Script) whose header names the interface.
 func (p Plan) DownScript() (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", err
 	}
 	h := fmt.Sprintf("peer: remove the routes of interface %s (%s).\nSafe to run more than once; routes already gone are skipped.", p.Iface, p.OS)
-	return Script(h, p.RoutesDown()), nil
+	if p.hasPolicy() {
+		h = fmt.Sprintf("peer: remove the exit and forwarding policy and the routes of interface %s (%s).\nSafe to run more than once; what is already gone is skipped.", p.Iface, p.OS)
+	}
+	return Script(h, p.NetworkDown()), nil
 }
 
 // InNamespace returns copies of cmds that run inside the Linux network

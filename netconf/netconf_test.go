@@ -503,3 +503,31 @@ func TestRunTolerant(t *testing.T) {
 		t.Errorf("RunTolerant with canceled context = %v, want one context error", err)
 	}
 }
+
+func TestScriptPolicyKinds(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"nft", "delete", "table", "inet", "peer-p0"}, "nft delete table inet peer-p0 || true"},
+		{[]string{"ip", "netns", "exec", "ns1", "nft", "delete", "table", "inet", "peer-p0"}, "ip netns exec ns1 nft delete table inet peer-p0 || true"},
+		// A script that deletes and re-creates is not a teardown.
+		{[]string{"nft", "add table inet peer-p0\ndelete table inet peer-p0\ntable inet peer-p0 {\n}"},
+			"nft 'add table inet peer-p0\ndelete table inet peer-p0\ntable inet peer-p0 {\n}'"},
+		{[]string{"nft", "list", "ruleset"}, "nft list ruleset"},
+		{[]string{"ip", "-6", "rule", "add", "table", "main", "suppress_prefixlength", "0"},
+			"ip -6 rule del table main suppress_prefixlength 0 2>/dev/null || true\nip -6 rule add table main suppress_prefixlength 0"},
+		{[]string{"ip", "netns", "exec", "ns1", "ip", "-4", "rule", "add", "not", "fwmark", "51820", "table", "51820"},
+			"ip netns exec ns1 ip -4 rule del not fwmark 51820 table 51820 2>/dev/null || true\nip netns exec ns1 ip -4 rule add not fwmark 51820 table 51820"},
+		{[]string{"ip", "-4", "rule", "del", "not", "fwmark", "51820", "table", "51820"}, "ip -4 rule del not fwmark 51820 table 51820 || true"},
+		// `ip route add` is not a rule (and this package uses replace).
+		{[]string{"ip", "route", "add", "10.0.0.0/8", "dev", "p0"}, "ip route add 10.0.0.0/8 dev p0"},
+		{[]string{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"}, "sysctl -q -w net.ipv4.ip_forward=1"},
+		{[]string{"sh", "-c", "route -q -n delete -inet -host 192.0.2.1"}, "sh -c 'route -q -n delete -inet -host 192.0.2.1'"},
+	} {
+		want := "#!/bin/sh\nset -e\n" + tc.want + "\n"
+		if got := Script("", [][]string{tc.cmd}); got != want {
+			t.Errorf("Script(%q) =\n%s\nwant\n%s", tc.cmd, got, want)
+		}
+	}
+}

@@ -11,12 +11,17 @@ import (
 //
 // Script makes the result safe to run twice. Commands that remove state
 // (`ip ... del|delete|flush`, `route ... delete`, `ifconfig ... -alias|delete`,
-// also when wrapped by InNamespace) get `|| true`, so a route that is already
-// gone does not stop the script. A darwin `route ... add ...`, which fails
-// when the route exists, is rendered as
+// `nft delete ...`, also when wrapped by InNamespace) get `|| true`, so a
+// route or table that is already gone does not stop the script. A darwin
+// `route ... add ...`, which fails when the route exists, is rendered as
 // `route ... change ... 2>/dev/null || route ... add ...`, so an existing
-// route is updated and a real failure of add still stops the script.
-// Linux commands from this package are idempotent as they are.
+// route is updated and a real failure of add still stops the script. An
+// `ip ... rule add ARGS`, which adds a second copy of an existing rule, is
+// rendered as the line `ip ... rule del ARGS 2>/dev/null || true` followed
+// by the add, so the script leaves one copy (Run executes the plain add: a
+// node cleans up leftovers itself before it starts). The other Linux
+// commands from this package (`ip ... replace`, `sysctl -w`, the nft script
+// that replaces its table) are idempotent as they are.
 func Script(header string, cmds [][]string) string {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
@@ -41,6 +46,12 @@ func Script(header string, cmds [][]string) string {
 			change[verbIndex(c)] = "change"
 			b.WriteString(Quote(change))
 			b.WriteString(" 2>/dev/null || ")
+			b.WriteString(Quote(c))
+		case ruleAdd:
+			del := append([]string(nil), c...)
+			del[verbIndex(c)] = "del"
+			b.WriteString(Quote(del))
+			b.WriteString(" 2>/dev/null || true\n")
 			b.WriteString(Quote(c))
 		default:
 			b.WriteString(Quote(c))
@@ -88,6 +99,7 @@ const (
 	plain cmdKind = iota
 	teardown
 	routeAdd
+	ruleAdd
 )
 
 // unwrap strips an `ip netns exec NS` prefix and returns the index of the
@@ -145,6 +157,19 @@ func kind(c []string) cmdKind {
 		}
 		return plain
 	}
+	if inner[0] == "nft" {
+		// nft [OPTIONS] delete ...; an nft script in one argument is
+		// not a teardown even if it deletes (ours re-creates).
+		for _, a := range inner[1:] {
+			if !strings.HasPrefix(a, "-") {
+				if a == "delete" {
+					return teardown
+				}
+				break
+			}
+		}
+		return plain
+	}
 	v := verbIndex(c)
 	if v < 0 {
 		return plain
@@ -154,6 +179,8 @@ func kind(c []string) cmdKind {
 		return teardown
 	case inner[0] == "route" && verb == "add":
 		return routeAdd
+	case inner[0] == "ip" && verb == "add" && c[v-1] == "rule":
+		return ruleAdd
 	}
 	return plain
 }

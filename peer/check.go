@@ -78,6 +78,12 @@ func printNode(w io.Writer, n *config.Node) {
 	for _, s := range n.Self.Subnets {
 		fmt.Fprintf(w, "serves subnet: %s\n", s)
 	}
+	if n.Self.Exit {
+		fmt.Fprintln(w, "serves as exit: forwards the traffic of the nodes that use it to the outside world (masquerade)")
+	}
+	if n.Exit != nil {
+		fmt.Fprintf(w, "uses exit: %s (every destination outside the mesh goes through it)\n", n.Exit.Peer.Name)
+	}
 	if n.Mesh.Metrics != "" {
 		fmt.Fprintf(w, "metrics: http://%s/metrics\n", n.Mesh.Metrics)
 	}
@@ -100,19 +106,29 @@ func printNode(w io.Writer, n *config.Node) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "routes:")
-	for _, cmd := range plan(n, runtime.GOOS).RoutesUp() {
-		fmt.Fprintf(w, "  %s\n", strings.Join(cmd, " "))
+	fmt.Fprintln(w, "routes and policy (peer routes prints them as a script):")
+	for _, cmd := range plan(n, runtime.GOOS).NetworkUp() {
+		fmt.Fprintf(w, "  %s\n", netconf.Quote(cmd))
 	}
 }
 
-// plan is the system configuration of node n on the given OS.
+// plan is the system configuration of node n on the given OS, without
+// SysctlsBefore (which only the running node knows).
 func plan(n *config.Node, goos string) netconf.Plan {
-	return netconf.Plan{
+	p := netconf.Plan{
 		OS:        goos,
 		Iface:     n.Interface.Name,
 		MTU:       n.Interface.MTU,
 		Addresses: n.Self.Addresses,
 		Routes:    n.Routes(),
+		UseExit:   n.Exit != nil,
+		Exit:      n.Self.Exit,
+		ClampMSS:  n.Forwards(),
 	}
+	for _, r := range n.Remotes {
+		if r.Endpoint.IsValid() {
+			p.Endpoints = append(p.Endpoints, r.Endpoint.Addr())
+		}
+	}
+	return p
 }

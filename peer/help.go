@@ -76,6 +76,9 @@ const helpTail = `FILES
         The mesh file of the systemd unit peer@NAME.service.
     /run/peer/IFACE.sock
         The control socket of the node on IFACE (peer status, peer reload).
+    /run/peer/IFACE.sysctl
+        The forwarding settings as they were before the node changed them
+        (an exit, or a node using one); restored when it stops.
     /lib/systemd/system/peer@.service
         The systemd template unit: systemctl enable --now peer@NAME.
     /usr/share/doc/peer/peers.example.yaml
@@ -90,7 +93,8 @@ ENVIRONMENT
 SIGNALS
     HUP     Reload the mesh file (as peer reload does).
     INT, TERM
-            Stop: remove the routes and the interface, then exit.
+            Stop: remove the routes, the exit's policy rules and nftables table,
+            restore the sysctls and remove the interface, then exit.
 
 EXIT STATUS
     0   Success.

@@ -14,6 +14,7 @@ type nodeFlags struct {
 	key    string
 	iface  string
 	listen int
+	exit   string
 }
 
 func (nf *nodeFlags) register(fs *flag.FlagSet) {
@@ -21,6 +22,7 @@ func (nf *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&nf.key, "key", "", "private key file (default: private_key_file of the mesh file)")
 	fs.StringVar(&nf.iface, "iface", "", "TUN interface name (default: interface.name of the mesh file)")
 	fs.IntVar(&nf.listen, "listen", 0, "UDP listen port (default: the port of this node's endpoint, else 51820)")
+	fs.StringVar(&nf.exit, "exit", "", "send every destination outside the mesh through exit peer `NAME`, or none (default: use_exit of this node's entry)")
 }
 
 // load reads the mesh file and finds this node in it. Every problem is a
@@ -36,7 +38,7 @@ func (nf *nodeFlags) load() (*config.Node, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	node, err := mesh.Node(config.NodeOptions{KeyFile: nf.key, Iface: nf.iface, ListenPort: nf.listen})
+	node, err := mesh.Node(config.NodeOptions{KeyFile: nf.key, Iface: nf.iface, ListenPort: nf.listen, Exit: nf.exit})
 	if err != nil {
 		return nil, usageError{err}
 	}

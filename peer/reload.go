@@ -83,6 +83,17 @@ type reloadReport struct {
 	AddressesAdded   []string   `json:"addresses_added,omitempty"`
 	AddressesRemoved []string   `json:"addresses_removed,omitempty"`
 	MTU              *mtuChange `json:"mtu,omitempty"`
+	// Exit is the exit this node uses, when that changed ("none" for none).
+	Exit *exitChange `json:"exit,omitempty"`
+	// Policy reports that the policy routing, firewall or forwarding
+	// settings were replaced (an exit, the MTU or the subnets changed).
+	Policy bool `json:"policy,omitempty"`
+}
+
+// exitChange is the exit in use before and after a reload.
+type exitChange struct {
+	Old string `json:"old"`
+	New string `json:"new"`
 }
 
 // mtuChange is the interface MTU before and after a reload.
@@ -116,6 +127,12 @@ func (r *reloadReport) facts() []fact {
 	}
 	if r.MTU != nil {
 		out = append(out, fact{"mtu", fmt.Sprintf("%d -> %d", r.MTU.Old, r.MTU.New)})
+	}
+	if r.Exit != nil {
+		out = append(out, fact{"exit", fmt.Sprintf("%s -> %s", r.Exit.Old, r.Exit.New)})
+	}
+	if r.Policy {
+		out = append(out, fact{"policy", "replaced (policy routing, nftables, forwarding)"})
 	}
 	return out
 }
@@ -166,6 +183,10 @@ type reloader struct {
 	level      *slog.LevelVar
 	verbose    bool // -v: debug logs, whatever the file says
 	routes     bool // the node installs its routes (no -no-routes)
+	// mark sets (true) or clears the firewall mark of the node's UDP
+	// socket, which keeps the encrypted traffic of a node using an exit
+	// out of its own tunnel.
+	mark func(on bool) error
 
 	mu       sync.Mutex
 	closed   bool
@@ -238,6 +259,7 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	}
 	to := plan(node, r.sys.goos)
 	to.Iface = r.plan.Iface
+	to.SysctlsBefore = r.plan.SysctlsBefore
 	if err := to.Validate(); err != nil {
 		return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
@@ -275,7 +297,18 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	// A node started with -no-routes leaves the routes to the operator.
 	from, next := r.plan, to
 	if !r.routes {
-		from.Routes, next.Routes = nil, nil
+		from, next = withoutNetwork(from), withoutNetwork(next)
+	}
+	// The socket is marked whenever the node uses an exit, -no-routes or
+	// not (the operator's rules need the mark too): before the rules go
+	// in, and unmarked only after they are gone, so that the encrypted
+	// traffic never loops into the tunnel.
+	var errs []error
+	markOn, markOff := !r.plan.UseExit && to.UseExit, r.plan.UseExit && !to.UseExit
+	if markOn {
+		if err := r.mark(true); err != nil {
+			errs = append(errs, fmt.Errorf("marking the UDP socket for the exit: %w", err))
+		}
 	}
 	diff := netconf.Compare(from, next)
 	if diff.NewMTU != diff.OldMTU {
@@ -299,18 +332,29 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	if captureChanged {
 		r.log.Info("capture restarted", "pcap", capOpts.Pcap, "outer", capOpts.Outer, "log_packets", capOpts.LogPackets)
 	}
-	r.node = node
 	r.plan = to
 
 	rep := report(changes, diff)
+	if o, n := exitName(r.node), exitName(node); o != n {
+		rep.Exit = &exitChange{Old: o, New: n}
+	}
+	r.node = node
 	cmds := netconf.Diff(from, next)
 	if len(cmds) > 0 {
 		// Every command is tried even after one failed: the closer the
 		// system gets to the plan the better, and `peer routes` prints
 		// what is missing.
 		if err := r.sys.runTolerant(ctx, cmds); err != nil {
-			return rep, fmt.Errorf("mesh applied, but configuring %s failed (run `peer routes` to see the routes it should have): %w", to.Iface, err)
+			errs = append(errs, fmt.Errorf("configuring %s failed (run `peer routes` to see the routes it should have): %w", to.Iface, err))
 		}
+	}
+	if markOff {
+		if err := r.mark(false); err != nil {
+			errs = append(errs, fmt.Errorf("clearing the mark of the UDP socket: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("mesh applied, but %w", errors.Join(errs...))
 	}
 	return rep, nil
 }
@@ -354,7 +398,24 @@ func report(c tunnel.Changes, d netconf.Changes) reloadReport {
 	if d.OldMTU != d.NewMTU {
 		rep.MTU = &mtuChange{Old: d.OldMTU, New: d.NewMTU}
 	}
+	rep.Policy = d.PolicyChanged
 	return rep
+}
+
+// exitName is the exit node n uses, config.ExitNone for none.
+func exitName(n *config.Node) string {
+	if n.Exit == nil {
+		return config.ExitNone
+	}
+	return n.Exit.Peer.Name
+}
+
+// withoutNetwork is p without what a node started with -no-routes leaves
+// to the operator: the routes and the policy (exit, masquerade, MSS).
+func withoutNetwork(p netconf.Plan) netconf.Plan {
+	p.Routes = nil
+	p.UseExit, p.Exit, p.ClampMSS = false, false, false
+	return p
 }
 
 func sorted(names []string) []string {

@@ -198,6 +198,7 @@ type runningNode struct {
 	logs   *lockedBuffer
 	fake   *fakeDevice // nil with the real tunnel
 	tun    *tundev.Memory
+	conn   udp.Conn // the node's socket on the memory network
 	hangup chan os.Signal
 	level  *slog.LevelVar
 	cancel context.CancelFunc
@@ -217,6 +218,9 @@ type nodeOpts struct {
 	// messages in the one order they happened (a notification as
 	// "sd_notify LINE...").
 	events *recorder
+	// sysctls, if set, are the kernel settings the node reads (else it
+	// reads none and restores none).
+	sysctls map[string]string
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -224,7 +228,13 @@ type nodeOpts struct {
 // socket answers.
 func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	t.Helper()
-	n := &runningNode{t: t, socket: filepath.Join(t.TempDir(), "peer.sock"), cmds: &recorder{}, logs: &lockedBuffer{},
+	return startNodeAt(t, path, key, filepath.Join(t.TempDir(), "peer.sock"), o)
+}
+
+// startNodeAt is startNode with the control socket at socket.
+func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNode {
+	t.Helper()
+	n := &runningNode{t: t, socket: socket, cmds: &recorder{}, logs: &lockedBuffer{},
 		hangup: make(chan os.Signal, 1), done: make(chan error, 1)}
 	var rf runFlags
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
@@ -257,12 +267,22 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 			return n.tun, nil
 		},
 		listenUDP: func(port int) (udp.Conn, error) {
-			return o.net.Listen(netip.AddrPortFrom(netip.MustParseAddr(o.addr), uint16(port)))
+			c, err := o.net.Listen(netip.AddrPortFrom(netip.MustParseAddr(o.addr), uint16(port)))
+			n.conn = c
+			return c, err
 		},
 		run:         n.cmds.run,
 		runTolerant: n.cmds.run,
 		hangup:      n.hangup,
 		newDevice:   newTunnel,
+	}
+	if o.sysctls != nil {
+		sys.readSysctl = func(key string) (string, error) {
+			if v, ok := o.sysctls[key]; ok {
+				return v, nil
+			}
+			return "", os.ErrNotExist
+		}
 	}
 	if o.events != nil {
 		sys.run = func(ctx context.Context, cmds [][]string) error {

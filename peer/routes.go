@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 
+	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/netconf"
 )
 
@@ -14,6 +15,7 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 	nf.register(fs)
 	goos := fs.String("os", runtime.GOOS, "target system: linux or darwin")
 	down := fs.Bool("down", false, "print the teardown script instead")
+	socket := fs.String("socket", "", "control socket of the node, beside which it saved the sysctls -down restores (default /run/peer/<iface>.sock)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -25,11 +27,33 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	p := plan(node, *goos)
-	cmds, verb := p.RoutesUp(), "up"
-	if *down {
-		cmds, verb = p.RoutesDown(), "down"
+	if err := p.Validate(); err != nil {
+		return usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
-	header := fmt.Sprintf("routes %s for %s (node %s) from %s", verb, p.Iface, node.Self.Name, node.Mesh.File)
+	cmds, verb := p.NetworkUp(), "up"
+	note := ""
+	if *down {
+		verb = "down"
+		path := *socket
+		if path == "" {
+			path = control.SocketPath(p.Iface)
+		}
+		state := sysctlStatePath(path)
+		before, err := loadSysctlState(state)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(p.Sysctls()) == 0:
+		case before == nil:
+			note = fmt.Sprintf("\nno saved sysctls at %s (no node of this interface is running or crashed):\nthe forwarding settings are left as they are", state)
+		default:
+			p.SysctlsBefore = before
+			note = fmt.Sprintf("\nsysctls restored to the values saved in %s", state)
+		}
+		cmds = p.NetworkDown()
+	}
+	header := fmt.Sprintf("routes %s for %s (node %s) from %s%s", verb, p.Iface, node.Self.Name, node.Mesh.File, note)
 	_, err = io.WriteString(stdout, netconf.Script(header, cmds))
 	return err
 }

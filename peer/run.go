@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -72,6 +73,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	node, err := rf.loadNode()
 	if err != nil {
 		return err
+	}
+	if err := plan(node, runtime.GOOS).Validate(); err != nil {
+		// An exit on darwin, say: refused before any device is touched.
+		return usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
 	if rf.socket == "" {
 		rf.socket = control.SocketPath(node.Interface.Name)
@@ -162,6 +167,13 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return fmt.Errorf("listening on UDP port %d: %w", node.ListenPort, err)
 	}
 	defer conn.Close()
+	mark := func(on bool) error { return markSocket(conn, sys.goos, on) }
+	if p.UseExit {
+		// Before any rule sends unmarked traffic into the tunnel.
+		if err := mark(true); err != nil {
+			return fmt.Errorf("marking the UDP socket for exit %s: %w", node.Exit.Peer.Name, err)
+		}
+	}
 
 	tap, closeTap, err := newTap(node, capOpts, log)
 	if err != nil {
@@ -172,7 +184,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	// The reloader owns the tap from here: a reload may replace it.
 	r := &reloader{
 		load: rf.loadNode, captureFor: rf.capture.merge, sys: sys, log: log, level: level,
-		verbose: rf.verbose, routes: !rf.noRoutes,
+		verbose: rf.verbose, routes: !rf.noRoutes, mark: mark,
 		node: node, plan: p, capture: capOpts, closeTap: closeTap, captureDrops: capDrops,
 	}
 	defer r.close()
@@ -190,17 +202,31 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	live := newLiveCaptures(fan, r.currentNode, peerEndpoint(dev), log)
 
 	if !rf.noRoutes {
-		if err := sys.run(ctx, p.RoutesUp()); err != nil {
-			return fmt.Errorf("installing routes: %w", err)
+		statePath, err := r.prepareSysctls(ctx, rf.socket)
+		if err != nil {
+			return err
 		}
 		defer func() {
 			// The routes vanish with the device on Linux; remove them
 			// explicitly anyway so nothing is left whatever the OS does.
-			// Those of the last reload, not of the start.
+			// Those of the last reload, not of the start; the rules,
+			// nftables table and sysctls only go this way. Deferred
+			// before they are installed, so that a failure halfway
+			// leaves nothing behind either.
 			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			sys.runTolerant(tctx, r.currentPlan().RoutesDown())
+			if err := sys.runTolerant(tctx, r.currentPlan().NetworkDown()); err != nil {
+				log.Warn("taking down routes and policy", "err", err)
+			}
+			if statePath != "" {
+				os.Remove(statePath)
+			}
 		}()
+		// NetworkUp: the mesh routes, then PolicyUp (sysctls, the
+		// nftables table, the exit's table and rules, in that order).
+		if err := sys.run(ctx, r.currentPlan().NetworkUp()); err != nil {
+			return fmt.Errorf("installing routes: %w", err)
+		}
 	}
 
 	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, captureDropped(capDrops, live), log)
@@ -218,7 +244,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 
 	sock := rf.socket
 	ctl, err := control.ListenStreams(sock, control.Handlers{
-		control.RequestStatus: func() any { return dev.Status() },
+		control.RequestStatus: func() any { return nodeStatusOf(dev.Status(), r.currentNode()) },
 		control.RequestReload: func() any { return r.reloadLogged(ctx, "peer reload") },
 	}, control.Streams{
 		control.RequestCapture: live.handle,
@@ -247,7 +273,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	go r.serve(ctx, sys.hangup, changed)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
 		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch,
-		"metrics", node.Mesh.Metrics)
+		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit)
 	err = dev.Run(ctx)
 	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")
 	// No reload after this one: an unfinished one completes first.

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/tunnel"
 )
@@ -36,7 +37,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "%s\n", raw)
 		return err
 	}
-	var st tunnel.Status
+	var st nodeStatus
 	if err := control.Status(ctx, path, &st); err != nil {
 		return err
 	}
@@ -44,9 +45,35 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printStatus(w io.Writer, st *tunnel.Status, now time.Time) {
+// nodeStatus is the control socket's answer to a status request: the
+// tunnel's, and what the node does with it beyond the mesh.
+type nodeStatus struct {
+	tunnel.Status
+	// Exit is the exit peer this node sends every destination outside
+	// the mesh through, "" for none.
+	Exit string `json:"exit,omitempty"`
+	// ServesExit says this node is an exit for the others.
+	ServesExit bool `json:"serves_exit,omitempty"`
+}
+
+// nodeStatusOf is the status of a node running n's view of the mesh.
+func nodeStatusOf(st tunnel.Status, n *config.Node) nodeStatus {
+	ns := nodeStatus{Status: st, ServesExit: n.Self.Exit}
+	if n.Exit != nil {
+		ns.Exit = n.Exit.Peer.Name
+	}
+	return ns
+}
+
+func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 	fmt.Fprintf(w, "interface %s  driver %s  mtu %d  port %d  public key %s\n",
 		st.Interface, st.Driver, st.MTU, st.ListenPort, st.PublicKey)
+	if st.Exit != "" {
+		fmt.Fprintf(w, "exit: %s (every destination outside the mesh goes through it)\n", st.Exit)
+	}
+	if st.ServesExit {
+		fmt.Fprintln(w, "serves as exit: forwards the mesh's traffic to the outside world")
+	}
 	if len(st.Drops) > 0 {
 		fmt.Fprintf(w, "dropped: %s\n", formatDrops(st.Drops))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 
@@ -32,6 +33,9 @@ type system struct {
 	hangup <-chan os.Signal
 	// newDevice builds the tunnel (tunnel.New).
 	newDevice func(cfg tunnel.Config) (device, error)
+	// readSysctl reads a kernel setting (procSysctl); nil: the node
+	// cannot, and restores none.
+	readSysctl func(key string) (string, error)
 	// notify tells the service manager of the node's state (sdNotify);
 	// nil: nobody listens.
 	notify func(state ...string) error
@@ -71,6 +75,25 @@ func hostSystem() system {
 		run:         netconf.Run,
 		runTolerant: netconf.RunTolerant,
 		newDevice:   newTunnel,
+		readSysctl:  procSysctl,
 		notify:      sdNotify,
 	}
+}
+
+// markSocket sets (on) or clears the firewall mark of the node's UDP socket
+// on Linux, where policy routing keeps marked traffic out of the tunnel;
+// elsewhere host routes do that and it does nothing.
+func markSocket(conn udp.Conn, goos string, on bool) error {
+	if goos != netconf.Linux {
+		return nil
+	}
+	m, ok := conn.(udp.Marker)
+	if !ok {
+		return fmt.Errorf("the UDP socket %T cannot carry a firewall mark", conn)
+	}
+	var mark uint32
+	if on {
+		mark = netconf.DefaultFwmark
+	}
+	return m.SetMark(mark)
 }

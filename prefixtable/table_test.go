@@ -74,6 +74,83 @@ func TestLookupTable(t *testing.T) {
 	}
 }
 
+// TestDefaultRoutes covers the /0 prefixes an exit node is given: alone,
+// under longer prefixes inserted before or after them, over a branch point
+// at the root, and deleted from either end of the nesting. ops are applied
+// in order: "+p" inserts p (with value p), "-p" deletes it and must find it.
+func TestDefaultRoutes(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []string
+		len  int
+		want map[string]string // address → longest prefix, "" for none
+	}{
+		{"alone", []string{"+0.0.0.0/0", "+::/0"}, 2, map[string]string{
+			"0.0.0.0": "0.0.0.0/0", "203.0.113.7": "0.0.0.0/0", "255.255.255.255": "0.0.0.0/0",
+			"::": "::/0", "2001:db8:ffff::7": "::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff": "::/0",
+			// A mapped address is IPv6: ::/0 has it, 0.0.0.0/0 never.
+			"::ffff:203.0.113.7": "::/0",
+		}},
+		{"inserted last, nested longer stay", []string{"+10.20.5.0/24", "+10.20.0.0/16", "+10.10.0.3/32", "+0.0.0.0/0",
+			"+fd10::3/128", "+fd20::/48", "+::/0"}, 7, map[string]string{
+			"10.20.5.9": "10.20.5.0/24", "10.20.9.9": "10.20.0.0/16", "10.10.0.3": "10.10.0.3/32",
+			"10.10.0.4": "0.0.0.0/0", "203.0.113.7": "0.0.0.0/0",
+			"fd10::3": "fd10::3/128", "fd20::1": "fd20::/48", "fd10::4": "::/0", "2001:db8:ffff::7": "::/0",
+		}},
+		{"inserted first", []string{"+0.0.0.0/0", "+::/0", "+10.20.0.0/16", "+10.20.5.0/24", "+fd20::/48"}, 5, map[string]string{
+			"10.20.5.9": "10.20.5.0/24", "10.20.9.9": "10.20.0.0/16", "203.0.113.7": "0.0.0.0/0",
+			"fd20::1": "fd20::/48", "2001:db8:ffff::7": "::/0",
+		}},
+		{"over a branch point at the root", []string{"+0.0.0.0/1", "+128.0.0.0/1", "+::/1", "+8000::/1", "+0.0.0.0/0", "+::/0"}, 6, map[string]string{
+			"1.2.3.4": "0.0.0.0/1", "203.0.113.7": "128.0.0.0/1", "::1": "::/1", "ff02::1": "8000::/1",
+		}},
+		{"deleted, longer stay", []string{"+10.20.0.0/16", "+0.0.0.0/0", "+fd20::/48", "+::/0", "-0.0.0.0/0", "-::/0"}, 2, map[string]string{
+			"10.20.9.9": "10.20.0.0/16", "203.0.113.7": "", "fd20::1": "fd20::/48", "2001:db8:ffff::7": "",
+		}},
+		{"deleted from over a branch point", []string{"+0.0.0.0/1", "+128.0.0.0/1", "+0.0.0.0/0", "-0.0.0.0/0"}, 2, map[string]string{
+			"1.2.3.4": "0.0.0.0/1", "203.0.113.7": "128.0.0.0/1",
+		}},
+		{"longer deleted, /0 stays", []string{"+0.0.0.0/0", "+10.20.0.0/16", "+10.20.5.0/24", "+::/0", "+fd20::/48",
+			"-10.20.5.0/24", "-10.20.0.0/16", "-fd20::/48"}, 2, map[string]string{
+			"10.20.5.9": "0.0.0.0/0", "10.20.9.9": "0.0.0.0/0", "fd20::1": "::/0",
+		}},
+		{"one family only", []string{"+0.0.0.0/0"}, 1, map[string]string{
+			"203.0.113.7": "0.0.0.0/0", "2001:db8:ffff::7": "", "::ffff:203.0.113.7": "",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var tb Table[string]
+			for _, op := range tc.ops {
+				p := pfx(op[1:])
+				if op[0] == '+' {
+					tb.Insert(p, p.String())
+				} else if !tb.Delete(p) {
+					t.Fatalf("Delete(%s) = false", p)
+				}
+			}
+			if tb.Len() != tc.len {
+				t.Errorf("Len = %d, want %d", tb.Len(), tc.len)
+			}
+			for a, want := range tc.want {
+				ad := addr(a)
+				v, ok := tb.Lookup(ad)
+				vb, okb := tb.LookupBytes(ad.AsSlice())
+				p, vp, okp := tb.LookupPrefix(ad)
+				if want == "" {
+					if ok || okb || okp {
+						t.Errorf("%s: Lookup %q %v, LookupBytes %q %v, LookupPrefix %v %v; want no match", a, v, ok, vb, okb, p, okp)
+					}
+					continue
+				}
+				if !ok || v != want || !okb || vb != want || !okp || vp != want || p != pfx(want) {
+					t.Errorf("%s: Lookup %q %v, LookupBytes %q %v, LookupPrefix %v %q %v; want %s", a, v, ok, vb, okb, p, vp, okp, want)
+				}
+			}
+		})
+	}
+}
+
 func TestEmptyAndInvalid(t *testing.T) {
 	var tb Table[int]
 	if _, ok := tb.Lookup(addr("1.2.3.4")); ok {

@@ -131,7 +131,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: peer developers <peer@peer-vpn.invalid>
 Installed-Size: $SIZE
-Depends: iproute2
+Depends: iproute2, nftables, procps
 Recommends: wireguard-tools
 Section: net
 Priority: optional

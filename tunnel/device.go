@@ -31,7 +31,9 @@ type PeerConfig struct {
 	PublicKey keys.Public
 	Preshared keys.Preshared
 	// Prefixes are routed to this peer, and are the only inner sources
-	// accepted from it.
+	// accepted from it. The longest prefix wins: another peer's prefix
+	// inside one of these (such as any prefix inside an exit's 0.0.0.0/0)
+	// is routed to, and accepted only from, that other peer.
 	Prefixes []netip.Prefix
 	// Endpoint is where to send before the peer has been heard from; zero
 	// if unknown (the peer must then initiate).
@@ -238,14 +240,16 @@ func newPeerSet(list []*Peer, confs []*PeerConfig) (*peerSet, *prefixtable.Table
 
 // validatePeers refuses a peer set that cannot be applied whole: a peer
 // with this node's own key, two peers with one key or one name (the diff
-// of a reload goes by key, the status and the capture by name), or
-// prefixes of two peers that overlap (the source check would refuse the
-// packets of one). New and Reconfigure call it before they change
-// anything.
+// of a reload goes by key, the status and the capture by name), or one
+// prefix given to two peers (one would silently lose it, for routing and
+// for the source check). Nested prefixes of two peers are accepted: the
+// longest wins both ways, which is how an exit's 0.0.0.0/0 leaves the
+// other peers' prefixes direct. New and Reconfigure call it before they
+// change anything.
 func validatePeers(local keys.Public, peers []PeerConfig) error {
 	byKey := make(map[keys.Public]int, len(peers))
 	byName := make(map[string]int, len(peers))
-	var routes prefixtable.Table[int]
+	byPrefix := make(map[netip.Prefix]int)
 	for i := range peers {
 		pc := &peers[i]
 		if pc.PublicKey == local {
@@ -260,10 +264,14 @@ func validatePeers(local keys.Public, peers []PeerConfig) error {
 		}
 		byName[pc.Name] = i
 		for _, pfx := range pc.Prefixes {
-			if q, j, ok := routes.Overlap(pfx); ok && j != i {
-				return fmt.Errorf("tunnel: prefix %s of %q overlaps %s of %q", pfx, pc.Name, q, peers[j].Name)
+			if !pfx.IsValid() {
+				continue // the routing table ignores it too
 			}
-			routes.Insert(pfx, i)
+			// Masked, as the routing table stores it.
+			if j, dup := byPrefix[pfx.Masked()]; dup && j != i {
+				return fmt.Errorf("tunnel: prefix %s of %q is also routed to %q", pfx, pc.Name, peers[j].Name)
+			}
+			byPrefix[pfx.Masked()] = i
 		}
 	}
 	return nil

@@ -35,7 +35,7 @@ var ErrClosed = errors.New("tunnel: device closed")
 // Reconfigure replaces the device's peer set with peers, diffed by public
 // key, while the device forwards, and says what changed. The whole set is
 // validated first, as New does (this node's own key, a key or a name used
-// twice, prefixes of two peers that overlap): on error nothing changes.
+// twice, one prefix given to two peers): on error nothing changes.
 // Then:
 //   - a new peer is added and can handshake at once (on a running device
 //     it starts as at Run: a persistent keepalive opens its session);

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory network sizes: each Conn queues at most memoryQueueLen datagrams
@@ -49,9 +50,15 @@ type memConn struct {
 
 	closeOnce sync.Once
 	readMu    sync.Mutex
+	// mark is the last SetMark; it changes nothing on this network and is
+	// kept for tests of the code that sets it.
+	mark atomic.Uint32
 }
 
-var _ Conn = (*memConn)(nil)
+var (
+	_ Conn   = (*memConn)(nil)
+	_ Marker = (*memConn)(nil)
+)
 
 // Listen returns a Conn bound to addr; port 0 picks a free ephemeral port.
 // It is an error if the address is taken.
@@ -236,6 +243,21 @@ func (c *memConn) LocalPort() uint16 { return c.localAddr().Port() }
 
 // BatchSize implements Conn.
 func (c *memConn) BatchSize() int { return memoryBatchSize }
+
+// SetMark implements Marker: it records mark, for Mark to return, and fails
+// as a socket does once the Conn is closed.
+func (c *memConn) SetMark(mark uint32) error {
+	if c.closed() {
+		return fmt.Errorf("udp: memory set mark %d: %w", mark, net.ErrClosed)
+	}
+	c.mark.Store(mark)
+	return nil
+}
+
+// Mark returns the mark last set with SetMark (0 if none), so that a test
+// can check the mark a daemon gave its socket: assert the Conn of
+// MemoryNetwork.Listen to interface{ Mark() uint32 }.
+func (c *memConn) Mark() uint32 { return c.mark.Load() }
 
 // Close implements Conn: it frees the address and unblocks ReadBatch.
 func (c *memConn) Close() error {

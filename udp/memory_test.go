@@ -109,6 +109,46 @@ func TestMemoryDelivery(t *testing.T) {
 	}
 }
 
+// TestMemorySetMark: the memory Conn keeps the mark it is given, for the
+// daemon's tests to read back, delivers as before, and refuses once closed.
+func TestMemorySetMark(t *testing.T) {
+	n := NewMemoryNetwork()
+	a, b := memListen(t, n, memA), memListen(t, n, memB)
+	m, ok := a.(Marker)
+	if !ok {
+		t.Fatalf("%T is not a Marker", a)
+	}
+	r, ok := a.(interface{ Mark() uint32 })
+	if !ok {
+		t.Fatalf("%T has no Mark", a)
+	}
+	if got := r.Mark(); got != 0 {
+		t.Fatalf("a new Conn has mark %d", got)
+	}
+	for _, mark := range []uint32{51820, 0} {
+		if err := m.SetMark(mark); err != nil {
+			t.Fatalf("SetMark(%d): %v", mark, err)
+		}
+		if got := r.Mark(); got != mark {
+			t.Fatalf("after SetMark(%d), Mark is %d", mark, got)
+		}
+	}
+	if err := m.SetMark(51820); err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, memB, "marked")
+	if got := drain(t, n, b, memB); fmt.Sprint(payloads(got)) != "[marked]" {
+		t.Fatalf("a marked Conn delivered %q", payloads(got))
+	}
+	a.Close()
+	if err := m.SetMark(1); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("SetMark on a closed Conn = %v, want net.ErrClosed", err)
+	}
+	if got := r.Mark(); got != 51820 {
+		t.Fatalf("a refused SetMark changed the mark to %d", got)
+	}
+}
+
 func TestMemoryReadTruncatesAndLimits(t *testing.T) {
 	n := NewMemoryNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)

@@ -99,7 +99,10 @@ type mmsgConn struct {
 	closed atomic.Bool
 }
 
-var _ Conn = (*mmsgConn)(nil)
+var (
+	_ Conn   = (*mmsgConn)(nil)
+	_ Marker = (*mmsgConn)(nil)
+)
 
 // newConn wraps pc in the batching Conn with every offload the kernel has.
 func newConn(pc *net.UDPConn) (Conn, error) {
@@ -448,6 +451,9 @@ func (c *mmsgConn) LocalPort() uint16 { return c.port }
 
 // BatchSize implements Conn.
 func (c *mmsgConn) BatchSize() int { return linuxBatchSize }
+
+// SetMark implements Marker.
+func (c *mmsgConn) SetMark(mark uint32) error { return setMark(c.pc, c.port, mark) }
 
 // Close implements Conn.
 func (c *mmsgConn) Close() error {

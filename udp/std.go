@@ -14,7 +14,10 @@ type stdConn struct {
 	writeMu sync.Mutex
 }
 
-var _ Conn = (*stdConn)(nil)
+var (
+	_ Conn   = (*stdConn)(nil)
+	_ Marker = (*stdConn)(nil)
+)
 
 func newStdConn(pc *net.UDPConn) *stdConn {
 	return &stdConn{pc: pc, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port)}
@@ -57,6 +60,9 @@ func (c *stdConn) LocalPort() uint16 { return c.port }
 
 // BatchSize implements Conn.
 func (c *stdConn) BatchSize() int { return 1 }
+
+// SetMark implements Marker.
+func (c *stdConn) SetMark(mark uint32) error { return setMark(c.pc, c.port, mark) }
 
 // Close implements Conn.
 func (c *stdConn) Close() error { return c.pc.Close() }

@@ -52,6 +52,20 @@ type Conn interface {
 	Close() error
 }
 
+// Marker is implemented by the Conns that can carry a firewall mark (on
+// Linux, SO_MARK). A node that sends everything outside the mesh through an
+// exit marks its socket, as wg-quick does, so that policy routing keeps its
+// own encrypted datagrams out of its own tunnel. It is a separate interface,
+// found by type assertion, so that Conn, which every implementation and
+// wrapper must satisfy, stays as it is; the mark is set once, off the data
+// path.
+type Marker interface {
+	// SetMark sets the firewall mark of every datagram the socket sends
+	// from now on; 0 clears it. Where the system has no such mark it
+	// returns an error matching errors.ErrUnsupported (errors.Is).
+	SetMark(mark uint32) error
+}
+
 // socketBufferSize is the receive and send buffer Listen asks for, as
 // wireguard-go does: at VPN rates the default of a few hundred KiB
 // overflows within one burst, and every datagram dropped there is a TCP
