@@ -6,7 +6,8 @@
 # Steps: gofmt (no file may need formatting), go vet, go test -race, a short fuzz run of
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
 # the namespace tests of NS_TESTS below (scripts/mesh-test.sh, interop-test.sh,
-# capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh, metrics-test.sh, livecap-test.sh) against the peer built
+# capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh, metrics-test.sh, livecap-test.sh,
+# exit-test.sh) against the peer built
 # here, and scripts/package-test.sh (the .deb and sd_notify). Every step runs even after a failure; the summary lists each step's result and the exit status is 0 only when all
 # passed. The namespace tests need root: without it they skip, unless CI=true, where
 # they fail.
@@ -87,7 +88,7 @@ step "go build ./..." go build ./...
 step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
 step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
 # The namespace tests, each run against the peer built here.
-NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test metrics-test livecap-test)
+NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test metrics-test livecap-test exit-test)
 for t in "${NS_TESTS[@]}"; do
 	if [[ -x $TMP/peer ]]; then
 		step "scripts/$t.sh" bash "scripts/$t.sh" --bin "$TMP/peer"
