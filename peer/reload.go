@@ -85,9 +85,9 @@ type reloadReport struct {
 	MTU              *mtuChange `json:"mtu,omitempty"`
 	// Exit is the exit this node uses, when that changed ("none" for none).
 	Exit *exitChange `json:"exit,omitempty"`
-	// Policy reports that the policy routing, firewall or forwarding
-	// settings were replaced (an exit, the MTU or the subnets changed).
-	Policy bool `json:"policy,omitempty"`
+	// Policy is, when the policy beyond the routes changed, what it is
+	// now (see describePolicy): an exit, the subnets or the MTU changed.
+	Policy string `json:"policy,omitempty"`
 }
 
 // exitChange is the exit in use before and after a reload.
@@ -131,8 +131,8 @@ func (r *reloadReport) facts() []fact {
 	if r.Exit != nil {
 		out = append(out, fact{"exit", fmt.Sprintf("%s -> %s", r.Exit.Old, r.Exit.New)})
 	}
-	if r.Policy {
-		out = append(out, fact{"policy", "replaced (policy routing, nftables, forwarding)"})
+	if r.Policy != "" {
+		out = append(out, fact{"policy", r.Policy})
 	}
 	return out
 }
@@ -338,6 +338,9 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	if o, n := exitName(r.node), exitName(node); o != n {
 		rep.Exit = &exitChange{Old: o, New: n}
 	}
+	if diff.PolicyChanged {
+		rep.Policy = describePolicy(next, node)
+	}
 	r.node = node
 	cmds := netconf.Diff(from, next)
 	if len(cmds) > 0 {
@@ -398,8 +401,27 @@ func report(c tunnel.Changes, d netconf.Changes) reloadReport {
 	if d.OldMTU != d.NewMTU {
 		rep.MTU = &mtuChange{Old: d.OldMTU, New: d.NewMTU}
 	}
-	rep.Policy = d.PolicyChanged
 	return rep
+}
+
+// describePolicy says what the policy of plan p does, for the reload
+// report: "uses exit NAME, serves as exit, clamps MSS to MTU N" in part, or
+// "none".
+func describePolicy(p netconf.Plan, n *config.Node) string {
+	var parts []string
+	if p.UseExit {
+		parts = append(parts, "uses exit "+exitName(n))
+	}
+	if p.Exit {
+		parts = append(parts, "serves as exit")
+	}
+	if p.ClampMSS && p.OS == netconf.Linux {
+		parts = append(parts, fmt.Sprintf("clamps MSS to MTU %d", p.MTU))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // exitName is the exit node n uses, config.ExitNone for none.

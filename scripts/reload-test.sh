@@ -311,7 +311,8 @@ RELOAD_T0=$EPOCHREALTIME # the capture's clock: seconds since the epoch
 alpha_has_v2() { [[ $(peer_get alpha gamma name) == gamma ]] && has_prefix alpha beta 10.20.2.0/24; }
 check "${R}alpha reloads on SIGHUP: its status lists gamma and beta's 10.20.2.0/24" reload_signal alpha alpha_has_v2
 check "${R}beta reloads by peer reload, which prints what changed" reload_command beta \
-	"added peers: gamma" "routes added: $(mesh_v4 gamma)/32 $(mesh_v6 gamma)/128 $MESH_SUBNET4 $MESH_SUBNET6"
+	"added peers: gamma" "routes added: $(mesh_v4 gamma)/32 $(mesh_v6 gamma)/128 $MESH_SUBNET4 $MESH_SUBNET6" \
+	"policy: clamps MSS to MTU $MESH_MTU"
 beta_has_v2() { [[ $(peer_get beta gamma name) == gamma ]]; }
 check "beta's status lists gamma" beta_has_v2
 # The transfer must still be going, or it proved nothing about the reloads.

@@ -28,6 +28,7 @@ declare -gA MESH_SUBNETS=([gamma]="$MESH_SUBNET4, $MESH_SUBNET6")
 # MESH_ENDPOINT[HOST], when set, replaces HOST's endpoint in mesh.yaml; empty means none
 # (fault-test.sh points beta at a relay and gives alpha no endpoint).
 declare -gA MESH_ENDPOINT=()
+MESH_MTU=1420     # the tunnel MTU of mesh.yaml (and of the wireguard-go reference)
 MESH_LOG_SUFFIX= # mesh_start writes $PT_DIR/HOST$MESH_LOG_SUFFIX.log (one set of logs per mesh)
 
 # mesh_v4 / mesh_v6 HOST: the host's tunnel address (no prefix length).
@@ -116,7 +117,7 @@ mesh_write_config() {
 	{
 		echo "# Three-host test mesh written by scripts/topology.sh; each host runs it with its own -key."
 		echo "interface:"
-		echo "  mtu: 1420"
+		echo "  mtu: $MESH_MTU"
 		echo "peers:"
 		for h in "${MESH_HOSTS[@]}"; do
 			echo "  - name: $h"
@@ -201,7 +202,7 @@ mesh_configure_wggo() {
 		[[ $o != gamma ]] || allowed+=",$MESH_SUBNET4,$MESH_SUBNET6"
 		ip netns exec "$ns" wg set "$ifc" peer "${MESH_PUB[$o]}" allowed-ips "$allowed" endpoint "$(mesh_endpoint "$o")"
 	done
-	ip -n "$ns" link set "$ifc" mtu 1420 up
+	ip -n "$ns" link set "$ifc" mtu "$MESH_MTU" up
 	pt_addr "$ns" "$ifc" "$(mesh_v4 "$h")/24"
 	pt_addr "$ns" "$ifc" "$(mesh_v6 "$h")/64"
 	if [[ $h != gamma ]]; then
