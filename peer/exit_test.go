@@ -228,3 +228,33 @@ func TestWithoutGoneDevice(t *testing.T) {
 		t.Errorf("joined: %v, want only the nft failure", err)
 	}
 }
+
+// TestRoutesDownRestoresSavedSysctls: after a node that did not stop
+// cleanly, `peer routes -down` restores the values of its state file, and
+// the script then removes that file.
+func TestRoutesDownRestoresSavedSysctls(t *testing.T) {
+	mesh, key := writeMesh(t, "    exit: true\n")
+	sock := t.TempDir() + "/peer0.sock"
+	state := sysctlStatePath(sock)
+	args := []string{"routes", "-config", mesh, "-key", key, "-exit", "beta", "-os", "linux", "-down", "-socket", sock}
+	code, out, stderr := runCmd(t, "", args...)
+	if code != 0 || strings.Contains(out, "sysctl -q -w") || !strings.Contains(out, "left as they are") {
+		t.Errorf("without a state file: exit %d\n%s%s", code, out, stderr)
+	}
+	if err := saveSysctlState(state, map[string]string{"net.ipv4.conf.all.src_valid_mark": "0", "net.ipv4.ip_forward": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runCmd(t, "", args...)
+	if code != 0 || !strings.Contains(out, "\nsysctl -q -w net.ipv4.conf.all.src_valid_mark=0\n") || !strings.HasSuffix(out, "\nrm -f "+state+"\n") {
+		t.Errorf("with a state file: exit %d\n%s%s", code, out, stderr)
+	}
+	if strings.Contains(out, "ip_forward") {
+		t.Errorf("a node using an exit restores forwarding it never set:\n%s", out)
+	}
+	if err := os.WriteFile(state, []byte("net.ipv4.ip_forward=1; reboot\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = runCmd(t, "", args...); code == 0 || !strings.Contains(stderr, "want KEY=NUMBER") {
+		t.Errorf("a damaged state file: exit %d, %s", code, stderr)
+	}
+}

@@ -49,9 +49,14 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 			note = fmt.Sprintf("\nno saved sysctls at %s (no node of this interface is running or crashed):\nthe forwarding settings are left as they are", state)
 		default:
 			p.SysctlsBefore = before
-			note = fmt.Sprintf("\nsysctls restored to the values saved in %s", state)
+			note = fmt.Sprintf("\nsysctls restored to the values saved in %s, which then goes", state)
 		}
 		cmds = p.NetworkDown()
+		if p.SysctlsBefore != nil {
+			// Restored: a node started later must not take these for
+			// the values of a crash.
+			cmds = append(cmds, []string{"rm", "-f", state})
+		}
 	}
 	header := fmt.Sprintf("routes %s for %s (node %s) from %s%s", verb, p.Iface, node.Self.Name, node.Mesh.File, note)
 	_, err = io.WriteString(stdout, netconf.Script(header, cmds))

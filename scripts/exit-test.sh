@@ -51,6 +51,10 @@
 #      net.ipv4.ip_forward, net.ipv4.conf.*.{forwarding,rp_filter,src_valid_mark} and
 #      net.ipv6.conf.*.forwarding of the client and of the exit are byte for byte what
 #      they were before the nodes started (the diff is printed when not).
+#   7. a node of the client and one of the exit, each started again and killed with
+#      SIGKILL (which leaves its rules, nft table, sysctls and state file), are undone by
+#      the script `peer routes -down` prints: it restores the sysctls from the state file
+#      and removes it, and the same comparison as 6 holds.
 # Needs root; skips without it (fails if CI=true). Prints what it measured.
 #
 # --no-clamp proves that check 5 can fail: once the nodes are up the MSS clamp rules (those
@@ -560,6 +564,36 @@ for h in "${MESH_HOSTS[@]}"; do
 done
 for h in client exit; do
 	check "6. $h: rules, routes, nft ruleset and sysctls as before the node started" same_state "$h"
+done
+
+# ---- 7: after a crash, `peer routes -down` undoes what the node left ----
+
+log "7. SIGKILL, then the script of peer routes -down"
+# crash_then_down HOST: starts HOST's node again, waits for its policy, SIGKILLs it (the
+# TUN and its routes go with the process; the rules, the nft table and the sysctls stay,
+# and so does the state file beside its socket), then runs the script `peer routes
+# -down` prints, which must restore the sysctls from that file and remove it.
+crash_then_down() {
+	local h=$1 ns=${MESH_NS[$1]} state script
+	mesh_spawn_node "$BIN" "$h"
+	pt_wait_until 15 mesh_node_settled "$h" && pt_alive "${MESH_PID[$h]}" || { echo "$h did not come up"; return 1; }
+	pt_wait_until 5 ip netns exec "$ns" nft list table inet "peer-${MESH_IFACE[$h]}" || { echo "no nft table"; return 1; }
+	kill -KILL "${MESH_PID[$h]}"
+	pt_wait_pid_exit "${MESH_PID[$h]}" 5 || { echo "still running after SIGKILL"; return 1; }
+	wait "${MESH_PID[$h]}" 2>/dev/null || true
+	state=${MESH_SOCK[$h]%.sock}.sysctl
+	[[ -s $state ]] || { echo "no state file $state after the crash"; return 1; }
+	script=$PT_DIR/down-$h.sh
+	"$BIN" routes -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}" -iface "${MESH_IFACE[$h]}" \
+		-socket "${MESH_SOCK[$h]}" -down >"$script" || return 1
+	cat "$script"
+	grep -q "^sysctl -q -w " "$script" || { echo "the script restores no sysctl"; return 1; }
+	ip netns exec "$ns" sh "$script" || { echo "the script failed"; return 1; }
+	[[ ! -e $state ]] || { echo "the script left $state"; return 1; }
+}
+for h in client exit; do
+	check "7. $h after SIGKILL: peer routes -down restores the saved sysctls and removes the state file" crash_then_down "$h"
+	check "7. $h: rules, routes, nft ruleset and sysctls as before the node started" same_state "$h"
 done
 
 echo "---- measured"
