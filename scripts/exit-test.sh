@@ -576,7 +576,10 @@ log "7. SIGKILL, then the script of peer routes -down"
 crash_then_down() {
 	local h=$1 ns=${MESH_NS[$1]} state script
 	mesh_spawn_node "$BIN" "$h"
-	pt_wait_until 15 mesh_node_settled "$h" && pt_alive "${MESH_PID[$h]}" || { echo "$h did not come up"; return 1; }
+	if ! pt_wait_until 15 mesh_node_settled "$h" || ! pt_alive "${MESH_PID[$h]}"; then
+		echo "$h did not come up"
+		return 1
+	fi
 	pt_wait_until 5 ip netns exec "$ns" nft list table inet "peer-${MESH_IFACE[$h]}" || { echo "no nft table"; return 1; }
 	kill -KILL "${MESH_PID[$h]}"
 	pt_wait_pid_exit "${MESH_PID[$h]}" 5 || { echo "still running after SIGKILL"; return 1; }
