@@ -258,3 +258,27 @@ func TestRoutesDownRestoresSavedSysctls(t *testing.T) {
 		t.Errorf("a damaged state file: exit %d, %s", code, stderr)
 	}
 }
+
+// TestUnitMayWriteManagedSysctls: the systemd unit keeps /proc/sys read-only
+// but for the settings the node changes; a key added to
+// netconf.ManagedSysctls must be made writable there too, or an exit under
+// systemd fails to start.
+func TestUnitMayWriteManagedSysctls(t *testing.T) {
+	b, err := os.ReadFile("../packaging/peer@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writable []string
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ReadWritePaths="); ok {
+			for _, p := range strings.Fields(v) {
+				writable = append(writable, strings.TrimPrefix(p, "-"))
+			}
+		}
+	}
+	for _, k := range netconf.ManagedSysctls {
+		if p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/"); !slices.Contains(writable, p) {
+			t.Errorf("packaging/peer@.service: ReadWritePaths lacks %s (for %s); it has %v", p, k, writable)
+		}
+	}
+}
