@@ -72,19 +72,24 @@ func TestGolden(t *testing.T) {
 		{"darwin_v4only", v4OnlyPlan(Darwin, "utun3")},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			up, err := tc.plan.UpScript()
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+"_up", up)
-			down, err := tc.plan.DownScript()
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+"_down", down)
-		})
+		t.Run(tc.name, func(t *testing.T) { goldenScripts(t, tc.name, tc.plan) })
 	}
+}
+
+// goldenScripts compares the up and down scripts of p with the goldens
+// NAME_up and NAME_down.
+func goldenScripts(t *testing.T, name string, p Plan) {
+	t.Helper()
+	up, err := p.UpScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, name+"_up", up)
+	down, err := p.DownScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, name+"_down", down)
 }
 
 func TestCommands(t *testing.T) {

@@ -61,18 +61,7 @@ func TestPolicyGolden(t *testing.T) {
 		{"linux_clamp_mtu0", mtu0},
 		{"darwin_exitclient", exitClientPlan(Darwin, "utun3")},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			up, err := tc.plan.UpScript()
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+"_up", up)
-			down, err := tc.plan.DownScript()
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, tc.name+"_down", down)
-		})
+		t.Run(tc.name, func(t *testing.T) { goldenScripts(t, tc.name, tc.plan) })
 	}
 }
 

@@ -18,6 +18,24 @@ var hostSysctls = map[string]string{
 	"net.ipv4.conf.all.src_valid_mark": "0",
 }
 
+// addToAlpha adds field (such as "exit: true") to alpha's entry of the
+// mesh file writeMesh wrote.
+func addToAlpha(t *testing.T, mesh, field string) {
+	t.Helper()
+	b, err := os.ReadFile(mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alphaEnd = "    endpoint: 192.0.2.1:51820\n"
+	src := strings.Replace(string(b), alphaEnd, alphaEnd+"    "+field+"\n", 1)
+	if src == string(b) {
+		t.Fatalf("no %q in %s", alphaEnd, mesh)
+	}
+	if err := os.WriteFile(mesh, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // marked returns the firewall mark of the node's memory socket.
 func marked(t *testing.T, n *runningNode) uint32 {
 	t.Helper()
@@ -91,14 +109,7 @@ func TestExitClientNode(t *testing.T) {
 func TestExitServerNode(t *testing.T) {
 	mesh, key := writeMesh(t, "")
 	// alpha is the exit this time.
-	b, err := os.ReadFile(mesh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := strings.Replace(string(b), "    endpoint: 192.0.2.1:51820\n", "    endpoint: 192.0.2.1:51820\n    exit: true\n", 1)
-	if err := os.WriteFile(mesh, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addToAlpha(t, mesh, "exit: true")
 	before := map[string]string{"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "1", "net.ipv4.conf.all.src_valid_mark": "0"}
 	ev := &recorder{}
 	n := startNode(t, mesh, key, nodeOpts{sysctls: before, events: ev})
@@ -142,13 +153,17 @@ func TestExitReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := string(b)
-	withExit := strings.Replace(plain, "    endpoint: 192.0.2.1:51820\n", "    endpoint: 192.0.2.1:51820\n    use_exit: beta\n", 1)
+	addToAlpha(t, mesh, "use_exit: beta")
+	withExit, err := os.ReadFile(mesh)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, step := range []struct {
 		src, report string
 		mark        uint32
 		want        string
 	}{
-		{withExit, "exit: none -> beta\npolicy: uses exit beta\n", netconf.DefaultFwmark, "ip -4 rule add not fwmark 51820 table 51820"},
+		{string(withExit), "exit: none -> beta\npolicy: uses exit beta\n", netconf.DefaultFwmark, "ip -4 rule add not fwmark 51820 table 51820"},
 		{plain, "exit: beta -> none\npolicy: none\n", 0, "ip -4 rule del not fwmark 51820 table 51820"},
 	} {
 		if err := os.WriteFile(mesh, []byte(step.src), 0o644); err != nil {
@@ -200,14 +215,7 @@ func TestExitPlanCommands(t *testing.T) {
 	if code, _, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-exit", "alpha"); code != 2 || !strings.Contains(stderr, "that is this node") {
 		t.Errorf("-exit naming this node: exit %d, %s", code, stderr)
 	}
-	b, err := os.ReadFile(mesh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := strings.Replace(string(b), "    endpoint: 192.0.2.1:51820\n", "    endpoint: 192.0.2.1:51820\n    exit: true\n", 1)
-	if err := os.WriteFile(mesh, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addToAlpha(t, mesh, "exit: true")
 	if code, _, stderr := runCmd(t, "", "routes", "-config", mesh, "-key", key, "-os", "darwin"); code != 2 || !strings.Contains(stderr, "Linux only") {
 		t.Errorf("an exit on darwin: exit %d, %s", code, stderr)
 	}
