@@ -24,10 +24,11 @@ import (
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // The reload is tested on a whole node (runNode) in memory: tundev.Memory,
-// a udp.MemoryNetwork socket, a recorder instead of the system commands,
+// a udptest.Network socket, a recorder instead of the system commands,
 // and the real control socket in a temporary directory. The tests that
 // check the command side run it with fakeDevice, a tunnel that diffs peer
 // sets the way Device.Reconfigure's contract says; the same scenarios run
@@ -210,7 +211,7 @@ type nodeOpts struct {
 	real  bool     // the real tunnel instead of fakeDevice
 	watch bool     // -watch
 	args  []string // more flags of the node
-	net   *udp.MemoryNetwork
+	net   *udptest.Network
 	addr  string // the socket's address on net
 	wg    string // the wg socket (-wg-socket); "": none
 	wgOpt bool   // wg is the default path: the node may run without it
@@ -255,7 +256,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 		t.Fatal(err)
 	}
 	if o.net == nil {
-		o.net = udp.NewMemoryNetwork()
+		o.net = udptest.NewNetwork()
 	}
 	if o.addr == "" {
 		o.addr = "192.0.2.1"

@@ -13,7 +13,7 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
-	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // bigMesh writes a mesh file of n peers with 10 prefixes each (its address
@@ -61,7 +61,7 @@ func loadAndStart(tb testing.TB, meshPath, keyPath string) *tunnel.Device {
 		tb.Fatal(err)
 	}
 	peers := peerConfigs(node)
-	conn, err := udp.NewMemoryNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
+	conn, err := udptest.NewNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // Benchmarks of the hot path; run with
@@ -97,7 +98,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 		}
 		peers = append(peers, PeerConfig{Name: fmt.Sprintf("p%d", i), PublicKey: k.Public(), Prefixes: pfx})
 	}
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	c, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:1"))
 	d, err := New(Config{Private: priv, Peers: peers, TUN: newSinkTUN(1420), Conn: c})
 	if err != nil {
@@ -120,7 +121,7 @@ func benchDevices(b testing.TB) (*Device, *Device) {
 	b.Helper()
 	ka, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	ca, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	cb, _ := net.Listen(netip.MustParseAddrPort("192.0.2.2:51820"))
 	a, err := New(Config{Private: ka, TUN: newSinkTUN(1420), Conn: ca, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),

@@ -16,7 +16,7 @@ import (
 
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/tundev"
-	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the forwarding replay")
@@ -30,7 +30,7 @@ func replayDevice(t *testing.T) *Device {
 	priv, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
 	kg, _ := keys.NewPrivate()
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	c, err := net.Listen(netipAddrPort("192.0.2.1:51820"))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // testNode is one node of an in-memory mesh.
@@ -35,7 +36,7 @@ type testNode struct {
 
 type testMesh struct {
 	t     *testing.T
-	net   *udp.MemoryNetwork
+	net   *udptest.Network
 	clock Clock
 	nodes map[string]*testNode
 	order []string
@@ -65,7 +66,7 @@ func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
 // them; everything is torn down when the test ends.
 func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 	t.Helper()
-	m := &testMesh{t: t, net: udp.NewMemoryNetwork(), clock: clock, nodes: map[string]*testNode{}}
+	m := &testMesh{t: t, net: udptest.NewNetwork(), clock: clock, nodes: map[string]*testNode{}}
 	for i, s := range specs {
 		k, err := keys.NewPrivate()
 		if err != nil {
