@@ -22,12 +22,13 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/tunnel"
 	"github.com/peer-vpn/peer/udp"
 	"github.com/peer-vpn/peer/udp/udptest"
 )
 
-// The reload is tested on a whole node (runNode) in memory: tundev.Memory,
+// The reload is tested on a whole node (runNode) in memory: tuntest.Memory,
 // a udptest.Network socket, a recorder instead of the system commands,
 // and the real control socket in a temporary directory. The tests that
 // check the command side run it with fakeDevice, a tunnel that diffs peer
@@ -198,7 +199,7 @@ type runningNode struct {
 	cmds   *recorder
 	logs   *lockedBuffer
 	fake   *fakeDevice // nil with the real tunnel
-	tun    *tundev.Memory
+	tun    *tuntest.Memory
 	conn   udp.Conn // the node's socket on the memory network
 	hangup chan os.Signal
 	level  *slog.LevelVar
@@ -264,7 +265,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	sys := system{
 		goos: netconf.Linux,
 		openTUN: func(name, _ string, mtu int) (tundev.Device, error) {
-			n.tun = tundev.NewMemory(name, mtu, 8)
+			n.tun = tuntest.NewMemory(name, mtu, 8)
 			return n.tun, nil
 		},
 		listenUDP: func(port int) (udp.Conn, error) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/keys"
-	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/tunnel"
 	"github.com/peer-vpn/peer/udp/udptest"
 )
@@ -65,7 +65,7 @@ func loadAndStart(tb testing.TB, meshPath, keyPath string) *tunnel.Device {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tundev.NewMemory("scale", 1420, 1), Conn: conn})
+	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tuntest.NewMemory("scale", 1420, 1), Conn: conn})
 	if err != nil {
 		tb.Fatal(err)
 	}

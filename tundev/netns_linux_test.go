@@ -172,6 +172,25 @@ func udp4(src, dst netip.AddrPort, data []byte) []byte {
 	return ipv4(17, src.Addr(), dst.Addr(), u)
 }
 
+func makeBufs(n, size int) ([][]byte, []int) {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	return bufs, make([]int, n)
+}
+
+// within fails the test if done is not closed before the guard expires. The
+// guard only bounds a hang; no result depends on timing.
+func within(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return", what)
+	}
+}
+
 // withHeadroom returns pkt preceded by DefaultOffset zero bytes.
 func withHeadroom(pkt []byte) []byte {
 	return append(make([]byte, DefaultOffset), pkt...)

@@ -15,7 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/peer-vpn/peer/keys"
-	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/udp/udptest"
 )
 
@@ -37,7 +37,7 @@ func replayDevice(t *testing.T) *Device {
 	}
 	d, err := New(Config{
 		Private: priv,
-		TUN:     tundev.NewMemory("replay", 1420, 1),
+		TUN:     tuntest.NewMemory("replay", 1420, 1),
 		Conn:    c,
 		Peers: []PeerConfig{
 			{Name: "beta", PublicKey: kb.Public(), Prefixes: mustPrefixes(t, []string{"10.99.0.2/32", "fd99::2/128"})},

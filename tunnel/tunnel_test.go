@@ -16,7 +16,6 @@ import (
 
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
-	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/udp"
 	"github.com/peer-vpn/peer/udp/udptest"
 )
@@ -27,7 +26,7 @@ type testNode struct {
 	priv     keys.Private
 	addr     netip.AddrPort // underlay
 	prefixes []netip.Prefix
-	tun      *tundev.Memory
+	tun      *tuntest.Memory
 	conn     udp.Conn
 	dev      *Device
 	done     chan error
@@ -89,7 +88,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 			t.Fatal(err)
 		}
 		n.conn = c
-		n.tun = tundev.NewMemory("t-"+s.name, 1420, 16)
+		n.tun = tuntest.NewMemory("t-"+s.name, 1420, 16)
 	}
 	for _, s := range specs {
 		n := m.nodes[s.name]
@@ -461,7 +460,7 @@ func (m *testMesh) restart(name string) {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	n.conn, n.tun = c, tundev.NewMemory("t-"+name, 1420, 16)
+	n.conn, n.tun = c, tuntest.NewMemory("t-"+name, 1420, 16)
 	cfg.Conn, cfg.TUN = n.conn, n.tun
 	if n.dev, err = New(cfg); err != nil {
 		m.t.Fatal(err)

@@ -1,6 +1,8 @@
-// Package tuntest builds the IP packets that tests inject into a TUN device
-// (tundev.Memory) and expect out of one: one builder for every package's
-// tests, kept out of the production packages.
+// Package tuntest is the test support of TUN devices, kept out of the
+// production packages as wireguard-go keeps tun/tuntest: Memory, an
+// in-memory tundev.Device, and the builders of the IP packets that tests
+// inject into a device and expect out of one, one builder for every
+// package's tests.
 package tuntest
 
 import (
