@@ -45,7 +45,7 @@ func (w *wireCounter) count(src netip.AddrPort, kind int) int {
 	return w.counts[src][kind]
 }
 
-func startClock() *FakeClock { return NewFakeClock(time.Unix(1_700_000_000, 0)) }
+func startClock() *fakeClock { return newFakeClock(time.Unix(1_700_000_000, 0)) }
 
 func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 	clock := startClock()
@@ -76,7 +76,7 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 
 // settle exchanges one packet each way and lets the keepalive timers run
 // out, leaving both sides idle with a confirmed session.
-func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB string) {
+func settle(t *testing.T, m *testMesh, clock *fakeClock, a, b string, srcA, srcB string) {
 	t.Helper()
 	p := tuntest.IPv4UDP(srcA, srcB, []byte("ping"))
 	m.pass(a, b, p)
@@ -212,7 +212,7 @@ func TestCookieUnderLoad(t *testing.T) {
 // arrivesAfterRetries moves the clock on one handshake retransmission at a
 // time, calling between (if set) before each, until pkt arrives on n's TUN;
 // it reports false after five retries.
-func (m *testMesh) arrivesAfterRetries(clock *FakeClock, n string, pkt []byte, between func()) bool {
+func (m *testMesh) arrivesAfterRetries(clock *fakeClock, n string, pkt []byte, between func()) bool {
 	m.t.Helper()
 	for range 5 {
 		if between != nil {

@@ -356,7 +356,7 @@ func TestRoamingFollowsAuthenticatedPackets(t *testing.T) {
 }
 
 func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
-	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	clock := newFakeClock(time.Unix(1_700_000_000, 0))
 	m := newMesh(t, clock,
 		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
