@@ -118,8 +118,8 @@ func TestLoadAndStartScale(t *testing.T) {
 	defer dev.Close()
 	took := time.Since(start)
 	t.Logf("1000 peers, 10000 prefixes: loaded and started in %v", took)
-	if dev.PeerByName("p999") == nil {
-		t.Fatal("last peer missing")
+	if got, want := dev.PeerEndpoint("p999"), netip.MustParseAddrPort("198.51.100.250:20999"); got != want {
+		t.Fatalf("last peer's endpoint is %v, want %v", got, want)
 	}
 	if took > 30*time.Second {
 		t.Fatalf("loading 1000 peers took %v", took)

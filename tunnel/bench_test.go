@@ -53,7 +53,7 @@ func BenchmarkEncrypt(b *testing.B) {
 func BenchmarkDecrypt(b *testing.B) {
 	a, bd := benchDevices(b)
 	pkt := benchPacket()
-	pa := a.PeerByName("beta")
+	pa := a.peerByName("beta")
 	src := netip.MustParseAddrPort("192.0.2.1:51820")
 	const chunk = 1024
 	msgs := make([][]byte, chunk)
@@ -136,7 +136,7 @@ func benchDevices(b testing.TB) (*Device, *Device) {
 	}
 	b.Cleanup(func() { a.Close(); bd.Close() })
 	// Handshake by hand: alpha initiates, beta answers.
-	pa, pb := a.PeerByName("beta"), bd.PeerByName("alpha")
+	pa, pb := a.peerByName("beta"), bd.peerByName("alpha")
 	now := time.Now()
 	init, err := pa.handshake.CreateInitiation(now, 1)
 	if err != nil {

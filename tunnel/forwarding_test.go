@@ -136,7 +136,7 @@ func verdicts(d *Device, pkt []byte) string {
 	} else {
 		out = "out:" + reason.String()
 	}
-	beta := d.PeerByName("beta")
+	beta := d.peerByName("beta")
 	in := ""
 	if len(pkt) == 0 {
 		in = "in:keepalive"
@@ -225,7 +225,7 @@ func FuzzForwarding(f *testing.F) {
 		d := replayDevice(t)
 		d.route(pkt)
 		in := append([]byte(nil), pkt...)
-		if out, v := d.PeerByName("beta").admit(in); v == admitForward && len(out) > len(pkt) {
+		if out, v := d.peerByName("beta").admit(in); v == admitForward && len(out) > len(pkt) {
 			t.Fatalf("admitted %d bytes from %d", len(out), len(pkt))
 		}
 	})

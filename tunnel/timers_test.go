@@ -84,7 +84,7 @@ func settle(t *testing.T, m *testMesh, clock *fakeClock, a, b string, srcA, srcB
 	m.pass(b, a, r)
 	// Both received data: each sends a keepalive after KeepaliveTimeout.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
-	pa, pb := m.nodes[a].dev.PeerByName(b), m.nodes[b].dev.PeerByName(a)
+	pa, pb := m.nodes[a].dev.peerByName(b), m.nodes[b].dev.peerByName(a)
 	idle := func() bool {
 		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
 			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
@@ -106,7 +106,7 @@ func TestRekeyAfterTime(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
-	pa := m.nodes["alpha"].dev.PeerByName("beta")
+	pa := m.nodes["alpha"].dev.peerByName("beta")
 	old := pa.current.Load()
 	inits := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType)
 	// Young session: sending does not rekey.
@@ -136,8 +136,8 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
-	pa := m.nodes["alpha"].dev.PeerByName("beta")
-	pb := m.nodes["beta"].dev.PeerByName("alpha")
+	pa := m.nodes["alpha"].dev.peerByName("beta")
+	pb := m.nodes["beta"].dev.peerByName("alpha")
 	kp := pa.current.Load()
 	if kp == nil {
 		t.Fatal("no session")
@@ -178,7 +178,7 @@ func TestPersistentKeepalive(t *testing.T) {
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
 	// The keepalive at start opened a session without any traffic.
-	waitFor(t, "session at start", func() bool { return alpha.dev.PeerByName("beta").current.Load() != nil })
+	waitFor(t, "session at start", func() bool { return alpha.dev.peerByName("beta").current.Load() != nil })
 	waitFor(t, "first keepalive", func() bool { return w.count(alpha.addr, keepaliveKind) >= 1 })
 	base := w.count(alpha.addr, keepaliveKind)
 	for i := 1; i <= 3; i++ {
@@ -273,7 +273,7 @@ func TestRekeyOnReceiveLooksAtCurrentSession(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, bd := benchDevices(t)
-			pa, pb := a.PeerByName("beta"), bd.PeerByName("alpha")
+			pa, pb := a.peerByName("beta"), bd.peerByName("alpha")
 			now := time.Now().Add(time.Second) // after benchDevices' handshake
 			oldA, oldB := handshakeInto(t, a, pa, bd, pb, now)
 			oldA.Created = now.Add(-near)
@@ -312,7 +312,7 @@ func TestRekeyOnSend(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, bd := benchDevices(t)
-			pb := bd.PeerByName("alpha") // the responder of its session
+			pb := bd.peerByName("alpha") // the responder of its session
 			now := pb.current.Load().Created.Add(tc.age)
 			for i := 0; i < tc.sends; i++ {
 				copy(buf[noise.MessageTransportHeaderSize:], pkt)
