@@ -18,6 +18,8 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/peer-vpn/peer/tundev/tuntest"
 )
 
 var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
@@ -207,33 +209,33 @@ func TestSummarizeTable(t *testing.T) {
 		{"IPv4 IHL 3", with(tcpSyn, 0, 0x43), "malformed: IPv4 header length too small (12 < 20 bytes)"},
 		{"IPv4 IHL 15", with(tcpSyn[:40], 0, 0x4f), "malformed: IPv4 header truncated (40 < 60 bytes)"},
 		{"IPv4 total 10", with(with(tcpSyn, 2, 0), 3, 10), "malformed: IPv4 total length shorter than header (10 < 20 bytes)"},
-		{"IPv6 short", make6(17, 8, nil)[:30], "malformed: IPv6 header truncated (30 < 40 bytes)"},
+		{"IPv6 short", make6(17, nil)[:30], "malformed: IPv6 header truncated (30 < 40 bytes)"},
 		{"TCP short", make4(6, make([]byte, 8)), "IPv4 192.0.2.1 > 198.51.100.2 TCP malformed: header truncated (8 < 20 bytes) len=28"},
 		{"TCP offset 2", make4(6, with(make([]byte, 20), 12, 0x20)), "TCP malformed: data offset too small (8 < 20 bytes)"},
 		{"TCP offset 15", make4(6, with(make([]byte, 20), 12, 0xf0)), "TCP malformed: header truncated (20 < 60 bytes)"},
 		{"UDP short", make4(17, make([]byte, 5)), "UDP malformed: header truncated (5 < 8 bytes)"},
 		{"ICMP short", make4(1, make([]byte, 3)), "ICMP malformed: header truncated (3 < 8 bytes)"},
-		{"ICMPv6 short", make6(58, 2, make([]byte, 2)), "ICMPv6 malformed: header truncated (2 < 4 bytes)"},
-		{"IPv6 zero payload TCP", make6(6, 0, nil), "TCP malformed: header missing (payload length 0) len=40"},
+		{"ICMPv6 short", make6(58, make([]byte, 2)), "ICMPv6 malformed: header truncated (2 < 4 bytes)"},
+		{"IPv6 zero payload TCP", make6(6, nil), "TCP malformed: header missing (payload length 0) len=40"},
 		{"GRE", make4(47, make([]byte, 4)), "IPv4 192.0.2.1 > 198.51.100.2 GRE len=24"},
 		{"unknown proto", make4(253, nil), "proto=253 len=20"},
 		{"IP in IP", make4(4, make([]byte, 20)), "IPv4 192.0.2.1 > 198.51.100.2 proto=4 len=40"},
 		{"ICMP unknown type", make4(1, []byte{42, 7, 0, 0, 0, 0, 0, 0}), "ICMP type=42 code=7 len=28"},
 		{"ICMP frag needed", make4(1, append([]byte{3, 4, 0, 0, 0, 0, 0x05, 0x78}, make4(17, []byte{0x9c, 0x40, 0xca, 0x6c, 0, 8, 0, 0})...)),
 			"ICMP dest-unreachable frag-needed mtu=1400 for UDP 192.0.2.1.40000 > 198.51.100.2.51820 len=56"},
-		{"ICMPv6 too big", make6(58, 48, append([]byte{2, 0, 0, 0, 0, 0, 0x05, 0x00}, make6(6, 0, nil)...)),
+		{"ICMPv6 too big", make6(58, append([]byte{2, 0, 0, 0, 0, 0, 0x05, 0x00}, make6(6, nil)...)),
 			"ICMPv6 packet-too-big mtu=1280 for TCP 2001:db8::1 > 2001:db8::2 len=88"},
-		{"DNS short", make4(17, udp(5000, 53, []byte{1, 2, 3})), "UDP DNS malformed: header truncated (3 < 12 bytes)"},
-		{"DNS pointer loop", make4(17, udp(5000, 53, dnsQuery(0xc00c))), "UDP DNS query id=0x1234 question malformed"},
-		{"DNS odd name", make4(17, udp(5000, 53, append(dnsHeader(1), 3, 'a', '\n', 0x80, 0, 0, 16, 0, 1))),
+		{"DNS short", make4(17, tuntest.UDP(5000, 53, []byte{1, 2, 3})), "UDP DNS malformed: header truncated (3 < 12 bytes)"},
+		{"DNS pointer loop", make4(17, tuntest.UDP(5000, 53, dnsQuery(0xc00c))), "UDP DNS query id=0x1234 question malformed"},
+		{"DNS odd name", make4(17, tuntest.UDP(5000, 53, append(dnsHeader(1), 3, 'a', '\n', 0x80, 0, 0, 16, 0, 1))),
 			`UDP DNS query id=0x1234 TXT? a\010\128. len=`},
-		{"DNS root", make4(17, udp(5000, 53, append(dnsHeader(1), 0, 0, 2, 0, 1))), "UDP DNS query id=0x1234 NS? . len="},
-		{"WireGuard initiation", make4(17, udp(51820, 51820, wg(1, 148))), "UDP WireGuard handshake-initiation sender=0x4030201 len=176"},
-		{"WireGuard response", make4(17, udp(51820, 51820, wg(2, 92))), "UDP WireGuard handshake-response sender=0x4030201 receiver=0x8070605"},
-		{"WireGuard cookie", make4(17, udp(51820, 51820, wg(3, 64))), "UDP WireGuard cookie-reply receiver=0x4030201"},
-		{"WireGuard keepalive", make4(17, udp(51820, 51820, wg(4, 32))), "UDP WireGuard keepalive receiver=0x4030201 counter=867798387104613893 len=60"},
-		{"WireGuard data", make4(17, udp(51820, 51820, wg(4, 32+96))), "UDP WireGuard data receiver=0x4030201 counter=867798387104613893 data=96"},
-		{"not WireGuard", make4(17, udp(51820, 51820, wg(4, 33))), "UDP data=33"},
+		{"DNS root", make4(17, tuntest.UDP(5000, 53, append(dnsHeader(1), 0, 0, 2, 0, 1))), "UDP DNS query id=0x1234 NS? . len="},
+		{"WireGuard initiation", make4(17, tuntest.UDP(51820, 51820, wg(1, 148))), "UDP WireGuard handshake-initiation sender=0x4030201 len=176"},
+		{"WireGuard response", make4(17, tuntest.UDP(51820, 51820, wg(2, 92))), "UDP WireGuard handshake-response sender=0x4030201 receiver=0x8070605"},
+		{"WireGuard cookie", make4(17, tuntest.UDP(51820, 51820, wg(3, 64))), "UDP WireGuard cookie-reply receiver=0x4030201"},
+		{"WireGuard keepalive", make4(17, tuntest.UDP(51820, 51820, wg(4, 32))), "UDP WireGuard keepalive receiver=0x4030201 counter=867798387104613893 len=60"},
+		{"WireGuard data", make4(17, tuntest.UDP(51820, 51820, wg(4, 32+96))), "UDP WireGuard data receiver=0x4030201 counter=867798387104613893 data=96"},
+		{"not WireGuard", make4(17, tuntest.UDP(51820, 51820, wg(4, 33))), "UDP data=33"},
 	}
 	d := NewDecoder()
 	for _, tt := range tests {
@@ -428,33 +430,14 @@ func with(b []byte, i int, v byte) []byte {
 	return c
 }
 
-// make4 builds an IPv4 packet 192.0.2.1 > 198.51.100.2 with protocol proto.
+// make4 and make6 are tuntest's builders with this file's addresses:
+// 192.0.2.1 > 198.51.100.2 and 2001:db8::1 > 2001:db8::2.
 func make4(proto byte, payload []byte) []byte {
-	h := []byte{0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2}
-	binary.BigEndian.PutUint16(h[2:4], uint16(20+len(payload)))
-	return append(h, payload...)
+	return tuntest.IPv4(proto, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2"), payload)
 }
 
-// make6 builds an IPv6 packet 2001:db8::1 > 2001:db8::2 with next header nh
-// and the given payload length field.
-func make6(nh byte, plen int, payload []byte) []byte {
-	h := make([]byte, 40)
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:6], uint16(plen))
-	h[6], h[7] = nh, 64
-	a := netip.MustParseAddr("2001:db8::1").As16()
-	b := netip.MustParseAddr("2001:db8::2").As16()
-	copy(h[8:], a[:])
-	copy(h[24:], b[:])
-	return append(h, payload...)
-}
-
-func udp(sport, dport uint16, payload []byte) []byte {
-	u := make([]byte, 8)
-	binary.BigEndian.PutUint16(u[0:2], sport)
-	binary.BigEndian.PutUint16(u[2:4], dport)
-	binary.BigEndian.PutUint16(u[4:6], uint16(8+len(payload)))
-	return append(u, payload...)
+func make6(nh byte, payload []byte) []byte {
+	return tuntest.IPv6(nh, netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"), payload)
 }
 
 func dnsHeader(qd uint16) []byte {

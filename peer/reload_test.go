@@ -22,12 +22,14 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/tunnel"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
-// The reload is tested on a whole node (runNode) in memory: tundev.Memory,
-// a udp.MemoryNetwork socket, a recorder instead of the system commands,
+// The reload is tested on a whole node (runNode) in memory: tuntest.Memory,
+// a udptest.Network socket, a recorder instead of the system commands,
 // and the real control socket in a temporary directory. The tests that
 // check the command side run it with fakeDevice, a tunnel that diffs peer
 // sets the way Device.Reconfigure's contract says; the same scenarios run
@@ -197,7 +199,7 @@ type runningNode struct {
 	cmds   *recorder
 	logs   *lockedBuffer
 	fake   *fakeDevice // nil with the real tunnel
-	tun    *tundev.Memory
+	tun    *tuntest.Memory
 	conn   udp.Conn // the node's socket on the memory network
 	hangup chan os.Signal
 	level  *slog.LevelVar
@@ -210,7 +212,7 @@ type nodeOpts struct {
 	real  bool     // the real tunnel instead of fakeDevice
 	watch bool     // -watch
 	args  []string // more flags of the node
-	net   *udp.MemoryNetwork
+	net   *udptest.Network
 	addr  string // the socket's address on net
 	wg    string // the wg socket (-wg-socket); "": none
 	wgOpt bool   // wg is the default path: the node may run without it
@@ -255,7 +257,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 		t.Fatal(err)
 	}
 	if o.net == nil {
-		o.net = udp.NewMemoryNetwork()
+		o.net = udptest.NewNetwork()
 	}
 	if o.addr == "" {
 		o.addr = "192.0.2.1"
@@ -263,7 +265,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	sys := system{
 		goos: netconf.Linux,
 		openTUN: func(name, _ string, mtu int) (tundev.Device, error) {
-			n.tun = tundev.NewMemory(name, mtu, 8)
+			n.tun = tuntest.NewMemory(name, mtu, 8)
 			return n.tun, nil
 		},
 		listenUDP: func(port int) (udp.Conn, error) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/tunnel"
-	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // TestReloadRealTunnelTraffic runs three whole nodes in memory on the real
@@ -25,7 +25,7 @@ func TestReloadRealTunnelTraffic(t *testing.T) {
 		"beta 10.10.0.2/24 endpoint=192.0.2.2:51820",
 	}
 	m.write(t, "", v1...)
-	network := udp.NewMemoryNetwork()
+	network := udptest.NewNetwork()
 	alpha := startNode(t, m.path(), m.keyFile("alpha"), nodeOpts{real: true, net: network, addr: "192.0.2.1"})
 	beta := startNode(t, m.path(), m.keyFile("beta"), nodeOpts{real: true, net: network, addr: "192.0.2.2"})
 

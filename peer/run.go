@@ -142,12 +142,7 @@ func peerEndpoint(dev device) func(string) netip.AddrPort {
 	if !ok {
 		return nil
 	}
-	return func(name string) netip.AddrPort {
-		if p := td.PeerByName(name); p != nil {
-			return p.Endpoint()
-		}
-		return netip.AddrPort{}
-	}
+	return td.PeerEndpoint
 }
 
 // runNode brings the node up, forwards (and reloads) until ctx ends, and

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/keys"
-	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/tunnel"
-	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // bigMesh writes a mesh file of n peers with 10 prefixes each (its address
@@ -61,11 +61,11 @@ func loadAndStart(tb testing.TB, meshPath, keyPath string) *tunnel.Device {
 		tb.Fatal(err)
 	}
 	peers := peerConfigs(node)
-	conn, err := udp.NewMemoryNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
+	conn, err := udptest.NewNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tundev.NewMemory("scale", 1420, 1), Conn: conn})
+	dev, err := tunnel.New(tunnel.Config{Private: node.Private, Peers: peers, TUN: tuntest.NewMemory("scale", 1420, 1), Conn: conn})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,8 +118,8 @@ func TestLoadAndStartScale(t *testing.T) {
 	defer dev.Close()
 	took := time.Since(start)
 	t.Logf("1000 peers, 10000 prefixes: loaded and started in %v", took)
-	if dev.PeerByName("p999") == nil {
-		t.Fatal("last peer missing")
+	if got, want := dev.PeerEndpoint("p999"), netip.MustParseAddrPort("198.51.100.250:20999"); got != want {
+		t.Fatalf("last peer's endpoint is %v, want %v", got, want)
 	}
 	if took > 30*time.Second {
 		t.Fatalf("loading 1000 peers took %v", took)

@@ -16,7 +16,7 @@ import (
 // device, the UDP socket, the commands that configure addresses and routes,
 // and the signal asking for a reload; and how it builds its tunnel. runNode
 // is given the real one (hostSystem); tests give it an in-memory device, a
-// MemoryNetwork socket and a recorder of commands, so the whole node runs
+// udptest.Network socket and a recorder of commands, so the whole node runs
 // without root (and, to test the command side alone, a fake tunnel).
 type system struct {
 	// goos selects the command syntax (netconf.Linux, netconf.Darwin).

@@ -15,6 +15,7 @@ import (
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a logger used from several goroutines.
@@ -114,17 +115,6 @@ func newKeyNode(t *testing.T) *keyNode {
 	return k
 }
 
-// icmpEcho is a minimal IPv4 ICMP echo request from src to dst.
-func icmpEcho(src, dst netip.Addr) []byte {
-	p := make([]byte, 32)
-	p[0], p[3], p[8], p[9] = 0x45, 32, 64, 1
-	s, d := src.As4(), dst.As4()
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	p[20] = 8 // echo request
-	return p
-}
-
 // TestTapKeyLog runs a real handshake and a transport message each way
 // through the tap, with alpha as initiator and as responder, and checks that
 // the capture holds the keys of that handshake only (not gamma's or delta's,
@@ -205,7 +195,7 @@ func TestTapKeyLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			seal := func(kp *noise.Keypair, src, dst netip.Addr) []byte {
-				pt := icmpEcho(src, dst)
+				pt := tuntest.ICMPEcho(src, dst, 0, 0, make([]byte, 4))
 				out := make([]byte, len(pt)+noise.MessageTransportOverhead)
 				if kp.Seal(out, pt, 0) == 0 {
 					t.Fatal("seal failed")

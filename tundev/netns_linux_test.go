@@ -1,4 +1,4 @@
-package tundev
+package tundev_test
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peer-vpn/peer/tundev"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 )
 
 // requireRoot skips a test that needs root and the ip tool, except in CI,
@@ -116,78 +119,41 @@ func udpSocket(t *testing.T, ns string, addr netip.AddrPort) int {
 	return fd
 }
 
-// checksum is the Internet checksum of b, folded, not inverted, starting from sum.
-func checksum(b []byte, sum uint32) uint16 {
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
+func makeBufs(n, size int) ([][]byte, []int) {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
 	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
+	return bufs, make([]int, n)
 }
 
-// ipv4 returns an IPv4 header followed by payload.
-func ipv4(proto byte, src, dst netip.Addr, payload []byte) []byte {
-	p := make([]byte, 20+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	p[8] = 64
-	p[9] = proto
-	s, d := src.As4(), dst.As4()
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	binary.BigEndian.PutUint16(p[10:], ^checksum(p[:20], 0))
-	copy(p[20:], payload)
-	return p
-}
-
-func icmpEcho(src, dst netip.Addr, id, seq uint16, data []byte) []byte {
-	m := make([]byte, 8+len(data))
-	m[0] = 8 // echo request
-	binary.BigEndian.PutUint16(m[4:], id)
-	binary.BigEndian.PutUint16(m[6:], seq)
-	copy(m[8:], data)
-	binary.BigEndian.PutUint16(m[2:], ^checksum(m, 0))
-	return ipv4(1, src, dst, m)
-}
-
-func udp4(src, dst netip.AddrPort, data []byte) []byte {
-	u := make([]byte, 8+len(data))
-	binary.BigEndian.PutUint16(u[0:], src.Port())
-	binary.BigEndian.PutUint16(u[2:], dst.Port())
-	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
-	copy(u[8:], data)
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 17, byte(len(u)>>8), byte(len(u)))
-	sum := ^checksum(u, uint32(checksum(pseudo, 0)))
-	if sum == 0 {
-		sum = 0xffff
+// within fails the test if done is not closed before the guard expires. The
+// guard only bounds a hang; no result depends on timing.
+func within(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return", what)
 	}
-	binary.BigEndian.PutUint16(u[6:], sum)
-	return ipv4(17, src.Addr(), dst.Addr(), u)
 }
 
 // withHeadroom returns pkt preceded by DefaultOffset zero bytes.
 func withHeadroom(pkt []byte) []byte {
-	return append(make([]byte, DefaultOffset), pkt...)
+	return append(make([]byte, tundev.DefaultOffset), pkt...)
 }
 
 // reader reads packets from dev until keep has accepted want packets, and
 // reports the number of Read calls that returned packets. A guard closes
 // the device if the packets never come, so a failure cannot hang.
-func reader(t *testing.T, dev Device, want int, keep func(pkt []byte) bool) (calls int) {
+func reader(t *testing.T, dev tundev.Device, want int, keep func(pkt []byte) bool) (calls int) {
 	t.Helper()
 	guard := time.AfterFunc(20*time.Second, func() { dev.Close() })
 	defer guard.Stop()
-	bufs, sizes := makeBufs(dev.BatchSize(), DefaultOffset+65535)
+	bufs, sizes := makeBufs(dev.BatchSize(), tundev.DefaultOffset+65535)
 	got := 0
 	for got < want {
-		n, err := dev.Read(bufs, sizes, DefaultOffset)
+		n, err := dev.Read(bufs, sizes, tundev.DefaultOffset)
 		if err != nil {
 			t.Fatalf("Read after %d of %d packets: %v", got, want, err)
 		}
@@ -195,7 +161,7 @@ func reader(t *testing.T, dev Device, want int, keep func(pkt []byte) bool) (cal
 			calls++ // a batch: count how many multi-packet reads we saw
 		}
 		for i := range n {
-			if keep(bufs[i][DefaultOffset : DefaultOffset+sizes[i]]) {
+			if keep(bufs[i][tundev.DefaultOffset : tundev.DefaultOffset+sizes[i]]) {
 				got++
 			}
 		}
@@ -210,9 +176,9 @@ var (
 
 // openInNetns opens a TUN in a fresh namespace, assigns tunAddr/24 and
 // brings it up, then runs fn.
-func openInNetns(t *testing.T, driver string, fn func(ns string, dev Device)) {
+func openInNetns(t *testing.T, driver string, fn func(ns string, dev tundev.Device)) {
 	inNetns(t, func(ns string) {
-		dev, err := Open("peertest0", driver, 1400)
+		dev, err := tundev.Open("peertest0", driver, 1400)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +207,7 @@ func TestRealDevice(t *testing.T) {
 	requireRoot(t)
 	for _, driver := range []string{"water", "offload", "auto"} {
 		t.Run(driver, func(t *testing.T) {
-			openInNetns(t, driver, func(ns string, dev Device) {
+			openInNetns(t, driver, func(ns string, dev tundev.Device) {
 				t.Logf("driver %s, batch size %d", dev.Driver(), dev.BatchSize())
 				t.Run("ping", func(t *testing.T) { testPing(t, dev) })
 				t.Run("udp in", func(t *testing.T) { testUDPIn(t, ns, dev) })
@@ -253,11 +219,11 @@ func TestRealDevice(t *testing.T) {
 
 // testPing writes an echo request to the TUN's own address and expects the
 // kernel's echo reply back through the TUN.
-func testPing(t *testing.T, dev Device) {
+func testPing(t *testing.T, dev tundev.Device) {
 	const id = 0x5eed
 	data := []byte("tundev ping payload")
-	req := icmpEcho(peerAddr, tunAddr, id, 1, data)
-	if n, err := dev.Write([][]byte{withHeadroom(req)}, DefaultOffset); err != nil || n != 1 {
+	req := tuntest.ICMPEcho(peerAddr, tunAddr, id, 1, data)
+	if n, err := dev.Write([][]byte{withHeadroom(req)}, tundev.DefaultOffset); err != nil || n != 1 {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	reader(t, dev, 1, func(p []byte) bool {
@@ -270,7 +236,7 @@ func testPing(t *testing.T, dev Device) {
 		if src != tunAddr || dst != peerAddr || icmp[0] != 0 || binary.BigEndian.Uint16(icmp[4:]) != id {
 			return false
 		}
-		if checksum(p[:20], 0) != 0xffff || checksum(icmp, 0) != 0xffff {
+		if tuntest.Checksum(p[:20], 0) != 0xffff || tuntest.Checksum(icmp, 0) != 0xffff {
 			t.Errorf("bad checksum in reply %x", p)
 		}
 		if !bytes.Equal(icmp[8:], data) {
@@ -282,7 +248,7 @@ func testPing(t *testing.T, dev Device) {
 
 // testUDPIn writes a batch of UDP datagrams of one flow (which the offload
 // driver may coalesce) to a socket listening on the TUN's address.
-func testUDPIn(t *testing.T, ns string, dev Device) {
+func testUDPIn(t *testing.T, ns string, dev tundev.Device) {
 	fd := udpSocket(t, ns, netip.AddrPortFrom(tunAddr, 4000))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}); err != nil {
 		t.Fatal(err)
@@ -291,11 +257,11 @@ func testUDPIn(t *testing.T, ns string, dev Device) {
 	bufs := make([][]byte, count)
 	for i := range bufs {
 		data := bytes.Repeat([]byte{byte('a' + i)}, 1000)
-		bufs[i] = withHeadroom(udp4(netip.AddrPortFrom(peerAddr, 5000), netip.AddrPortFrom(tunAddr, 4000), data))
+		bufs[i] = withHeadroom(tuntest.SetUDP4Checksum(tuntest.IPv4(tuntest.ProtoUDP, peerAddr, tunAddr, tuntest.UDP(5000, 4000, data))))
 	}
 	for start := 0; start < count; start += dev.BatchSize() {
 		end := min(start+dev.BatchSize(), count)
-		if n, err := dev.Write(bufs[start:end], DefaultOffset); err != nil || n != end-start {
+		if n, err := dev.Write(bufs[start:end], tundev.DefaultOffset); err != nil || n != end-start {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
@@ -317,7 +283,7 @@ func testUDPIn(t *testing.T, ns string, dev Device) {
 // testUDPOut sends from a socket in the namespace through the TUN. It uses
 // UDP GSO so that, with the offload driver, the kernel hands the TUN one
 // super-packet that Read must split into MTU-sized datagrams.
-func testUDPOut(t *testing.T, ns string, dev Device) {
+func testUDPOut(t *testing.T, ns string, dev tundev.Device) {
 	fd := udpSocket(t, ns, netip.AddrPortFrom(tunAddr, 4001))
 	const seg, count = 1000, 6
 	if err := unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, seg); err != nil {
@@ -343,14 +309,14 @@ func testUDPOut(t *testing.T, ns string, dev Device) {
 		if i >= count || seen[i] || !bytes.Equal(data, bytes.Repeat([]byte{byte(i)}, seg)) {
 			t.Fatalf("unexpected datagram starting %x", data[:4])
 		}
-		if checksum(p[:20], 0) != 0xffff {
+		if tuntest.Checksum(p[:20], 0) != 0xffff {
 			t.Errorf("bad IPv4 checksum in datagram %d", i)
 		}
 		seen[i] = true
 		return true
 	})
 	t.Logf("%d multi-packet reads", batches)
-	if dev.Driver() == DriverOffload && dev.BatchSize() > 1 && batches == 0 {
+	if dev.Driver() == tundev.DriverOffload && dev.BatchSize() > 1 && batches == 0 {
 		t.Error("offload driver never returned more than one packet per Read")
 	}
 }
@@ -359,14 +325,14 @@ func TestRealDeviceCloseUnblocksRead(t *testing.T) {
 	requireRoot(t)
 	for _, driver := range []string{"water", "offload"} {
 		t.Run(driver, func(t *testing.T) {
-			openInNetns(t, driver, func(ns string, dev Device) {
+			openInNetns(t, driver, func(ns string, dev tundev.Device) {
 				done := make(chan struct{})
 				var err error
 				go func() {
 					defer close(done)
-					bufs, sizes := makeBufs(dev.BatchSize(), DefaultOffset+65535)
+					bufs, sizes := makeBufs(dev.BatchSize(), tundev.DefaultOffset+65535)
 					for err == nil {
-						_, err = dev.Read(bufs, sizes, DefaultOffset)
+						_, err = dev.Read(bufs, sizes, tundev.DefaultOffset)
 					}
 				}()
 				if cerr := dev.Close(); cerr != nil {
@@ -383,8 +349,8 @@ func TestRealDeviceCloseUnblocksRead(t *testing.T) {
 
 func TestOffloadWriteNeedsHeadroom(t *testing.T) {
 	requireRoot(t)
-	openInNetns(t, "offload", func(ns string, dev Device) {
-		pkt := icmpEcho(peerAddr, tunAddr, 1, 1, nil)
+	openInNetns(t, "offload", func(ns string, dev tundev.Device) {
+		pkt := tuntest.ICMPEcho(peerAddr, tunAddr, 1, 1, nil)
 		if _, err := dev.Write([][]byte{append(make([]byte, 4), pkt...)}, 4); err == nil {
 			t.Fatal("Write with 4 bytes of headroom succeeded")
 		}

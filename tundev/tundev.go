@@ -1,5 +1,6 @@
 // Package tundev hides the platform's TUN device behind a small batch-shaped
-// interface, so the rest of the node can be tested against an in-memory fake.
+// interface, so the rest of the node can be tested against an in-memory fake
+// (tuntest.Memory).
 //
 // The Device interface deliberately has the same shape as wireguard-go's
 // tun.Device: packets are read and written in batches, and every packet

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"context"
 	"fmt"
-	"github.com/peer-vpn/peer/tundev/tuntest"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,7 +12,9 @@ import (
 
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/tundev/tuntest"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // Benchmarks of the hot path; run with
@@ -21,6 +22,12 @@ import (
 //	go test -run '^$' -bench . -benchmem ./tunnel
 //
 // Every one must report 0 allocs/op in the steady state.
+//
+// The devices that are not running use the shared fakes (tuntest.Memory,
+// udptest.Network): nothing reads or writes them. BenchmarkDataPath runs
+// its devices, and the shared fakes copy every packet (an allocation each),
+// so it has its own allocation-free ones below: sourceTUN, sinkTUN and
+// pipeConn.
 
 func benchPacket() []byte {
 	return tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", make([]byte, 1420-28))
@@ -52,7 +59,7 @@ func BenchmarkEncrypt(b *testing.B) {
 func BenchmarkDecrypt(b *testing.B) {
 	a, bd := benchDevices(b)
 	pkt := benchPacket()
-	pa := a.PeerByName("beta")
+	pa := a.peerByName("beta")
 	src := netip.MustParseAddrPort("192.0.2.1:51820")
 	const chunk = 1024
 	msgs := make([][]byte, chunk)
@@ -97,9 +104,9 @@ func BenchmarkRouteLookup(b *testing.B) {
 		}
 		peers = append(peers, PeerConfig{Name: fmt.Sprintf("p%d", i), PublicKey: k.Public(), Prefixes: pfx})
 	}
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	c, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:1"))
-	d, err := New(Config{Private: priv, Peers: peers, TUN: newSinkTUN(1420), Conn: c})
+	d, err := New(Config{Private: priv, Peers: peers, TUN: tuntest.NewMemory("bench", 1420, 64), Conn: c})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -120,22 +127,22 @@ func benchDevices(b testing.TB) (*Device, *Device) {
 	b.Helper()
 	ka, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	ca, _ := net.Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
 	cb, _ := net.Listen(netip.MustParseAddrPort("192.0.2.2:51820"))
-	a, err := New(Config{Private: ka, TUN: newSinkTUN(1420), Conn: ca, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
+	a, err := New(Config{Private: ka, TUN: tuntest.NewMemory("alpha", 1420, 64), Conn: ca, Peers: []PeerConfig{{Name: "beta", PublicKey: kb.Public(),
 		Prefixes: mustPrefixes(b, []string{"10.10.0.2/32"}), Endpoint: netip.MustParseAddrPort("192.0.2.2:51820")}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bd, err := New(Config{Private: kb, TUN: newSinkTUN(1420), Conn: cb, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
+	bd, err := New(Config{Private: kb, TUN: tuntest.NewMemory("beta", 1420, 64), Conn: cb, Peers: []PeerConfig{{Name: "alpha", PublicKey: ka.Public(),
 		Prefixes: mustPrefixes(b, []string{"10.10.0.1/32"}), Endpoint: netip.MustParseAddrPort("192.0.2.1:51820")}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { a.Close(); bd.Close() })
 	// Handshake by hand: alpha initiates, beta answers.
-	pa, pb := a.PeerByName("beta"), bd.PeerByName("alpha")
+	pa, pb := a.peerByName("beta"), bd.peerByName("alpha")
 	now := time.Now()
 	init, err := pa.handshake.CreateInitiation(now, 1)
 	if err != nil {

@@ -331,8 +331,19 @@ func (d *Device) isClosed() bool {
 
 func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
 
-// PeerByName returns the peer called name in the current peer set, or nil.
-func (d *Device) PeerByName(name string) *Peer {
+// PeerEndpoint returns the current endpoint of the peer called name (the
+// configured one, or where it last roamed to), or the zero AddrPort if no
+// peer has that name or the peer has no endpoint yet. A live capture of one
+// peer asks it which outer datagrams are that peer's.
+func (d *Device) PeerEndpoint(name string) netip.AddrPort {
+	if p := d.peerByName(name); p != nil {
+		return p.Endpoint()
+	}
+	return netip.AddrPort{}
+}
+
+// peerByName returns the peer called name in the current peer set, or nil.
+func (d *Device) peerByName(name string) *Peer {
 	for _, p := range d.peers.Load().list {
 		if p.Name() == name {
 			return p

@@ -15,8 +15,8 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/peer-vpn/peer/keys"
-	"github.com/peer-vpn/peer/tundev"
-	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/tundev/tuntest"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the forwarding replay")
@@ -30,14 +30,14 @@ func replayDevice(t *testing.T) *Device {
 	priv, _ := keys.NewPrivate()
 	kb, _ := keys.NewPrivate()
 	kg, _ := keys.NewPrivate()
-	net := udp.NewMemoryNetwork()
+	net := udptest.NewNetwork()
 	c, err := net.Listen(netipAddrPort("192.0.2.1:51820"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := New(Config{
 		Private: priv,
-		TUN:     tundev.NewMemory("replay", 1420, 1),
+		TUN:     tuntest.NewMemory("replay", 1420, 1),
 		Conn:    c,
 		Peers: []PeerConfig{
 			{Name: "beta", PublicKey: kb.Public(), Prefixes: mustPrefixes(t, []string{"10.99.0.2/32", "fd99::2/128"})},
@@ -136,7 +136,7 @@ func verdicts(d *Device, pkt []byte) string {
 	} else {
 		out = "out:" + reason.String()
 	}
-	beta := d.PeerByName("beta")
+	beta := d.peerByName("beta")
 	in := ""
 	if len(pkt) == 0 {
 		in = "in:keepalive"
@@ -225,7 +225,7 @@ func FuzzForwarding(f *testing.F) {
 		d := replayDevice(t)
 		d.route(pkt)
 		in := append([]byte(nil), pkt...)
-		if out, v := d.PeerByName("beta").admit(in); v == admitForward && len(out) > len(pkt) {
+		if out, v := d.peerByName("beta").admit(in); v == admitForward && len(out) > len(pkt) {
 			t.Fatalf("admitted %d bytes from %d", len(out), len(pkt))
 		}
 	})

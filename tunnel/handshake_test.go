@@ -48,7 +48,7 @@ func TestResponderWaitsForConfirmation(t *testing.T) {
 	// beta has a session it may not use yet: its data is staged.
 	reply := tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("reply"))
 	beta.tun.Inject(reply)
-	pb := beta.dev.PeerByName("alpha")
+	pb := beta.dev.peerByName("alpha")
 	waitFor(t, "beta's data staged", func() bool {
 		return pb.hasStaged() || w.count(beta.addr, noise.MessageInitiationType) > 0
 	})
@@ -83,7 +83,7 @@ func TestConcurrentInitiationsAgree(t *testing.T) {
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
 	)
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
-	pa := alpha.dev.PeerByName("beta")
+	pa := alpha.dev.peerByName("beta")
 	var mu sync.Mutex
 	inits := map[uint32][]byte{} // alpha's initiations by sender index
 	var open bool
@@ -157,7 +157,7 @@ func TestRetryDoesNotDoubleAnInitiation(t *testing.T) {
 	w.block.Store(true)
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
-	pa := alpha.dev.PeerByName("beta")
+	pa := alpha.dev.peerByName("beta")
 	pa.initiateHandshake(false)
 	pa.initiateHandshake(true)
 	if n := w.count(alpha.addr, noise.MessageInitiationType); n != 1 {

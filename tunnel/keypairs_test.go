@@ -47,7 +47,7 @@ func handshakeInto(t *testing.T, di *Device, ip *Peer, dr *Device, rp *Peer, now
 // and be wiped; the unconfirmed one becomes the fallback.
 func TestInstallKeypairRetiresSupersededSessions(t *testing.T) {
 	a, b := benchDevices(t) // alpha's current: a session it initiated
-	pa, pb := a.PeerByName("beta"), b.PeerByName("alpha")
+	pa, pb := a.peerByName("beta"), b.peerByName("alpha")
 	first := pa.current.Load()
 	now := time.Now().Add(time.Second)
 	_, next := handshakeInto(t, b, pb, a, pa, now) // beta initiates: alpha's next

@@ -152,7 +152,7 @@ func TestTapSeesOnlyMembers(t *testing.T) {
 		}
 		return b
 	}
-	kp := alpha.dev.PeerByName("beta").current.Load()
+	kp := alpha.dev.peerByName("beta").current.Load()
 	withIndex := func(b []byte, idx uint32) []byte {
 		binary.LittleEndian.PutUint32(b[4:], idx)
 		return b

@@ -179,7 +179,7 @@ func TestReconfigureSameSetIsEmpty(t *testing.T) {
 	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	set := alpha.dev.peers.Load()
-	kp := alpha.dev.PeerByName("beta").current.Load()
+	kp := alpha.dev.peerByName("beta").current.Load()
 	sent := w.total(alpha.addr)
 
 	same := m.peersOf("alpha")
@@ -195,7 +195,7 @@ func TestReconfigureSameSetIsEmpty(t *testing.T) {
 	if alpha.dev.peers.Load() != set {
 		t.Fatal("the same set replaced the peer set")
 	}
-	if alpha.dev.PeerByName("beta").current.Load() != kp {
+	if alpha.dev.peerByName("beta").current.Load() != kp {
 		t.Fatal("the same set replaced beta's session")
 	}
 	time.Sleep(50 * time.Millisecond) // anything sent would be on the wire by now
@@ -213,7 +213,7 @@ func TestReconfigureInvalidChangesNothing(t *testing.T) {
 	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
 	set := alpha.dev.peers.Load()
-	beta := alpha.dev.PeerByName("beta")
+	beta := alpha.dev.peerByName("beta")
 	kp := beta.current.Load()
 	sent, hs := w.total(alpha.addr), w.handshakeMessages(alpha.addr)
 	newKey, _ := keys.NewPrivate()
@@ -306,7 +306,7 @@ func TestReconfigureUpdatesInPlace(t *testing.T) {
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
 	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
-	pb := alpha.dev.PeerByName("beta")
+	pb := alpha.dev.peerByName("beta")
 	kp := pb.current.Load()
 	used := kp.SendCount()
 	moved := netip.MustParseAddrPort("203.0.113.2:51820")
@@ -322,7 +322,7 @@ func TestReconfigureUpdatesInPlace(t *testing.T) {
 		pc.Endpoint = moved
 	}))
 	wantChanges(t, ch, Changes{Updated: []string{"beta-2"}})
-	if alpha.dev.PeerByName("beta-2") != pb || alpha.dev.PeerByName("beta") != nil {
+	if alpha.dev.peerByName("beta-2") != pb || alpha.dev.peerByName("beta") != nil {
 		t.Fatal("the renamed peer is not the same peer under its new name")
 	}
 	if ep := pb.Endpoint(); ep != moved {
@@ -348,7 +348,7 @@ func TestReconfigureUpdatesInPlace(t *testing.T) {
 	// The new keepalive runs on the same session. First the keepalives
 	// that answer the data above, so that no timer waits for an answer.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
-	pa := beta.dev.PeerByName("alpha")
+	pa := beta.dev.peerByName("alpha")
 	waitFor(t, "idle timers", func() bool {
 		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
 			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
@@ -377,7 +377,7 @@ func TestReconfigureKeepsRoamedEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("from elsewhere")))
-	pb := alpha.dev.PeerByName("beta")
+	pb := alpha.dev.peerByName("beta")
 	if ep := pb.Endpoint(); ep != roamed {
 		t.Fatalf("alpha did not roam: %s", ep)
 	}
@@ -419,7 +419,7 @@ func TestReconfigureMovesPrefix(t *testing.T) {
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.20.0.9", "10.10.0.1", []byte("from beta's subnet")))
 	m.pass("alpha", "gamma", tuntest.IPv4UDP("10.10.0.1", "10.10.0.3", []byte("up")))
 	m.pass("gamma", "alpha", tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("up")))
-	pb, pg := alpha.dev.PeerByName("beta"), alpha.dev.PeerByName("gamma")
+	pb, pg := alpha.dev.peerByName("beta"), alpha.dev.peerByName("gamma")
 	kb, kg := pb.current.Load(), pg.current.Load()
 	hs := w.handshakeMessages(alpha.addr, beta.addr, gamma.addr)
 
@@ -462,13 +462,13 @@ func TestReconfigureAddsAndRemovesPeers(t *testing.T) {
 	gamma.tun.Inject(tuntest.IPv4UDP("10.10.0.3", "10.10.0.1", []byte("from a stranger")))
 	waitFor(t, "gamma refused", func() bool { return alpha.dev.Status().Drops["bad_handshake"] == 1 })
 
-	pb := alpha.dev.PeerByName("beta")
+	pb := alpha.dev.peerByName("beta")
 	pb.stage(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("staged")))
 	pcs := append(without(m.peersOf("alpha"), "beta"), m.entryFor("gamma"))
 	wantChanges(t, reconfigure(t, alpha.dev, pcs), Changes{Added: []string{"gamma"}, Removed: []string{"beta"}})
 
 	// beta is gone from every table.
-	if alpha.dev.PeerByName("beta") != nil || alpha.dev.peers.Load().byKey[beta.priv.Public()] != nil ||
+	if alpha.dev.peerByName("beta") != nil || alpha.dev.peers.Load().byKey[beta.priv.Public()] != nil ||
 		alpha.dev.peers.Load().byEndpoint[beta.addr] != nil {
 		t.Fatal("beta is still in the peer set")
 	}
@@ -504,7 +504,7 @@ func TestReconfigureAddsAndRemovesPeers(t *testing.T) {
 	// And its new handshake is refused like any stranger's.
 	responses := w.count(alpha.addr, int(noise.MessageResponseType))
 	clock.Advance(time.Second) // a fresh timestamp
-	beta.dev.PeerByName("alpha").rekey()
+	beta.dev.peerByName("alpha").rekey()
 	waitFor(t, "beta's initiation refused", func() bool { return alpha.dev.Status().Drops["bad_handshake"] == 2 })
 	m.expectNothing("alpha", 50*time.Millisecond)
 	if n := w.count(alpha.addr, int(noise.MessageResponseType)); n != responses {
@@ -537,7 +537,7 @@ func TestReconfigurePresharedKeyRehandshakes(t *testing.T) {
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
 	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
-	pa, pb := beta.dev.PeerByName("alpha"), alpha.dev.PeerByName("beta")
+	pa, pb := beta.dev.peerByName("alpha"), alpha.dev.peerByName("beta")
 	ka, kb := pa.current.Load(), pb.current.Load()
 	var psk keys.Preshared
 	psk[0] = 7
@@ -584,8 +584,8 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 	alpha, beta := m.nodes["alpha"], m.nodes["beta"]
 	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("up")))
 	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("up")))
-	kb := alpha.dev.PeerByName("beta").current.Load()
-	ka := beta.dev.PeerByName("alpha").current.Load()
+	kb := alpha.dev.peerByName("beta").current.Load()
+	ka := beta.dev.peerByName("alpha").current.Load()
 	hs := w.handshakeMessages(alpha.addr, beta.addr)
 
 	deltaKey, _ := keys.NewPrivate()
@@ -638,7 +638,7 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 			}
 			for _, n := range []*testNode{alpha, beta} {
 				n.dev.Status()
-				n.dev.PeerByName("gamma")
+				n.dev.peerByName("gamma")
 			}
 			time.Sleep(100 * time.Microsecond)
 		}
@@ -707,7 +707,7 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 			t.Errorf("%s: drops of %s's packets: %v", c.n.name, c.peer, d)
 		}
 	}
-	if alpha.dev.PeerByName("beta").current.Load() != kb || beta.dev.PeerByName("alpha").current.Load() != ka {
+	if alpha.dev.peerByName("beta").current.Load() != kb || beta.dev.peerByName("alpha").current.Load() != ka {
 		t.Error("the reloads replaced the session between alpha and beta")
 	}
 	if n := w.handshakeMessages(alpha.addr, beta.addr) - hs; n != 0 {

@@ -45,7 +45,7 @@ func (w *wireCounter) count(src netip.AddrPort, kind int) int {
 	return w.counts[src][kind]
 }
 
-func startClock() *FakeClock { return NewFakeClock(time.Unix(1_700_000_000, 0)) }
+func startClock() *fakeClock { return newFakeClock(time.Unix(1_700_000_000, 0)) }
 
 func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 	clock := startClock()
@@ -76,7 +76,7 @@ func TestHandshakeRetransmitsThenGivesUp(t *testing.T) {
 
 // settle exchanges one packet each way and lets the keepalive timers run
 // out, leaving both sides idle with a confirmed session.
-func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB string) {
+func settle(t *testing.T, m *testMesh, clock *fakeClock, a, b string, srcA, srcB string) {
 	t.Helper()
 	p := tuntest.IPv4UDP(srcA, srcB, []byte("ping"))
 	m.pass(a, b, p)
@@ -84,7 +84,7 @@ func settle(t *testing.T, m *testMesh, clock *FakeClock, a, b string, srcA, srcB
 	m.pass(b, a, r)
 	// Both received data: each sends a keepalive after KeepaliveTimeout.
 	clock.Advance(noise.KeepaliveTimeout + time.Second)
-	pa, pb := m.nodes[a].dev.PeerByName(b), m.nodes[b].dev.PeerByName(a)
+	pa, pb := m.nodes[a].dev.peerByName(b), m.nodes[b].dev.peerByName(a)
 	idle := func() bool {
 		return !pa.timers.newHandshake.isPending() && !pb.timers.newHandshake.isPending() &&
 			!pa.timers.sendKeepalive.isPending() && !pb.timers.sendKeepalive.isPending()
@@ -106,7 +106,7 @@ func TestRekeyAfterTime(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
-	pa := m.nodes["alpha"].dev.PeerByName("beta")
+	pa := m.nodes["alpha"].dev.peerByName("beta")
 	old := pa.current.Load()
 	inits := w.count(m.nodes["alpha"].addr, noise.MessageInitiationType)
 	// Young session: sending does not rekey.
@@ -136,8 +136,8 @@ func TestRejectAfterTimeThenZeroKeyMaterial(t *testing.T) {
 	var w wireCounter
 	m.net.SetFilter(w.filter)
 	settle(t, m, clock, "alpha", "beta", "10.10.0.1", "10.10.0.2")
-	pa := m.nodes["alpha"].dev.PeerByName("beta")
-	pb := m.nodes["beta"].dev.PeerByName("alpha")
+	pa := m.nodes["alpha"].dev.peerByName("beta")
+	pb := m.nodes["beta"].dev.peerByName("alpha")
 	kp := pa.current.Load()
 	if kp == nil {
 		t.Fatal("no session")
@@ -178,7 +178,7 @@ func TestPersistentKeepalive(t *testing.T) {
 	m.net.SetFilter(w.filter)
 	alpha := m.nodes["alpha"]
 	// The keepalive at start opened a session without any traffic.
-	waitFor(t, "session at start", func() bool { return alpha.dev.PeerByName("beta").current.Load() != nil })
+	waitFor(t, "session at start", func() bool { return alpha.dev.peerByName("beta").current.Load() != nil })
 	waitFor(t, "first keepalive", func() bool { return w.count(alpha.addr, keepaliveKind) >= 1 })
 	base := w.count(alpha.addr, keepaliveKind)
 	for i := 1; i <= 3; i++ {
@@ -212,7 +212,7 @@ func TestCookieUnderLoad(t *testing.T) {
 // arrivesAfterRetries moves the clock on one handshake retransmission at a
 // time, calling between (if set) before each, until pkt arrives on n's TUN;
 // it reports false after five retries.
-func (m *testMesh) arrivesAfterRetries(clock *FakeClock, n string, pkt []byte, between func()) bool {
+func (m *testMesh) arrivesAfterRetries(clock *fakeClock, n string, pkt []byte, between func()) bool {
 	m.t.Helper()
 	for range 5 {
 		if between != nil {
@@ -273,7 +273,7 @@ func TestRekeyOnReceiveLooksAtCurrentSession(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, bd := benchDevices(t)
-			pa, pb := a.PeerByName("beta"), bd.PeerByName("alpha")
+			pa, pb := a.peerByName("beta"), bd.peerByName("alpha")
 			now := time.Now().Add(time.Second) // after benchDevices' handshake
 			oldA, oldB := handshakeInto(t, a, pa, bd, pb, now)
 			oldA.Created = now.Add(-near)
@@ -312,7 +312,7 @@ func TestRekeyOnSend(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, bd := benchDevices(t)
-			pb := bd.PeerByName("alpha") // the responder of its session
+			pb := bd.peerByName("alpha") // the responder of its session
 			now := pb.current.Load().Created.Add(tc.age)
 			for i := 0; i < tc.sends; i++ {
 				copy(buf[noise.MessageTransportHeaderSize:], pkt)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
-	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/udp"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // testNode is one node of an in-memory mesh.
@@ -26,7 +26,7 @@ type testNode struct {
 	priv     keys.Private
 	addr     netip.AddrPort // underlay
 	prefixes []netip.Prefix
-	tun      *tundev.Memory
+	tun      *tuntest.Memory
 	conn     udp.Conn
 	dev      *Device
 	done     chan error
@@ -35,7 +35,7 @@ type testNode struct {
 
 type testMesh struct {
 	t     *testing.T
-	net   *udp.MemoryNetwork
+	net   *udptest.Network
 	clock Clock
 	nodes map[string]*testNode
 	order []string
@@ -65,7 +65,7 @@ func mustPrefixes(t testing.TB, ss []string) []netip.Prefix {
 // them; everything is torn down when the test ends.
 func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 	t.Helper()
-	m := &testMesh{t: t, net: udp.NewMemoryNetwork(), clock: clock, nodes: map[string]*testNode{}}
+	m := &testMesh{t: t, net: udptest.NewNetwork(), clock: clock, nodes: map[string]*testNode{}}
 	for i, s := range specs {
 		k, err := keys.NewPrivate()
 		if err != nil {
@@ -88,7 +88,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 			t.Fatal(err)
 		}
 		n.conn = c
-		n.tun = tundev.NewMemory("t-"+s.name, 1420, 16)
+		n.tun = tuntest.NewMemory("t-"+s.name, 1420, 16)
 	}
 	for _, s := range specs {
 		n := m.nodes[s.name]
@@ -356,7 +356,7 @@ func TestRoamingFollowsAuthenticatedPackets(t *testing.T) {
 }
 
 func TestStagedQueueIsBoundedAndFlushedInOrder(t *testing.T) {
-	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	clock := newFakeClock(time.Unix(1_700_000_000, 0))
 	m := newMesh(t, clock,
 		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
 		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
@@ -460,7 +460,7 @@ func (m *testMesh) restart(name string) {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	n.conn, n.tun = c, tundev.NewMemory("t-"+name, 1420, 16)
+	n.conn, n.tun = c, tuntest.NewMemory("t-"+name, 1420, 16)
 	cfg.Conn, cfg.TUN = n.conn, n.tun
 	if n.dev, err = New(cfg); err != nil {
 		m.t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package udp hides the platform's UDP socket behind a small batch-shaped
-// interface, so the node can be tested against an in-memory network.
+// interface, so the node can be tested against an in-memory network (udptest).
 //
 // On Linux a Conn moves up to BatchSize messages per system call with
 // recvmmsg/sendmmsg and allocates nothing in the steady state. Where the

@@ -1,4 +1,6 @@
-package udp
+// Package udptest is an in-memory network of udp.Conns for tests, kept out
+// of the production packages as wireguard-go keeps conn/bindtest.
+package udptest
 
 import (
 	"errors"
@@ -7,32 +9,34 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/peer-vpn/peer/udp"
 )
 
-// Memory network sizes: each Conn queues at most memoryQueueLen datagrams
-// (more are dropped, as a full socket buffer drops them) and reads at most
-// memoryBatchSize per ReadBatch.
+// Network sizes: each Conn queues at most queueLen datagrams (more are
+// dropped, as a full socket buffer drops them) and reads at most batchSize
+// per ReadBatch.
 const (
-	memoryQueueLen  = 256
-	memoryBatchSize = 128
-	firstEphemeral  = 49152
+	queueLen       = 256
+	batchSize      = 128
+	firstEphemeral = 49152
 )
 
-// MemoryNetwork is an in-memory network for tests: Conns that deliver to each
+// Network is an in-memory network for tests: Conns that deliver to each
 // other by address, with an optional hook to drop, alter, duplicate or
 // reorder datagrams. Addresses are matched exactly (no wildcards); IPv4 and
 // v4-mapped IPv6 addresses are the same address. Datagrams to an address
 // nobody listens on are dropped. The zero value is not usable: call
-// NewMemoryNetwork.
-type MemoryNetwork struct {
+// NewNetwork.
+type Network struct {
 	mu     sync.Mutex
 	conns  map[netip.AddrPort]*memConn
 	filter func(src, dst netip.AddrPort, b []byte) bool
 }
 
-// NewMemoryNetwork returns an empty network.
-func NewMemoryNetwork() *MemoryNetwork {
-	return &MemoryNetwork{conns: make(map[netip.AddrPort]*memConn)}
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	return &Network{conns: make(map[netip.AddrPort]*memConn)}
 }
 
 // memDatagram is a datagram in flight; b is owned by the queue.
@@ -41,9 +45,9 @@ type memDatagram struct {
 	src netip.AddrPort
 }
 
-// memConn is a Conn on a MemoryNetwork.
+// memConn is a udp.Conn on a Network.
 type memConn struct {
-	net   *MemoryNetwork
+	net   *Network
 	addr  netip.AddrPort // guarded by net.mu
 	queue chan memDatagram
 	done  chan struct{}
@@ -56,23 +60,23 @@ type memConn struct {
 }
 
 var (
-	_ Conn   = (*memConn)(nil)
-	_ Marker = (*memConn)(nil)
+	_ udp.Conn   = (*memConn)(nil)
+	_ udp.Marker = (*memConn)(nil)
 )
 
 // Listen returns a Conn bound to addr; port 0 picks a free ephemeral port.
 // It is an error if the address is taken.
-func (n *MemoryNetwork) Listen(addr netip.AddrPort) (Conn, error) {
+func (n *Network) Listen(addr netip.AddrPort) (udp.Conn, error) {
 	c := &memConn{
 		net:   n,
-		queue: make(chan memDatagram, memoryQueueLen),
+		queue: make(chan memDatagram, queueLen),
 		done:  make(chan struct{}),
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	bound, err := n.bindLocked(c, addr)
 	if err != nil {
-		return nil, fmt.Errorf("udp: memory listen on %v: %w", addr, err)
+		return nil, fmt.Errorf("udptest: listen on %v: %w", addr, err)
 	}
 	c.addr = bound
 	return c, nil
@@ -80,7 +84,7 @@ func (n *MemoryNetwork) Listen(addr netip.AddrPort) (Conn, error) {
 
 // bindLocked registers c at addr (choosing a port if it is 0) and returns
 // the bound address. n.mu must be held.
-func (n *MemoryNetwork) bindLocked(c *memConn, addr netip.AddrPort) (netip.AddrPort, error) {
+func (n *Network) bindLocked(c *memConn, addr netip.AddrPort) (netip.AddrPort, error) {
 	if !addr.Addr().IsValid() {
 		return netip.AddrPort{}, errors.New("invalid address")
 	}
@@ -109,7 +113,7 @@ func (n *MemoryNetwork) bindLocked(c *memConn, addr netip.AddrPort) (netip.AddrP
 // it may call Deliver (for example to duplicate b, or to hold a datagram
 // back and deliver it later, reordering). It is called without locks held,
 // possibly from several goroutines at once. nil removes the filter.
-func (n *MemoryNetwork) SetFilter(f func(src, dst netip.AddrPort, b []byte) bool) {
+func (n *Network) SetFilter(f func(src, dst netip.AddrPort, b []byte) bool) {
 	n.mu.Lock()
 	n.filter = f
 	n.mu.Unlock()
@@ -118,12 +122,12 @@ func (n *MemoryNetwork) SetFilter(f func(src, dst netip.AddrPort, b []byte) bool
 // Deliver queues a copy of b at dst as if src had sent it, bypassing the
 // filter. It reports whether the datagram was queued (false: nobody
 // listens on dst, or its queue is full).
-func (n *MemoryNetwork) Deliver(src, dst netip.AddrPort, b []byte) bool {
+func (n *Network) Deliver(src, dst netip.AddrPort, b []byte) bool {
 	return n.deliver(unmapPort(src), unmapPort(dst), append([]byte(nil), b...))
 }
 
 // deliver queues b (now owned by the receiver) at dst.
-func (n *MemoryNetwork) deliver(src, dst netip.AddrPort, b []byte) bool {
+func (n *Network) deliver(src, dst netip.AddrPort, b []byte) bool {
 	n.mu.Lock()
 	c := n.conns[dst]
 	n.mu.Unlock()
@@ -141,22 +145,22 @@ func (n *MemoryNetwork) deliver(src, dst netip.AddrPort, b []byte) bool {
 // Move rebinds a Conn to a new address (to test roaming): later datagrams
 // from it carry the new source, and datagrams to its old address are
 // dropped. Datagrams already queued for it stay queued.
-func (n *MemoryNetwork) Move(c Conn, to netip.AddrPort) error {
+func (n *Network) Move(c udp.Conn, to netip.AddrPort) error {
 	mc, ok := c.(*memConn)
 	if !ok || mc.net != n {
-		return fmt.Errorf("udp: memory move to %v: conn is not on this network", to)
+		return fmt.Errorf("udptest: move to %v: conn is not on this network", to)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if mc.closed() {
-		return fmt.Errorf("udp: memory move %v to %v: %w", mc.addr, to, net.ErrClosed)
+		return fmt.Errorf("udptest: move %v to %v: %w", mc.addr, to, net.ErrClosed)
 	}
 	if unmapPort(to) == mc.addr {
 		return nil
 	}
 	bound, err := n.bindLocked(mc, to)
 	if err != nil {
-		return fmt.Errorf("udp: memory move %v to %v: %w", mc.addr, to, err)
+		return fmt.Errorf("udptest: move %v to %v: %w", mc.addr, to, err)
 	}
 	delete(n.conns, mc.addr)
 	mc.addr = bound
@@ -180,24 +184,24 @@ func (c *memConn) localAddr() netip.AddrPort {
 	return c.addr
 }
 
-// ReadBatch implements Conn: it blocks for the first datagram, then takes
+// ReadBatch implements udp.Conn: it blocks for the first datagram, then takes
 // whatever else is already queued, up to len(msgs) and BatchSize.
-func (c *memConn) ReadBatch(msgs []Message) (int, error) {
+func (c *memConn) ReadBatch(msgs []udp.Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if c.closed() {
-		return 0, fmt.Errorf("udp: memory read: %w", net.ErrClosed)
+		return 0, fmt.Errorf("udptest: read: %w", net.ErrClosed)
 	}
 	var d memDatagram
 	select {
 	case d = <-c.queue:
 	case <-c.done:
-		return 0, fmt.Errorf("udp: memory read: %w", net.ErrClosed)
+		return 0, fmt.Errorf("udptest: read: %w", net.ErrClosed)
 	}
-	limit := min(len(msgs), memoryBatchSize)
+	limit := min(len(msgs), batchSize)
 	n := 0
 	for {
 		msgs[n].N = copy(msgs[n].Buf, d.b) // truncates, like recvmsg
@@ -214,13 +218,13 @@ func (c *memConn) ReadBatch(msgs []Message) (int, error) {
 	}
 }
 
-// WriteBatch implements Conn: each datagram is copied, passed through the
+// WriteBatch implements udp.Conn: each datagram is copied, passed through the
 // filter and queued at its destination (or dropped).
-func (c *memConn) WriteBatch(msgs []Message) (int, error) {
+func (c *memConn) WriteBatch(msgs []udp.Message) (int, error) {
 	for i := range msgs {
 		m := &msgs[i]
 		if c.closed() {
-			return i, fmt.Errorf("udp: memory write: %w", net.ErrClosed)
+			return i, fmt.Errorf("udptest: write: %w", net.ErrClosed)
 		}
 		if err := checkOutgoing(m); err != nil {
 			return i, err
@@ -238,17 +242,17 @@ func (c *memConn) WriteBatch(msgs []Message) (int, error) {
 	return len(msgs), nil
 }
 
-// LocalPort implements Conn.
+// LocalPort implements udp.Conn.
 func (c *memConn) LocalPort() uint16 { return c.localAddr().Port() }
 
-// BatchSize implements Conn.
-func (c *memConn) BatchSize() int { return memoryBatchSize }
+// BatchSize implements udp.Conn.
+func (c *memConn) BatchSize() int { return batchSize }
 
-// SetMark implements Marker: it records mark, for Mark to return, and fails
-// as a socket does once the Conn is closed.
+// SetMark implements udp.Marker: it records mark, for Mark to return, and
+// fails as a socket does once the Conn is closed.
 func (c *memConn) SetMark(mark uint32) error {
 	if c.closed() {
-		return fmt.Errorf("udp: memory set mark %d: %w", mark, net.ErrClosed)
+		return fmt.Errorf("udptest: set mark %d: %w", mark, net.ErrClosed)
 	}
 	c.mark.Store(mark)
 	return nil
@@ -256,10 +260,10 @@ func (c *memConn) SetMark(mark uint32) error {
 
 // Mark returns the mark last set with SetMark (0 if none), so that a test
 // can check the mark a daemon gave its socket: assert the Conn of
-// MemoryNetwork.Listen to interface{ Mark() uint32 }.
+// Network.Listen to interface{ Mark() uint32 }.
 func (c *memConn) Mark() uint32 { return c.mark.Load() }
 
-// Close implements Conn: it frees the address and unblocks ReadBatch.
+// Close implements udp.Conn: it frees the address and unblocks ReadBatch.
 func (c *memConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.net.mu.Lock()
@@ -270,4 +274,23 @@ func (c *memConn) Close() error {
 		c.net.mu.Unlock()
 	})
 	return nil
+}
+
+// checkOutgoing validates a message before it is sent, as udp's Conns do.
+func checkOutgoing(m *udp.Message) error {
+	if m.N < 0 || m.N > len(m.Buf) {
+		return fmt.Errorf("udptest: write to %v: length %d outside buffer of %d bytes", m.Addr, m.N, len(m.Buf))
+	}
+	if !m.Addr.IsValid() || m.Addr.Port() == 0 {
+		return fmt.Errorf("udptest: write: invalid destination %v", m.Addr)
+	}
+	return nil
+}
+
+// unmapPort returns ap with a v4-mapped IPv6 address turned into IPv4.
+func unmapPort(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
 }

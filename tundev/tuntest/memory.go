@@ -1,17 +1,19 @@
-package tundev
+package tuntest
 
 import (
 	"fmt"
 	"io"
 	"os"
 	"sync"
+
+	"github.com/peer-vpn/peer/tundev"
 )
 
 // memoryQueue is the minimum length of Memory's inbound and outbound queues.
 const memoryQueue = 256
 
-// Memory is an in-memory Device for tests: packets put on Inject come out of
-// Read; packets passed to Write appear on Written.
+// Memory is an in-memory tundev.Device for tests: packets put on Inject come
+// out of Read; packets passed to Write appear on Written.
 //
 // Both directions are bounded queues: Inject blocks while the inbound queue is
 // full and Write blocks while nobody drains Written, in both cases until Close.
@@ -32,7 +34,7 @@ type Memory struct {
 	pending []byte // a packet taken from in that did not fit the previous batch; guarded by readMu
 }
 
-var _ Device = (*Memory)(nil)
+var _ tundev.Device = (*Memory)(nil)
 
 // NewMemory returns an in-memory device called name with the given MTU that
 // moves at most batch packets per Read or Write (batch < 1 means 1).
@@ -70,9 +72,9 @@ func (m *Memory) Inject(pkt []byte) {
 // It is closed by Close once pending writers have returned.
 func (m *Memory) Written() <-chan []byte { return m.out }
 
-// Read implements Device. It blocks until at least one packet is queued or
-// the device is closed, then returns as many queued packets as fit.
-// A packet larger than its buffer is dropped with an error wrapping
+// Read implements tundev.Device. It blocks until at least one packet is
+// queued or the device is closed, then returns as many queued packets as
+// fit. A packet larger than its buffer is dropped with an error wrapping
 // io.ErrShortBuffer.
 func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if err := checkBatch(len(bufs), len(sizes), offset); err != nil {
@@ -86,7 +88,7 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 
 	select {
 	case <-m.done:
-		return 0, fmt.Errorf("tundev: read %s: %w", m.name, os.ErrClosed)
+		return 0, fmt.Errorf("tuntest: read %s: %w", m.name, os.ErrClosed)
 	default:
 	}
 	pkt := m.pending
@@ -95,7 +97,7 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		select {
 		case pkt = <-m.in:
 		case <-m.done:
-			return 0, fmt.Errorf("tundev: read %s: %w", m.name, os.ErrClosed)
+			return 0, fmt.Errorf("tuntest: read %s: %w", m.name, os.ErrClosed)
 		}
 	}
 	limit := min(len(bufs), m.batch)
@@ -108,7 +110,7 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		if len(pkt) > len(buf)-offset {
 			if n == 0 {
-				return 0, fmt.Errorf("tundev: read %s: packet of %d bytes dropped, buffer has %d after offset: %w",
+				return 0, fmt.Errorf("tuntest: read %s: packet of %d bytes dropped, buffer has %d after offset: %w",
 					m.name, len(pkt), len(buf)-offset, io.ErrShortBuffer)
 			}
 			m.pending = pkt // let the next Read report or deliver it
@@ -127,7 +129,7 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// Write implements Device: it queues a copy of each bufs[i][offset:] on
+// Write implements tundev.Device: it queues a copy of each bufs[i][offset:] on
 // Written, blocking while that queue is full until Close.
 func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 	if err := checkBatch(len(bufs), len(bufs), offset); err != nil {
@@ -137,7 +139,7 @@ func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 	defer m.outMu.RUnlock()
 	for i, b := range bufs {
 		if m.outClosed {
-			return i, fmt.Errorf("tundev: write %s: %w", m.name, os.ErrClosed)
+			return i, fmt.Errorf("tuntest: write %s: %w", m.name, os.ErrClosed)
 		}
 		if err := checkOffset(b, offset); err != nil {
 			return i, err
@@ -146,25 +148,25 @@ func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 		select {
 		case m.out <- c:
 		case <-m.done:
-			return i, fmt.Errorf("tundev: write %s: %w", m.name, os.ErrClosed)
+			return i, fmt.Errorf("tuntest: write %s: %w", m.name, os.ErrClosed)
 		}
 	}
 	return len(bufs), nil
 }
 
-// BatchSize implements Device.
+// BatchSize implements tundev.Device.
 func (m *Memory) BatchSize() int { return m.batch }
 
-// MTU implements Device.
+// MTU implements tundev.Device.
 func (m *Memory) MTU() int { return m.mtu }
 
-// Name implements Device.
+// Name implements tundev.Device.
 func (m *Memory) Name() string { return m.name }
 
-// Driver implements Device; it returns "memory".
-func (m *Memory) Driver() string { return DriverMemory }
+// Driver implements tundev.Device; it returns "memory".
+func (m *Memory) Driver() string { return tundev.DriverMemory }
 
-// Close implements Device: it unblocks Read, Inject and Write, discards
+// Close implements tundev.Device: it unblocks Read, Inject and Write, discards
 // queued inbound packets, and closes the Written channel. It is idempotent.
 func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
@@ -174,5 +176,25 @@ func (m *Memory) Close() error {
 		close(m.out)
 		m.outMu.Unlock()
 	})
+	return nil
+}
+
+// checkBatch validates the arguments shared by Read and Write, as tundev's
+// devices do.
+func checkBatch(nbufs, nsizes, offset int) error {
+	if offset < 0 {
+		return fmt.Errorf("tuntest: negative offset %d", offset)
+	}
+	if nsizes < nbufs {
+		return fmt.Errorf("tuntest: %d sizes for %d buffers", nsizes, nbufs)
+	}
+	return nil
+}
+
+// checkOffset reports an error if buf has no room after offset.
+func checkOffset(buf []byte, offset int) error {
+	if offset > len(buf) {
+		return fmt.Errorf("tuntest: offset %d beyond buffer of %d bytes", offset, len(buf))
+	}
 	return nil
 }

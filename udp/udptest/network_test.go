@@ -1,4 +1,4 @@
-package udp
+package udptest
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/peer-vpn/peer/udp"
 )
 
 var (
@@ -16,7 +19,7 @@ var (
 	memC = netip.MustParseAddrPort("198.51.100.7:4000")
 )
 
-func memListen(t *testing.T, n *MemoryNetwork, addr netip.AddrPort) Conn {
+func memListen(t *testing.T, n *Network, addr netip.AddrPort) udp.Conn {
 	t.Helper()
 	c, err := n.Listen(addr)
 	if err != nil {
@@ -26,11 +29,11 @@ func memListen(t *testing.T, n *MemoryNetwork, addr netip.AddrPort) Conn {
 	return c
 }
 
-func send(t *testing.T, c Conn, dst netip.AddrPort, payloads ...string) {
+func send(t *testing.T, c udp.Conn, dst netip.AddrPort, payloads ...string) {
 	t.Helper()
-	msgs := make([]Message, len(payloads))
+	msgs := make([]udp.Message, len(payloads))
 	for i, p := range payloads {
-		msgs[i] = Message{Buf: []byte(p), N: len(p), Addr: dst}
+		msgs[i] = udp.Message{Buf: []byte(p), N: len(p), Addr: dst}
 	}
 	if n, err := c.WriteBatch(msgs); err != nil || n != len(msgs) {
 		t.Fatalf("WriteBatch = %d, %v", n, err)
@@ -39,13 +42,13 @@ func send(t *testing.T, c Conn, dst netip.AddrPort, payloads ...string) {
 
 // drain returns what is queued at c without blocking past the first
 // datagram: it sends itself a marker and reads up to it.
-func drain(t *testing.T, n *MemoryNetwork, c Conn, self netip.AddrPort) []Message {
+func drain(t *testing.T, n *Network, c udp.Conn, self netip.AddrPort) []udp.Message {
 	t.Helper()
 	if !n.Deliver(netip.MustParseAddrPort("203.0.113.99:1"), self, []byte("END")) {
 		t.Fatal("marker not queued")
 	}
-	var got []Message
-	msgs := newMsgs(memoryBatchSize, 100)
+	var got []udp.Message
+	msgs := newMsgs(batchSize, 100)
 	for {
 		k, err := c.ReadBatch(msgs)
 		if err != nil {
@@ -55,12 +58,12 @@ func drain(t *testing.T, n *MemoryNetwork, c Conn, self netip.AddrPort) []Messag
 			if string(m.Buf[:m.N]) == "END" {
 				return got
 			}
-			got = append(got, Message{Buf: append([]byte(nil), m.Buf[:m.N]...), N: m.N, Addr: m.Addr})
+			got = append(got, udp.Message{Buf: append([]byte(nil), m.Buf[:m.N]...), N: m.N, Addr: m.Addr})
 		}
 	}
 }
 
-func payloads(msgs []Message) []string {
+func payloads(msgs []udp.Message) []string {
 	var s []string
 	for _, m := range msgs {
 		s = append(s, string(m.Buf[:m.N]))
@@ -68,14 +71,14 @@ func payloads(msgs []Message) []string {
 	return s
 }
 
-func TestMemoryDelivery(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkDelivery(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
 	if a.LocalPort() != memA.Port() || b.BatchSize() < 1 {
 		t.Fatalf("LocalPort %d, BatchSize %d", a.LocalPort(), b.BatchSize())
 	}
 	buf := []byte("hello")
-	msgs := []Message{{Buf: buf, N: 5, Addr: memB}, {Buf: []byte("world!"), N: 3, Addr: memB}}
+	msgs := []udp.Message{{Buf: buf, N: 5, Addr: memB}, {Buf: []byte("world!"), N: 3, Addr: memB}}
 	if k, err := a.WriteBatch(msgs); err != nil || k != 2 {
 		t.Fatalf("WriteBatch = %d, %v", k, err)
 	}
@@ -109,21 +112,21 @@ func TestMemoryDelivery(t *testing.T) {
 	}
 }
 
-// TestMemorySetMark: the memory Conn keeps the mark it is given, for the
+// TestNetworkSetMark: a Network's Conn keeps the mark it is given, for the
 // daemon's tests to read back, delivers as before, and refuses once closed.
-func TestMemorySetMark(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkSetMark(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
-	m, ok := a.(Marker)
+	m, ok := a.(udp.Marker)
 	if !ok {
-		t.Fatalf("%T is not a Marker", a)
+		t.Fatalf("%T is not a udp.Marker", a)
 	}
 	r, ok := a.(interface{ Mark() uint32 })
 	if !ok {
 		t.Fatalf("%T has no Mark", a)
 	}
 	if got := r.Mark(); got != 0 {
-		t.Fatalf("a new Conn has mark %d", got)
+		t.Fatalf("a new udp.Conn has mark %d", got)
 	}
 	for _, mark := range []uint32{51820, 0} {
 		if err := m.SetMark(mark); err != nil {
@@ -138,19 +141,19 @@ func TestMemorySetMark(t *testing.T) {
 	}
 	send(t, a, memB, "marked")
 	if got := drain(t, n, b, memB); fmt.Sprint(payloads(got)) != "[marked]" {
-		t.Fatalf("a marked Conn delivered %q", payloads(got))
+		t.Fatalf("a marked udp.Conn delivered %q", payloads(got))
 	}
 	a.Close()
 	if err := m.SetMark(1); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("SetMark on a closed Conn = %v, want net.ErrClosed", err)
+		t.Fatalf("SetMark on a closed udp.Conn = %v, want net.ErrClosed", err)
 	}
 	if got := r.Mark(); got != 51820 {
 		t.Fatalf("a refused SetMark changed the mark to %d", got)
 	}
 }
 
-func TestMemoryReadTruncatesAndLimits(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkReadTruncatesAndLimits(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
 	send(t, a, memB, "0123456789", "x", "y")
 	in := newMsgs(2, 4)
@@ -166,8 +169,8 @@ func TestMemoryReadTruncatesAndLimits(t *testing.T) {
 	}
 }
 
-func TestMemoryListen(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkListen(t *testing.T) {
+	n := NewNetwork()
 	memListen(t, n, memA)
 	tests := []struct {
 		name string
@@ -198,8 +201,8 @@ func TestMemoryListen(t *testing.T) {
 	memListen(t, n, memB)
 }
 
-func TestMemoryFilter(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkFilter(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
 
 	var held []byte // for reordering
@@ -237,8 +240,8 @@ func TestMemoryFilter(t *testing.T) {
 	}
 }
 
-func TestMemoryMove(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkMove(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
 	send(t, a, memB, "before")
 	if err := n.Move(a, memC); err != nil {
@@ -267,7 +270,7 @@ func TestMemoryMove(t *testing.T) {
 	if err := n.Move(a, memC); err != nil {
 		t.Errorf("Move to own address: %v", err)
 	}
-	if err := NewMemoryNetwork().Move(a, memC); err == nil {
+	if err := NewNetwork().Move(a, memC); err == nil {
 		t.Error("Move on another network succeeded")
 	}
 	if err := n.Move(nil, memC); err == nil {
@@ -279,14 +282,14 @@ func TestMemoryMove(t *testing.T) {
 	}
 }
 
-func TestMemoryBoundedQueue(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkBoundedQueue(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
 	const extra = 10
-	out := make([]Message, memoryQueueLen+extra)
+	out := make([]udp.Message, queueLen+extra)
 	for i := range out {
 		p := fmt.Appendf(nil, "%d", i)
-		out[i] = Message{Buf: p, N: len(p), Addr: memB}
+		out[i] = udp.Message{Buf: p, N: len(p), Addr: memB}
 	}
 	if k, err := a.WriteBatch(out); err != nil || k != len(out) {
 		t.Fatalf("WriteBatch = %d, %v", k, err) // drops are silent, like UDP
@@ -295,8 +298,8 @@ func TestMemoryBoundedQueue(t *testing.T) {
 		t.Fatal("Deliver into a full queue succeeded")
 	}
 	got := 0
-	in := newMsgs(memoryBatchSize, 10)
-	for got < memoryQueueLen {
+	in := newMsgs(batchSize, 10)
+	for got < queueLen {
 		k, err := b.ReadBatch(in)
 		if err != nil {
 			t.Fatal(err)
@@ -313,8 +316,8 @@ func TestMemoryBoundedQueue(t *testing.T) {
 	}
 }
 
-func TestMemoryCloseUnblocks(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkCloseUnblocks(t *testing.T) {
+	n := NewNetwork()
 	c, err := n.Listen(memA)
 	if err != nil {
 		t.Fatal(err)
@@ -325,10 +328,10 @@ func TestMemoryCloseUnblocks(t *testing.T) {
 	}
 }
 
-func TestMemoryBadWrite(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkBadWrite(t *testing.T) {
+	n := NewNetwork()
 	a, b := memListen(t, n, memA), memListen(t, n, memB)
-	msgs := []Message{{Buf: []byte("ok"), N: 2, Addr: memB}, {Buf: []byte("x"), N: 5, Addr: memB}}
+	msgs := []udp.Message{{Buf: []byte("ok"), N: 2, Addr: memB}, {Buf: []byte("x"), N: 5, Addr: memB}}
 	if k, err := a.WriteBatch(msgs); err == nil || k != 1 {
 		t.Fatalf("WriteBatch = %d, %v; want 1 and an error", k, err)
 	}
@@ -337,10 +340,10 @@ func TestMemoryBadWrite(t *testing.T) {
 	}
 }
 
-// TestMemoryConcurrent exercises the network from many goroutines; it is
+// TestNetworkConcurrent exercises the network from many goroutines; it is
 // meant for -race.
-func TestMemoryConcurrent(t *testing.T) {
-	n := NewMemoryNetwork()
+func TestNetworkConcurrent(t *testing.T) {
+	n := NewNetwork()
 	const senders, each = 4, 50
 	recv := memListen(t, n, memB)
 	n.SetFilter(func(src, dst netip.AddrPort, p []byte) bool { return true })
@@ -352,7 +355,7 @@ func TestMemoryConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				p := fmt.Appendf(nil, "%d-%d", s, i)
-				if _, err := c.WriteBatch([]Message{{Buf: p, N: len(p), Addr: memB}}); err != nil {
+				if _, err := c.WriteBatch([]udp.Message{{Buf: p, N: len(p), Addr: memB}}); err != nil {
 					t.Error(err)
 				}
 				if i == each/2 {
@@ -371,5 +374,63 @@ func TestMemoryConcurrent(t *testing.T) {
 	}
 	if len(seen) != senders*each || !bytes.Contains(got[0].Buf, []byte("-")) {
 		t.Fatalf("%d distinct datagrams", len(seen))
+	}
+}
+
+func newMsgs(n, size int) []udp.Message {
+	msgs := make([]udp.Message, n)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, size)
+	}
+	return msgs
+}
+
+// readN reads until want datagrams arrived, failing after a guard that only
+// bounds a hang (it closes c, which unblocks ReadBatch). It must run on the
+// test's goroutine.
+func readN(t testing.TB, c udp.Conn, want int) []udp.Message {
+	t.Helper()
+	guard := time.AfterFunc(10*time.Second, func() { c.Close() })
+	defer guard.Stop()
+	var got []udp.Message
+	msgs := newMsgs(c.BatchSize(), 2000)
+	for len(got) < want {
+		n, err := c.ReadBatch(msgs)
+		if err != nil {
+			t.Fatalf("ReadBatch after %d of %d: %v", len(got), want, err)
+		}
+		for _, m := range msgs[:n] {
+			got = append(got, udp.Message{Buf: append([]byte(nil), m.Buf[:m.N]...), N: m.N, Addr: m.Addr})
+		}
+	}
+	return got
+}
+
+// testCloseUnblocks checks that Close unblocks a pending ReadBatch and that
+// reads and writes after it fail with net.ErrClosed.
+func testCloseUnblocks(t *testing.T, c udp.Conn) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.ReadBatch(newMsgs(4, 100))
+		errc <- err
+	}()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadBatch after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadBatch did not return after Close")
+	}
+	if _, err := c.ReadBatch(newMsgs(1, 10)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second ReadBatch: %v", err)
+	}
+	dst := netip.MustParseAddrPort("127.0.0.1:9")
+	if _, err := c.WriteBatch([]udp.Message{{Buf: []byte{1}, N: 1, Addr: dst}}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch after Close: %v", err)
 	}
 }
