@@ -644,7 +644,11 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 		}
 	}()
 
-	const count = 5000
+	// count packets each way, and at least minReloads reloads of both
+	// nodes while they flow: the senders pace themselves on the reloads
+	// (packet i waits for (i+1)*minReloads/count of them), so a fast
+	// machine cannot finish the traffic between two reloads.
+	const count, minReloads = 5000, 10
 	packet := func(from, to string, i int) []byte {
 		payload := binary.BigEndian.AppendUint32(nil, uint32(i))
 		if i%2 == 0 {
@@ -658,7 +662,7 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 			for i := 0; i < count; i++ {
 				// A window, or the memory network's queue (256)
 				// would overflow: loss is not what is tested.
-				for int64(i)-arrived.Load() > 64 {
+				for int64(i)-arrived.Load() > 64 || reloads.Load() < int64((i+1)*minReloads/count) {
 					time.Sleep(20 * time.Microsecond)
 				}
 				from.tun.Inject(packet(src, dst, i))
@@ -692,7 +696,7 @@ func TestReconfigureUnderTraffic(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if n := reloads.Load(); n < 10 {
+	if n := reloads.Load(); n < minReloads {
 		t.Fatalf("only %d reloads during the traffic", n)
 	}
 	t.Logf("%d reloads of each node during %d packets each way", reloads.Load(), count)
