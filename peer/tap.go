@@ -158,31 +158,32 @@ func startLocalAddrs(node *config.Node) *localAddrs {
 	return l
 }
 
-func direction(outbound bool) capture.Direction {
-	if outbound {
+// direction is the capture's name for dir.
+func direction(dir tunnel.Direction) capture.Direction {
+	if dir == tunnel.Outbound {
 		return capture.ToPeer
 	}
 	return capture.FromPeer
 }
 
 // Inner implements tunnel.Tap.
-func (t *tap) Inner(now time.Time, outbound bool, peer string, pkt []byte) {
+func (t *tap) Inner(now time.Time, dir tunnel.Direction, peer string, pkt []byte) {
 	if t.w != nil {
-		t.w.Inner(now, direction(outbound), peer, pkt)
+		t.w.Inner(now, direction(dir), peer, pkt)
 	}
 	if t.logger != nil {
-		t.logger.Log(now, direction(outbound), peer, pkt)
+		t.logger.Log(now, direction(dir), peer, pkt)
 	}
 }
 
 // Outer implements tunnel.Tap. The device knows only its port; the local
 // address is the one the kernel picks toward the remote, once localAddrs
 // has it (the unspecified address until then).
-func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
+func (t *tap) Outer(now time.Time, dir tunnel.Direction, src, dst netip.AddrPort, datagram []byte) {
 	if t.w == nil || t.locals == nil {
 		return
 	}
-	if outbound {
+	if dir == tunnel.Outbound {
 		src = netip.AddrPortFrom(t.locals.lookup(now, dst), src.Port())
 	} else {
 		dst = netip.AddrPortFrom(t.locals.lookup(now, src), dst.Port())
@@ -192,7 +193,7 @@ func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datag
 			t.writeStatic(now)
 		}
 	}
-	t.w.Outer(now, direction(outbound), src, dst, datagram)
+	t.w.Outer(now, direction(dir), src, dst, datagram)
 }
 
 // The key log holds what Wireshark's WireGuard dissector needs for the

@@ -15,6 +15,7 @@ import (
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
+	"github.com/peer-vpn/peer/tunnel"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a logger used from several goroutines.
@@ -156,9 +157,9 @@ func TestTapKeyLog(t *testing.T) {
 			// wire carries msg over the capture as alpha sees it.
 			wire := func(fromAlpha bool, msg []byte) {
 				if fromAlpha {
-					tp.Outer(now, true, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), k.betaAddr, msg)
+					tp.Outer(now, tunnel.Outbound, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), k.betaAddr, msg)
 				} else {
-					tp.Outer(now, false, k.betaAddr, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), msg)
+					tp.Outer(now, tunnel.Inbound, k.betaAddr, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), msg)
 				}
 			}
 			ini, resp := ha, hb // initiator and responder handshakes
