@@ -215,36 +215,17 @@ func (t *tap) writeStatic(now time.Time) {
 	if t.static.Swap(true) {
 		return
 	}
-	b := make([]byte, 0, 80)
-	b = append(b, "LOCAL_STATIC_PRIVATE_KEY = "...)
-	b = append(b, t.node.Private.Base64()...)
-	b = append(b, '\n')
-	t.w.Keys(now, "", b)
-	clear(b)
+	t.w.StaticKey(now, t.node.Private)
 }
 
 // EphemeralKey implements tunnel.Tap: with -pcap-keys, it hands the writer
-// the key log lines of a handshake with peer (initiation or response) in
-// the format of Wireshark's wg.keylog_file.
+// the keys of a handshake with peer (initiation or response); the writer
+// writes them as Wireshark's key log.
 func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
 	if t.w == nil || !t.keys {
 		return
 	}
 	now := time.Now()
 	t.writeStatic(now)
-	b := make([]byte, 0, 3*80)
-	b = append(b, "REMOTE_STATIC_PUBLIC_KEY = "...)
-	b = append(b, remote.String()...)
-	b = append(b, "\nLOCAL_EPHEMERAL_PRIVATE_KEY = "...)
-	b = append(b, eph.Base64()...)
-	b = append(b, '\n')
-	if !psk.IsZero() {
-		// Right after the ephemeral key: Wireshark links a PSK to the
-		// ephemeral key line before it.
-		b = append(b, "PRESHARED_KEY = "...)
-		b = append(b, psk.Base64()...)
-		b = append(b, '\n')
-	}
-	t.w.Keys(now, peer, b)
-	clear(b)
+	t.w.HandshakeKeys(now, peer, capture.HandshakeKeys{RemoteStatic: remote, LocalEphemeral: eph, Preshared: psk})
 }
