@@ -144,7 +144,10 @@ func TestTapKeyLog(t *testing.T) {
 			}
 			now := time.Now()
 			la, lb := noise.NewLocal(k.alpha), noise.NewLocal(k.beta)
-			ha, err := noise.NewHandshake(la, k.beta.Public(), k.betaPSK)
+			// As tunnel/peer.go does: alpha's handshake logs to the tap.
+			ha, err := noise.NewHandshake(la, k.beta.Public(), k.betaPSK, noise.WithKeyLog(func(eph keys.Private) {
+				tp.EphemeralKey("beta", k.beta.Public(), k.betaPSK, eph)
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,8 +155,6 @@ func TestTapKeyLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// As tunnel/peer.go does: alpha's handshake logs to the tap.
-			ha.KeyLog = func(eph keys.Private) { tp.EphemeralKey("beta", k.beta.Public(), k.betaPSK, eph) }
 			// wire carries msg over the capture as alpha sees it.
 			wire := func(fromAlpha bool, msg []byte) {
 				if fromAlpha {
