@@ -19,23 +19,49 @@ const (
 	DefaultKeysPerPeer = 4
 )
 
-// staticKeyName is the key log line that belongs to no session: it is
-// needed for every handshake of the capture, so every file carries it.
-const staticKeyName = "LOCAL_STATIC_PRIVATE_KEY"
+// The key log is the text of Wireshark's wg.keylog_file, "NAME = base64\n"
+// lines with these names; the Writer is the only place that writes it.
+const (
+	keyLocalStatic    = "LOCAL_STATIC_PRIVATE_KEY"
+	keyRemoteStatic   = "REMOTE_STATIC_PUBLIC_KEY"
+	keyLocalEphemeral = "LOCAL_EPHEMERAL_PRIVATE_KEY"
+	keyPreshared      = "PRESHARED_KEY"
+)
 
-var keyLogNames = [...]string{
-	staticKeyName,
-	"REMOTE_STATIC_PUBLIC_KEY",
-	"LOCAL_EPHEMERAL_PRIVATE_KEY",
-	"PRESHARED_KEY",
+// keyLineLen is the length of the longest key log line.
+var keyLineLen = len(keyLocalEphemeral+" = \n") + base64.StdEncoding.EncodedLen(32)
+
+// appendKeyLine appends the key log line "name = base64(key)\n" to dst.
+func appendKeyLine(dst []byte, name string, key *[32]byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, " = "...)
+	dst = base64.StdEncoding.AppendEncode(dst, key[:])
+	return append(dst, '\n')
 }
 
-// keyEntry is the key lines of one Keys call: normalized lines, each ending
-// in '\n', owned by the Writer (wiped when no longer needed).
+// HandshakeKeys is what Wireshark's WireGuard dissector needs of one
+// handshake, besides the node's static key (see Writer.StaticKey): it has
+// no key-log type for transport keys and derives them from the handshake
+// messages.
+type HandshakeKeys struct {
+	// RemoteStatic is the peer's static public key, which Wireshark
+	// matches against the mac1 of the peer's messages.
+	RemoteStatic [32]byte
+	// LocalEphemeral is this node's ephemeral private key of the
+	// handshake, sent in its initiation or response.
+	LocalEphemeral [32]byte
+	// Preshared is the pair's preshared key; zero means none and writes
+	// no line.
+	Preshared [32]byte
+}
+
+// keyEntry is the key lines of one StaticKey or HandshakeKeys call, each
+// ending in '\n', owned by the Writer (wiped when no longer needed).
 type keyEntry struct {
-	t     time.Time
-	peer  string
-	lines []byte
+	t      time.Time
+	peer   string
+	static bool // the static key: in every file, of no session
+	lines  []byte
 }
 
 func (e *keyEntry) wipe() {
@@ -43,33 +69,61 @@ func (e *keyEntry) wipe() {
 	e.lines = nil
 }
 
-// Keys hands over WireGuard key log lines, in the format of Wireshark's
-// wg.keylog_file ("LOCAL_STATIC_PRIVATE_KEY = <base64>",
-// REMOTE_STATIC_PUBLIC_KEY, LOCAL_EPHEMERAL_PRIVATE_KEY, PRESHARED_KEY),
-// made at t for a handshake with peer ("" for lines of no session: the
-// static key). Lines that are not in that format are dropped with a warning
-// that does not repeat their content. Keys copies lines (the caller may
-// wipe them) and never blocks.
+// StaticKey hands over this node's static private key, made known at t.
+// Wireshark needs it for every handshake of the capture, so the writer puts
+// it in every file from then on; giving the same key again adds nothing.
+// The caller decides when: peer's tap gives it with the first handshake,
+// so that a capture without one holds no key.
+//
+// Like HandshakeKeys, a no-op unless Options.Keys and Options.Outer are
+// set, and after Close or a write error.
+func (w *Writer) StaticKey(t time.Time, private [32]byte) {
+	if !w.keysWanted() {
+		return
+	}
+	b := appendKeyLine(make([]byte, 0, keyLineLen), keyLocalStatic, &private)
+	w.queueKeys(&keyEntry{t: t, static: true, lines: b})
+}
+
+// HandshakeKeys hands over the keys of a handshake with peer (an
+// initiation or a response this node sends), made at t. They are written
+// in the format of Wireshark's wg.keylog_file: REMOTE_STATIC_PUBLIC_KEY,
+// LOCAL_EPHEMERAL_PRIVATE_KEY and, if k has one, PRESHARED_KEY.
+// HandshakeKeys copies the keys into buffers of the Writer's own (wiped
+// once no file can need them) and never blocks.
 //
 // The lines are written in a decryption-secrets block exactly where they
 // fall among the packets queued around them (the block comes before the
 // packets queued after the call, so Wireshark reads the keys before the
 // handshake that needs them). A new file, when rotating, starts with the
-// static lines and the lines of the sessions that may still be in use:
+// static key and the keys of the handshakes that may still be in use:
 // handed over no more than KeyLifetime before the packet that opens the
 // file, and among the KeysPerPeer newest of their peer. Nothing else is
 // kept, and what is kept is wiped at Close.
 //
 // A no-op unless Options.Keys and Options.Outer are set (the keys decrypt
 // only the outer datagrams), and after Close or a write error.
-func (w *Writer) Keys(t time.Time, peer string, lines []byte) {
-	if !w.o.Keys || !w.o.Outer || w.closed.Load() || w.failed.Load() {
+func (w *Writer) HandshakeKeys(t time.Time, peer string, k HandshakeKeys) {
+	if !w.keysWanted() {
 		return
 	}
-	e := &keyEntry{t: t, peer: peer, lines: w.cleanKeyLines(lines)}
-	if len(e.lines) == 0 {
-		return
+	b := make([]byte, 0, 3*keyLineLen)
+	b = appendKeyLine(b, keyRemoteStatic, &k.RemoteStatic)
+	b = appendKeyLine(b, keyLocalEphemeral, &k.LocalEphemeral)
+	if k.Preshared != [32]byte{} {
+		// Right after the ephemeral key: Wireshark links a PSK to the
+		// ephemeral key line before it.
+		b = appendKeyLine(b, keyPreshared, &k.Preshared)
 	}
+	w.queueKeys(&keyEntry{t: t, peer: peer, lines: b})
+}
+
+func (w *Writer) keysWanted() bool {
+	return w.o.Keys && w.o.Outer && !w.closed.Load() && !w.failed.Load()
+}
+
+// queueKeys hands e to the writer goroutine, in order with the packets.
+func (w *Writer) queueKeys(e *keyEntry) {
 	w.keyMu.Lock()
 	defer w.keyMu.Unlock()
 	if w.closed.Load() {
@@ -77,60 +131,13 @@ func (w *Writer) Keys(t time.Time, peer string, lines []byte) {
 		return
 	}
 	select {
-	case w.q <- item{kind: kindKeys, t: t, keys: e}:
+	case w.q <- item{kind: kindKeys, t: e.t, keys: e}:
 	default:
 		// The queue is full: the writer takes the entry before its next
 		// item, that is a little early, never after a later packet.
 		w.keyOverflow = append(w.keyOverflow, e)
 		w.keyFlag.Store(true)
 	}
-}
-
-// cleanKeyLines returns the valid lines of b, normalized, in a new slice.
-func (w *Writer) cleanKeyLines(b []byte) []byte {
-	var clean []byte
-	n := 0
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		n++
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if !appendKeyLine(&clean, line) {
-			w.log.Warn("capture: ignoring malformed WireGuard key log line", "line", n)
-		}
-	}
-	return clean
-}
-
-// appendKeyLine checks "NAME = base64-of-32-bytes" and appends it to dst
-// with single spaces around '=' and a newline.
-func appendKeyLine(dst *[]byte, line []byte) bool {
-	name, val, ok := bytes.Cut(line, []byte{'='})
-	if !ok {
-		return false
-	}
-	name, val = bytes.TrimSpace(name), bytes.TrimSpace(val)
-	known := false
-	for _, n := range keyLogNames {
-		known = known || n == string(name)
-	}
-	var raw [33]byte // one more than a key, to see a longer value
-	if !known || base64.StdEncoding.DecodedLen(len(val)) > len(raw) {
-		return false
-	}
-	n, err := base64.StdEncoding.Decode(raw[:], val)
-	clear(raw[:])
-	if err != nil || n != 32 {
-		return false
-	}
-	*dst = append(*dst, name...)
-	*dst = append(*dst, " = "...)
-	*dst = append(*dst, val...)
-	*dst = append(*dst, '\n')
-	return true
 }
 
 // takeOverflow adds the key entries that found the queue full.
@@ -169,35 +176,26 @@ func (w *Writer) addKeys(e *keyEntry) {
 }
 
 // keyLog is what the writer keeps of the key lines: the static lines, for
-// every file, and the session entries a new file may still need. Owned by
+// every file, and the handshake entries a new file may still need. Owned by
 // the writer goroutine.
 type keyLog struct {
 	static   []byte
 	sessions []*keyEntry // oldest first
 }
 
-// add records e and returns the lines to write now: the static lines not
-// seen before, then e's session lines, in a new slice. e is consumed.
+// add records e, which it takes over, and returns the lines to write now,
+// in a new slice: e's lines, or none for a static key given before.
 func (k *keyLog) add(e *keyEntry) []byte {
-	var now, session []byte
-	for b := e.lines; len(b) > 0; {
-		i := bytes.IndexByte(b, '\n')
-		line := b[:i+1]
-		b = b[i+1:]
-		switch {
-		case !bytes.HasPrefix(line, []byte(staticKeyName+" ")):
-			session = append(session, line...)
-		case !containsLine(k.static, line):
-			k.static = append(k.static, line...)
-			now = append(now, line...)
-		}
+	if !e.static {
+		k.sessions = append(k.sessions, e)
+		return bytes.Clone(e.lines)
 	}
-	now = append(now, session...)
-	e.wipe()
-	if len(session) > 0 {
-		k.sessions = append(k.sessions, &keyEntry{t: e.t, peer: e.peer, lines: session})
+	defer e.wipe()
+	if containsLine(k.static, e.lines) {
+		return nil
 	}
-	return now
+	k.static = append(k.static, e.lines...)
+	return bytes.Clone(e.lines)
 }
 
 func containsLine(lines, line []byte) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,54 @@ func keyLine(name string, b byte) string {
 	return name + " = " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) + "\n"
 }
 
-// session is the key lines of one handshake, as peer/tap.go writes them.
+// key is a key made of byte b.
+func key(b byte) (k [32]byte) {
+	copy(k[:], bytes.Repeat([]byte{b}, 32))
+	return k
+}
+
+// handshakeKeys is the keys of one handshake, with a preshared key.
+func handshakeKeys(b byte) HandshakeKeys {
+	return HandshakeKeys{RemoteStatic: key(b), LocalEphemeral: key(b + 1), Preshared: key(b + 2)}
+}
+
+// session is the key lines the Writer writes for handshakeKeys(b).
 func session(b byte) string {
 	return keyLine("REMOTE_STATIC_PUBLIC_KEY", b) + keyLine("LOCAL_EPHEMERAL_PRIVATE_KEY", b+1) + keyLine("PRESHARED_KEY", b+2)
+}
+
+// TestKeyLogFormat: the lines are those of Wireshark's wg.keylog_file,
+// the preshared key only when there is one, right after the ephemeral key.
+func TestKeyLogFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		give func(w *Writer)
+		want []string
+	}{
+		{"static", func(w *Writer) { w.StaticKey(t0, key(0xee)) }, []string{keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)}},
+		{"static twice", func(w *Writer) { w.StaticKey(t0, key(0xee)); w.StaticKey(t0, key(0xee)) },
+			[]string{keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)}},
+		{"handshake", func(w *Writer) { w.HandshakeKeys(t0, "beta", handshakeKeys(1)) }, []string{session(1)}},
+		{"handshake without a preshared key", func(w *Writer) {
+			w.HandshakeKeys(t0, "beta", HandshakeKeys{RemoteStatic: key(1), LocalEphemeral: key(2)})
+		}, []string{keyLine("REMOTE_STATIC_PUBLIC_KEY", 1) + keyLine("LOCAL_EPHEMERAL_PRIVATE_KEY", 2)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newMemFS(-1)
+			w, err := newWriter(Options{Path: "f.pcapng", Outer: true, Keys: true}, fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
+			tc.give(w)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := secrets(t, fs.file(t, "f.pcapng")); !slices.Equal(got, tc.want) {
+				t.Errorf("secrets %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 // TestWriterKeysInOrder: key lines handed over after some packets are
@@ -39,7 +85,7 @@ func TestWriterKeysInOrder(t *testing.T) {
 	for i := 1; i < 5; i++ {
 		w.Inner(t0.Add(time.Duration(i)), ToPeer, "beta", pkt)
 	}
-	w.Keys(t0, "beta", []byte(session(1)))
+	w.HandshakeKeys(t0, "beta", handshakeKeys(1))
 	w.Inner(t0.Add(9), ToPeer, "beta", pkt)
 	close(fs.gate)
 	if err := w.Close(); err != nil {
@@ -60,7 +106,7 @@ func TestKeyLogCarry(t *testing.T) {
 	static := keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)
 	type give struct {
 		at    time.Duration // after t0
-		peer  string
+		peer  string        // "": the static key
 		lines string
 	}
 	for _, tc := range []struct {
@@ -70,7 +116,7 @@ func TestKeyLogCarry(t *testing.T) {
 		want    string
 	}{
 		{"static alone", []give{{0, "", static}, {time.Hour, "", static}}, 2 * time.Hour, static},
-		{"static given with a session, twice", []give{{0, "beta", static + session(1)}, {time.Second, "beta", static + session(4)}},
+		{"static given with a session, twice", []give{{0, "", static}, {0, "beta", session(1)}, {time.Second, "", static}, {time.Second, "beta", session(4)}},
 			time.Minute, static + session(1) + session(4)},
 		{"expired sessions go", []give{{0, "", static}, {0, "beta", session(1)}, {5 * time.Minute, "gamma", session(4)}},
 			9*time.Minute + time.Second, static + session(4)},
@@ -83,10 +129,13 @@ func TestKeyLogCarry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var k keyLog
 			for _, g := range tc.give {
-				e := &keyEntry{t: t0.Add(g.at), peer: g.peer, lines: []byte(g.lines)}
-				k.add(e)
-				if e.lines != nil {
-					t.Error("add kept the entry's lines instead of consuming them")
+				e := &keyEntry{t: t0.Add(g.at), peer: g.peer, static: g.peer == "", lines: []byte(g.lines)}
+				now := string(k.add(e))
+				if g.peer == "" && e.lines != nil {
+					t.Error("add kept the static entry's lines instead of consuming them")
+				}
+				if now != g.lines && (now != "" || g.peer != "") {
+					t.Errorf("add returned %q to write now, want %q", now, g.lines)
 				}
 			}
 			k.prune(t0.Add(tc.pruneAt), DefaultKeyLifetime, DefaultKeysPerPeer)
@@ -121,14 +170,14 @@ func TestWriterRotationCarriesLiveKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)
-	w.Keys(t0, "", []byte(static))
+	w.StaticKey(t0, key(0xee))
 	pkt := mustPacket(t, "tcp4.pcap", 3)
 	// A handshake with beta every 2 minutes for an hour, one with gamma at
 	// the start only, packets in between.
-	w.Keys(t0, "gamma", []byte(session(200)))
+	w.HandshakeKeys(t0, "gamma", handshakeKeys(200))
 	at := t0
 	for i := 0; i < 30; i++ {
-		w.Keys(at, "beta", []byte(session(byte(i*3))))
+		w.HandshakeKeys(at, "beta", handshakeKeys(byte(i*3)))
 		for j := 0; j < 10; j++ {
 			at = at.Add(12 * time.Second)
 			w.Inner(at, ToPeer, "beta", pkt)
@@ -182,7 +231,7 @@ func TestWriterRotationWithLargeKeyLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 40; i++ { // 40 live sessions: about 6 KB of key lines
-		w.Keys(t0, fmt.Sprintf("peer%d", i), []byte(session(byte(i))))
+		w.HandshakeKeys(t0, fmt.Sprintf("peer%d", i), handshakeKeys(byte(i)))
 	}
 	pkt := mustPacket(t, "icmp4.pcap", 0)
 	const n = 100
@@ -212,26 +261,27 @@ func TestWriterRotationWithLargeKeyLog(t *testing.T) {
 	}
 }
 
-// TestWriterKeysAfterClose: once the capture ends, Keys writes nothing and
-// the writer keeps no key.
+// TestWriterKeysAfterClose: once the capture ends, the key calls write
+// nothing and the writer keeps no key.
 func TestWriterKeysAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.pcapng")
 	w, err := NewWriter(Options{Path: path, Outer: true, Keys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	given := []byte(keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee) + session(1))
-	w.Keys(t0, "beta", given)
-	clear(given) // the caller may wipe its copy at once
+	w.StaticKey(t0, key(0xee))
+	w.HandshakeKeys(t0, "beta", handshakeKeys(1))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w.Keys(t0, "beta", []byte(session(7)))
+	w.StaticKey(t0, key(0xef))
+	w.HandshakeKeys(t0, "beta", handshakeKeys(7))
 	if len(w.keys.static) != 0 || len(w.keys.sessions) != 0 || len(w.keyOverflow) != 0 || len(w.q) != 0 {
 		t.Errorf("key material kept after Close: %d static bytes, %d sessions", len(w.keys.static), len(w.keys.sessions))
 	}
 	payloads, _ := secrets(t, path)
+	// Given before the first packet: the file starts with them, in one block.
 	if len(payloads) != 1 || payloads[0] != keyLine("LOCAL_STATIC_PRIVATE_KEY", 0xee)+session(1) {
 		t.Errorf("secrets %q", payloads)
 	}
@@ -247,7 +297,7 @@ func TestWriterKeyLogBounded(t *testing.T) {
 	defer w.Close()
 	const n = 200
 	for i := 0; i < n; i++ { // a handshake every 5 s, as retries to a peer that is down
-		w.Keys(t0.Add(time.Duration(i)*5*time.Second), fmt.Sprintf("peer%d", i%3), []byte(session(byte(i))))
+		w.HandshakeKeys(t0.Add(time.Duration(i)*5*time.Second), fmt.Sprintf("peer%d", i%3), handshakeKeys(byte(i)))
 	}
 	for w.handled.Load() < n {
 		runtime.Gosched()

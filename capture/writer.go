@@ -34,9 +34,9 @@ type Options struct {
 	// Outer enables Writer.Outer: the encrypted UDP datagrams as seen on the
 	// wire, on the "wire-out" and "wire-in" interfaces.
 	Outer bool
-	// Keys enables Writer.Keys: WireGuard key log lines in
-	// decryption-secrets blocks, so that Wireshark decrypts the outer
-	// datagrams. Keys are never written unless this and Outer are set.
+	// Keys enables Writer.StaticKey and Writer.HandshakeKeys: a WireGuard
+	// key log in decryption-secrets blocks, so that Wireshark decrypts the
+	// outer datagrams. Keys are never written unless this and Outer are set.
 	Keys bool
 	// KeyLifetime is how long after it was handed over a session's key
 	// lines are still carried into a new file when rotating; 0 means
@@ -207,7 +207,7 @@ type Writer struct {
 	dropMu sync.Mutex
 	drops  map[ifaceKey]*atomic.Uint64
 
-	// keyMu orders Keys against Close (so that no key line is left
+	// keyMu orders the key calls against Close (so that no key line is left
 	// behind unwiped) and guards keyOverflow: the key entries that found
 	// the queue full. keyFlag says there are some.
 	keyMu       sync.Mutex
@@ -353,7 +353,7 @@ func (w *Writer) Close() error {
 		close(w.stop)
 		<-w.done
 		// A producer that saw the Writer open just before Close may have
-		// queued after the final drain: count it. Keys queues only under
+		// queued after the final drain: count it. queueKeys queues only under
 		// keyMu and after checking closed, so holding it here catches every
 		// key entry still around, to wipe it.
 		w.keyMu.Lock()

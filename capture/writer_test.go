@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,7 +157,8 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 
 	hs := newHandshake(t)
-	w.Keys(at, "beta", []byte(hs.keyLog))
+	w.StaticKey(at, hs.static)
+	w.HandshakeKeys(at, "beta", hs.keys)
 	src4, dst4 := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("198.51.100.2:51821")
 	at = at.Add(time.Millisecond)
 	w.Outer(at, ToPeer, src4, dst4, hs.initiation)
@@ -217,7 +219,7 @@ func TestWriterRoundTrip(t *testing.T) {
 
 	// The keys are in a decryption-secrets block before the first wire packet.
 	payloads, before := secrets(t, path)
-	if len(payloads) != 1 || payloads[0] != hs.keyLog {
+	if !slices.Equal(payloads, hs.keyLog) {
 		t.Errorf("secrets %q, want %q", payloads, hs.keyLog)
 	}
 	if before != 6 {
@@ -331,8 +333,8 @@ func TestWriterRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkts := readCorpusFile(t, filepath.Join(testdata, "tcp4.pcap"))
-	keys := "PRESHARED_KEY = " + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"
-	w.Keys(t0, "beta", []byte(keys))
+	keys := session(0)
+	w.HandshakeKeys(t0, "beta", handshakeKeys(0))
 	const n = 60
 	for i := 0; i < n; i++ {
 		p := pkts[i%len(pkts)].ip
@@ -561,7 +563,8 @@ func TestWriterOptionsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Keys(t0, "beta", []byte("PRESHARED_KEY = "+base64.StdEncoding.EncodeToString(make([]byte, 32))))
+	w.StaticKey(t0, key(0xee))
+	w.HandshakeKeys(t0, "beta", handshakeKeys(1))
 	w.Outer(t0, ToPeer, netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.2:2"), wg(4, 32))
 	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
 	if err := w.Close(); err != nil {
@@ -621,33 +624,6 @@ func TestWriterEmptyCapture(t *testing.T) {
 	var out bytes.Buffer
 	if err := DecodeFile(&out, path); err != nil || !strings.Contains(out.String(), "flows: 0") {
 		t.Errorf("DecodeFile = %v\n%s", err, out.String())
-	}
-}
-
-func TestWriterKeyValidation(t *testing.T) {
-	var logBuf lockedBuffer
-	path := filepath.Join(t.TempDir(), "keys.pcapng")
-	w, err := NewWriter(Options{Path: path, Outer: true, Keys: true, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	secretLooking := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 31))
-	w.Keys(t0, "", []byte("  LOCAL_STATIC_PRIVATE_KEY="+good+"\n"+
-		"REMOTE_STATIC_PUBLIC_KEY = "+secretLooking+"\n"+ // 31 bytes
-		"SOMETHING_ELSE = "+good+"\n"+
-		"garbage\n\n"))
-	w.Inner(t0, ToPeer, "beta", mustPacket(t, "icmp4.pcap", 0))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := secrets(t, path)
-	if len(got) != 1 || got[0] != "LOCAL_STATIC_PRIVATE_KEY = "+good+"\n" {
-		t.Errorf("secrets %q", got)
-	}
-	lines := logBuf.lines()
-	if len(lines) != 3 || strings.Contains(strings.Join(lines, ""), secretLooking) {
-		t.Errorf("want 3 warnings that do not repeat the keys, got:\n%s", strings.Join(lines, "\n"))
 	}
 }
 
@@ -797,11 +773,14 @@ func BenchmarkWriterInner(b *testing.B) {
 }
 
 // handshake is a WireGuard handshake initiation built from scratch (Noise
-// IKpsk2 as in the WireGuard paper) with the key log lines the initiator
-// would write, to prove that Wireshark decrypts it from the embedded keys.
+// IKpsk2 as in the WireGuard paper) with the keys the initiator would hand
+// the Writer and the key log it should write, to prove that Wireshark
+// decrypts it from the embedded keys.
 type handshake struct {
 	initiation      []byte
-	keyLog          string
+	static          [32]byte
+	keys            HandshakeKeys
+	keyLog          []string // the payloads of the secrets blocks
 	initiatorPublic string
 }
 
@@ -881,9 +860,13 @@ func newHandshake(t *testing.T) handshake {
 	b64 := base64.StdEncoding.EncodeToString
 	return handshake{
 		initiation: msg,
-		keyLog: "LOCAL_STATIC_PRIVATE_KEY = " + b64(sPrivI) + "\n" +
+		static:     [32]byte(sPrivI),
+		keys:       HandshakeKeys{RemoteStatic: [32]byte(sPubR), LocalEphemeral: [32]byte(ePrivI)},
+		keyLog: []string{
+			"LOCAL_STATIC_PRIVATE_KEY = " + b64(sPrivI) + "\n",
 			"REMOTE_STATIC_PUBLIC_KEY = " + b64(sPubR) + "\n" +
-			"LOCAL_EPHEMERAL_PRIVATE_KEY = " + b64(ePrivI) + "\n",
+				"LOCAL_EPHEMERAL_PRIVATE_KEY = " + b64(ePrivI) + "\n",
+		},
 		initiatorPublic: b64(sPubI),
 	}
 }
@@ -918,7 +901,7 @@ func TestWriterSink(t *testing.T) {
 	}
 	w.Outer(t0.Add(time.Second), ToPeer, netip.MustParseAddrPort("192.0.2.1:51820"),
 		netip.MustParseAddrPort("192.0.2.2:51820"), []byte{4, 0, 0, 0, 1, 2, 3, 4})
-	w.Keys(t0.Add(time.Second), "beta", []byte("LOCAL_STATIC_PRIVATE_KEY = "+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"))
+	w.StaticKey(t0.Add(time.Second), key(0xee))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

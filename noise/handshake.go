@@ -142,10 +142,7 @@ const (
 // Handshake is the Noise_IKpsk2 state toward one remote peer. It is safe for
 // concurrent use.
 type Handshake struct {
-	// KeyLog, if set, is called with every ephemeral private key this
-	// handshake generates (for Wireshark-style key logs). Set it before
-	// the Handshake is shared; it is called without internal locks held.
-	KeyLog func(localEphemeral keys.Private)
+	keyLog func(localEphemeral keys.Private) // nil unless WithKeyLog
 
 	local        *Local
 	remote       keys.Public
@@ -170,15 +167,33 @@ type Handshake struct {
 	haveInitiation bool
 }
 
+// HandshakeOption is an optional setting of NewHandshake.
+type HandshakeOption func(*Handshake)
+
+// WithKeyLog has the handshake call keyLog with every ephemeral private key
+// it generates, for its initiations and responses, so that a capture can
+// carry the key log Wireshark decrypts with. It is a debugging aid that
+// hands out what keeps the session secret, fixed when the handshake is
+// made so that nothing can install it on a running one. keyLog is called
+// without the handshake's locks held, after the message is made, and must
+// not block.
+func WithKeyLog(keyLog func(localEphemeral keys.Private)) HandshakeOption {
+	return func(h *Handshake) { h.keyLog = keyLog }
+}
+
 // NewHandshake returns the handshake state of l toward the peer with static
 // key remote and preshared key psk (zero for none). It fails if the static
 // Diffie-Hellman between l and remote is degenerate (remote is low-order).
-func NewHandshake(l *Local, remote keys.Public, psk keys.Preshared) (*Handshake, error) {
+func NewHandshake(l *Local, remote keys.Public, psk keys.Preshared, opts ...HandshakeOption) (*Handshake, error) {
 	ss, err := dh(l.Private, remote)
 	if err != nil {
 		return nil, fmt.Errorf("noise: peer %s: static key: %w", remote, err)
 	}
-	return &Handshake{local: l, remote: remote, staticStatic: ss, psk: psk, newEphemeral: keys.NewPrivate}, nil
+	h := &Handshake{local: l, remote: remote, staticStatic: ss, psk: psk, newEphemeral: keys.NewPrivate}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
 }
 
 // Remote returns the remote peer's static public key.
@@ -209,8 +224,8 @@ func (h *Handshake) ephemeral() (keys.Private, error) {
 }
 
 func (h *Handshake) logKey(e keys.Private) {
-	if h.KeyLog != nil {
-		h.KeyLog(e)
+	if h.keyLog != nil {
+		h.keyLog(e)
 	}
 }
 

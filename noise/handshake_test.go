@@ -379,15 +379,21 @@ func TestStateMachine(t *testing.T) {
 func TestKeyLog(t *testing.T) {
 	p := newPair(t, keys.Preshared{}, keys.Preshared{})
 	var logged []keys.Private
-	p.ha.KeyLog = func(k keys.Private) { logged = append(logged, k) }
-	p.hb.KeyLog = func(k keys.Private) { logged = append(logged, k) }
+	keyLog := WithKeyLog(func(k keys.Private) { logged = append(logged, k) })
+	var err error
+	if p.ha, err = NewHandshake(p.a, p.b.Public, keys.Preshared{}, keyLog); err != nil {
+		t.Fatal(err)
+	}
+	if p.hb, err = NewHandshake(p.b, p.a.Public, keys.Preshared{}, keyLog); err != nil {
+		t.Fatal(err)
+	}
 	init, _ := p.ha.CreateInitiation(t0, 1)
 	if _, err := p.b.ConsumeInitiation(init, t0, p.lookupB); err != nil {
 		t.Fatal(err)
 	}
 	resp, _ := p.hb.CreateResponse(2)
 	if len(logged) != 2 || logged[0].Public() != init.Ephemeral || logged[1].Public() != resp.Ephemeral {
-		t.Fatalf("KeyLog got %d keys not matching the ephemerals sent", len(logged))
+		t.Fatalf("key log got %d keys not matching the ephemerals sent", len(logged))
 	}
 }
 

@@ -86,15 +86,15 @@ func (f *tapFanout) update() {
 // it keeps and never blocks.
 type multiTap []tunnel.Tap
 
-func (m multiTap) Inner(t time.Time, outbound bool, peer string, pkt []byte) {
+func (m multiTap) Inner(t time.Time, dir tunnel.Direction, peer string, pkt []byte) {
 	for _, tap := range m {
-		tap.Inner(t, outbound, peer, pkt)
+		tap.Inner(t, dir, peer, pkt)
 	}
 }
 
-func (m multiTap) Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
+func (m multiTap) Outer(t time.Time, dir tunnel.Direction, src, dst netip.AddrPort, datagram []byte) {
 	for _, tap := range m {
-		tap.Outer(t, outbound, src, dst, datagram)
+		tap.Outer(t, dir, src, dst, datagram)
 	}
 }
 

@@ -16,8 +16,12 @@ type countTap struct {
 	inner, outer, ek int
 }
 
-func (c *countTap) Inner(time.Time, bool, string, []byte) { c.mu.Lock(); c.inner++; c.mu.Unlock() }
-func (c *countTap) Outer(time.Time, bool, netip.AddrPort, netip.AddrPort, []byte) {
+func (c *countTap) Inner(time.Time, tunnel.Direction, string, []byte) {
+	c.mu.Lock()
+	c.inner++
+	c.mu.Unlock()
+}
+func (c *countTap) Outer(time.Time, tunnel.Direction, netip.AddrPort, netip.AddrPort, []byte) {
 	c.mu.Lock()
 	c.outer++
 	c.mu.Unlock()
@@ -39,8 +43,8 @@ func TestTapFanout(t *testing.T) {
 		t.Fatalf("-pcap and one live capture: device tap %T %v", cur, cur)
 	}
 	removeB := f.add(b)
-	cur.Inner(time.Now(), true, "beta", nil)
-	cur.Outer(time.Now(), true, netip.AddrPort{}, netip.AddrPort{}, nil)
+	cur.Inner(time.Now(), tunnel.Outbound, "beta", nil)
+	cur.Outer(time.Now(), tunnel.Outbound, netip.AddrPort{}, netip.AddrPort{}, nil)
 	cur.EphemeralKey("beta", keys.Public{}, keys.Preshared{}, keys.Private{})
 	for name, c := range map[string]*countTap{"pcap": pcap, "a": a, "b": b} {
 		if c.inner != 1 || c.outer != 1 || c.ek != 1 {

@@ -193,19 +193,19 @@ type endpointAt struct {
 	at time.Time
 }
 
-func (f *peerFilter) Inner(t time.Time, outbound bool, peer string, pkt []byte) {
+func (f *peerFilter) Inner(t time.Time, dir tunnel.Direction, peer string, pkt []byte) {
 	if peer == f.peer {
-		f.tap.Inner(t, outbound, peer, pkt)
+		f.tap.Inner(t, dir, peer, pkt)
 	}
 }
 
-func (f *peerFilter) Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
+func (f *peerFilter) Outer(t time.Time, dir tunnel.Direction, src, dst netip.AddrPort, datagram []byte) {
 	remote := src
-	if outbound {
+	if dir == tunnel.Outbound {
 		remote = dst
 	}
 	if remote == f.endpoint(t) {
-		f.tap.Outer(t, outbound, src, dst, datagram)
+		f.tap.Outer(t, dir, src, dst, datagram)
 	}
 }
 

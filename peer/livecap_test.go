@@ -95,8 +95,8 @@ func feed(n *runningNode, peer string, seq int) {
 	}
 	now := time.Now()
 	payload := []byte{byte(seq >> 8), byte(seq)}
-	tap.Inner(now, true, peer, tuntest.IPv4UDP("10.10.0.1", peerAddr[peer], payload))
-	tap.Inner(now, false, peer, tuntest.IPv4UDP(peerAddr[peer], "10.10.0.1", payload))
+	tap.Inner(now, tunnel.Outbound, peer, tuntest.IPv4UDP("10.10.0.1", peerAddr[peer], payload))
+	tap.Inner(now, tunnel.Inbound, peer, tuntest.IPv4UDP(peerAddr[peer], "10.10.0.1", payload))
 }
 
 var peerAddr = map[string]string{"beta": "10.10.0.2", "gamma": "10.10.0.3"}
@@ -303,7 +303,7 @@ func TestLiveCapturesDropped(t *testing.T) {
 	}
 	pkt := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte{1})
 	for i := 0; i < 10000; i++ {
-		tp.Inner(time.Now(), true, "beta", pkt)
+		tp.Inner(time.Now(), tunnel.Outbound, "beta", pkt)
 	}
 	running := lc.Dropped()
 	if running == 0 {

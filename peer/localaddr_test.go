@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/capture"
+	"github.com/peer-vpn/peer/tunnel"
 )
 
 // countingResolver answers 192.0.2.99 for every remote and counts its calls.
@@ -54,8 +55,8 @@ func TestTapOuterForgedSources(t *testing.T) {
 	datagram := make([]byte, 32)
 	datagram[0] = 4
 	for i := 0; i < 20000; i++ {
-		tp.Outer(time.Now(), false, spoofed(i), local, datagram)
-		tp.Outer(time.Now(), true, local, spoofed(i), datagram)
+		tp.Outer(time.Now(), tunnel.Inbound, spoofed(i), local, datagram)
+		tp.Outer(time.Now(), tunnel.Outbound, local, spoofed(i), datagram)
 	}
 	if n := r.calls.Load(); n != 0 {
 		t.Errorf("%d route lookups on the forwarding goroutine", n)

@@ -192,7 +192,7 @@ func TestCaptureDrops(t *testing.T) {
 	tp.(*tap).w.Close()
 	pkt := tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("x"))
 	for range 3 {
-		tp.Inner(time.Now(), true, "beta", pkt)
+		tp.Inner(time.Now(), tunnel.Outbound, "beta", pkt)
 	}
 	if n := c.Dropped(); n != 3 {
 		t.Fatalf("live writer: %d dropped, want 3", n)

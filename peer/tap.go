@@ -158,31 +158,32 @@ func startLocalAddrs(node *config.Node) *localAddrs {
 	return l
 }
 
-func direction(outbound bool) capture.Direction {
-	if outbound {
+// direction is the capture's name for dir.
+func direction(dir tunnel.Direction) capture.Direction {
+	if dir == tunnel.Outbound {
 		return capture.ToPeer
 	}
 	return capture.FromPeer
 }
 
 // Inner implements tunnel.Tap.
-func (t *tap) Inner(now time.Time, outbound bool, peer string, pkt []byte) {
+func (t *tap) Inner(now time.Time, dir tunnel.Direction, peer string, pkt []byte) {
 	if t.w != nil {
-		t.w.Inner(now, direction(outbound), peer, pkt)
+		t.w.Inner(now, direction(dir), peer, pkt)
 	}
 	if t.logger != nil {
-		t.logger.Log(now, direction(outbound), peer, pkt)
+		t.logger.Log(now, direction(dir), peer, pkt)
 	}
 }
 
 // Outer implements tunnel.Tap. The device knows only its port; the local
 // address is the one the kernel picks toward the remote, once localAddrs
 // has it (the unspecified address until then).
-func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte) {
+func (t *tap) Outer(now time.Time, dir tunnel.Direction, src, dst netip.AddrPort, datagram []byte) {
 	if t.w == nil || t.locals == nil {
 		return
 	}
-	if outbound {
+	if dir == tunnel.Outbound {
 		src = netip.AddrPortFrom(t.locals.lookup(now, dst), src.Port())
 	} else {
 		dst = netip.AddrPortFrom(t.locals.lookup(now, src), dst.Port())
@@ -192,7 +193,7 @@ func (t *tap) Outer(now time.Time, outbound bool, src, dst netip.AddrPort, datag
 			t.writeStatic(now)
 		}
 	}
-	t.w.Outer(now, direction(outbound), src, dst, datagram)
+	t.w.Outer(now, direction(dir), src, dst, datagram)
 }
 
 // The key log holds what Wireshark's WireGuard dissector needs for the
@@ -214,36 +215,17 @@ func (t *tap) writeStatic(now time.Time) {
 	if t.static.Swap(true) {
 		return
 	}
-	b := make([]byte, 0, 80)
-	b = append(b, "LOCAL_STATIC_PRIVATE_KEY = "...)
-	b = append(b, t.node.Private.Base64()...)
-	b = append(b, '\n')
-	t.w.Keys(now, "", b)
-	clear(b)
+	t.w.StaticKey(now, t.node.Private)
 }
 
 // EphemeralKey implements tunnel.Tap: with -pcap-keys, it hands the writer
-// the key log lines of a handshake with peer (initiation or response) in
-// the format of Wireshark's wg.keylog_file.
+// the keys of a handshake with peer (initiation or response); the writer
+// writes them as Wireshark's key log.
 func (t *tap) EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, eph keys.Private) {
 	if t.w == nil || !t.keys {
 		return
 	}
 	now := time.Now()
 	t.writeStatic(now)
-	b := make([]byte, 0, 3*80)
-	b = append(b, "REMOTE_STATIC_PUBLIC_KEY = "...)
-	b = append(b, remote.String()...)
-	b = append(b, "\nLOCAL_EPHEMERAL_PRIVATE_KEY = "...)
-	b = append(b, eph.Base64()...)
-	b = append(b, '\n')
-	if !psk.IsZero() {
-		// Right after the ephemeral key: Wireshark links a PSK to the
-		// ephemeral key line before it.
-		b = append(b, "PRESHARED_KEY = "...)
-		b = append(b, psk.Base64()...)
-		b = append(b, '\n')
-	}
-	t.w.Keys(now, peer, b)
-	clear(b)
+	t.w.HandshakeKeys(now, peer, capture.HandshakeKeys{RemoteStatic: remote, LocalEphemeral: eph, Preshared: psk})
 }

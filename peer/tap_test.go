@@ -16,6 +16,7 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/tundev/tuntest"
+	"github.com/peer-vpn/peer/tunnel"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a logger used from several goroutines.
@@ -133,7 +134,10 @@ func TestTapKeyLog(t *testing.T) {
 			}
 			now := time.Now()
 			la, lb := noise.NewLocal(k.alpha), noise.NewLocal(k.beta)
-			ha, err := noise.NewHandshake(la, k.beta.Public(), k.betaPSK)
+			// As tunnel/peer.go does: alpha's handshake logs to the tap.
+			ha, err := noise.NewHandshake(la, k.beta.Public(), k.betaPSK, noise.WithKeyLog(func(eph keys.Private) {
+				tp.EphemeralKey("beta", k.beta.Public(), k.betaPSK, eph)
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,14 +145,12 @@ func TestTapKeyLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// As tunnel/peer.go does: alpha's handshake logs to the tap.
-			ha.KeyLog = func(eph keys.Private) { tp.EphemeralKey("beta", k.beta.Public(), k.betaPSK, eph) }
 			// wire carries msg over the capture as alpha sees it.
 			wire := func(fromAlpha bool, msg []byte) {
 				if fromAlpha {
-					tp.Outer(now, true, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), k.betaAddr, msg)
+					tp.Outer(now, tunnel.Outbound, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), k.betaAddr, msg)
 				} else {
-					tp.Outer(now, false, k.betaAddr, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), msg)
+					tp.Outer(now, tunnel.Inbound, k.betaAddr, netip.AddrPortFrom(netip.IPv4Unspecified(), k.alphaAddr.Port()), msg)
 				}
 			}
 			ini, resp := ha, hb // initiator and responder handshakes

@@ -42,17 +42,29 @@ type PeerConfig struct {
 	Keepalive time.Duration
 }
 
+// Direction is which way a packet shown to a Tap crosses the device.
+type Direction uint8
+
+const (
+	// Outbound is TUN→peer: a packet read from the TUN device, or a
+	// datagram this device sends.
+	Outbound Direction = iota + 1
+	// Inbound is peer→TUN: a datagram received, or the packet decrypted
+	// from it.
+	Inbound
+)
+
 // Tap receives copies of the traffic for capture and logging. Its methods
 // are called on the forwarding goroutines and must not block.
 type Tap interface {
-	// Inner is a plaintext IP packet; outbound is true for TUN→peer.
-	Inner(t time.Time, outbound bool, peer string, pkt []byte)
+	// Inner is a plaintext IP packet.
+	Inner(t time.Time, dir Direction, peer string, pkt []byte)
 	// Outer is a UDP datagram as sent or received on the wire. A received
 	// one is shown only once it is known to come from a member (a transport
 	// message that authenticated, a handshake message past mac1 and the
 	// load checks, a cookie reply that decrypted): what strangers send
 	// never reaches the tap.
-	Outer(t time.Time, outbound bool, src, dst netip.AddrPort, datagram []byte)
+	Outer(t time.Time, dir Direction, src, dst netip.AddrPort, datagram []byte)
 	// EphemeralKey reports a local ephemeral private key of a handshake
 	// with peer, for Wireshark key logs.
 	EphemeralKey(peer string, remote keys.Public, psk keys.Preshared, ephemeral keys.Private)
@@ -359,7 +371,7 @@ func (d *Device) sendControl(b []byte, to netip.AddrPort) error {
 		return errNoEndpoint
 	}
 	if tap := d.loadTap(); tap != nil {
-		tap.Outer(d.clock.Now(), true, d.localAddr, to, b)
+		tap.Outer(d.clock.Now(), Outbound, d.localAddr, to, b)
 	}
 	return d.sendUntapped(b, to)
 }

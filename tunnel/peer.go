@@ -89,31 +89,35 @@ type Peer struct {
 }
 
 func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
-	hs, err := noise.NewHandshake(d.local, pc.PublicKey, pc.Preshared)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: peer %q: %w", pc.Name, err)
-	}
 	p := &Peer{
 		dev:       d,
 		public:    pc.PublicKey,
-		handshake: hs,
 		cookieGen: noise.NewCookieGenerator(pc.PublicKey),
 	}
-	p.conf.Store(cloneConfig(pc))
-	// Always set: a tap may be set later (SetTap), and a handshake costs
-	// a Curve25519 operation anyway, beside which this load is nothing.
-	hs.KeyLog = func(eph keys.Private) {
-		if tap := d.loadTap(); tap != nil {
-			c := p.conf.Load()
-			tap.EphemeralKey(c.Name, p.public, c.Preshared, eph)
-		}
+	// The key log is always on: a tap may be set later (SetTap), and a
+	// handshake costs a Curve25519 operation anyway, beside which the
+	// tap's load is nothing.
+	hs, err := noise.NewHandshake(d.local, pc.PublicKey, pc.Preshared, noise.WithKeyLog(p.tapEphemeral))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: peer %q: %w", pc.Name, err)
 	}
+	p.handshake = hs
+	p.conf.Store(cloneConfig(pc))
 	if pc.Endpoint.IsValid() {
 		ep := pc.Endpoint
 		p.endpoint.Store(&ep)
 	}
 	p.timers.init(p)
 	return p, nil
+}
+
+// tapEphemeral shows the tap, if any, an ephemeral key of p's handshake
+// (noise.WithKeyLog).
+func (p *Peer) tapEphemeral(eph keys.Private) {
+	if tap := p.dev.loadTap(); tap != nil {
+		c := p.conf.Load()
+		tap.EphemeralKey(c.Name, p.public, c.Preshared, eph)
+	}
 }
 
 // cloneConfig copies pc with a prefix list of its own, so that what the

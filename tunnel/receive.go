@@ -126,7 +126,7 @@ func (d *Device) routineReadUDP() error {
 			}
 			if tap != nil {
 				// Authenticated and not a replay: from a member.
-				tap.Outer(now, false, m.Addr, d.localAddr, b.wire[j.msg][:m.N])
+				tap.Outer(now, Inbound, m.Addr, d.localAddr, b.wire[j.msg][:m.N])
 			}
 			if j.peer != lastPeer {
 				if lastPeer != nil {
@@ -139,7 +139,7 @@ func (d *Device) routineReadUDP() error {
 			}
 			lastData = true
 			if tap != nil {
-				tap.Inner(now, false, j.peer.Name(), pkt)
+				tap.Inner(now, Inbound, j.peer.Name(), pkt)
 			}
 			// pkt sits at m.Buf[16:]: hand the whole buffer over.
 			b.out = append(b.out, m.Buf[:off+len(pkt)])
@@ -348,6 +348,6 @@ func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
 // whose work per source would otherwise be theirs to command.
 func (d *Device) tapInbound(t time.Time, src netip.AddrPort, datagram []byte) {
 	if tap := d.loadTap(); tap != nil {
-		tap.Outer(t, false, src, d.localAddr, datagram)
+		tap.Outer(t, Inbound, src, d.localAddr, datagram)
 	}
 }

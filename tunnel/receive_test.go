@@ -64,15 +64,15 @@ type recordingTap struct {
 	outTo   map[netip.AddrPort]int // outbound datagrams by destination
 }
 
-func (r *recordingTap) Inner(time.Time, bool, string, []byte) {}
+func (r *recordingTap) Inner(time.Time, Direction, string, []byte) {}
 func (r *recordingTap) EphemeralKey(string, keys.Public, keys.Preshared, keys.Private) {
 }
 
-func (r *recordingTap) Outer(_ time.Time, outbound bool, src, dst netip.AddrPort, b []byte) {
+func (r *recordingTap) Outer(_ time.Time, dir Direction, src, dst netip.AddrPort, b []byte) {
 	typ, _ := noise.Type(b)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if outbound {
+	if dir == Outbound {
 		if r.outTo == nil {
 			r.outTo = map[netip.AddrPort]int{}
 		}

@@ -23,7 +23,7 @@ type innerTap struct {
 	inner atomic.Int64
 }
 
-func (t *innerTap) Inner(time.Time, bool, string, []byte) { t.inner.Add(1) }
+func (t *innerTap) Inner(time.Time, Direction, string, []byte) { t.inner.Add(1) }
 
 func TestSetTapWhileRunning(t *testing.T) {
 	m := newMesh(t, nil,

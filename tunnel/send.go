@@ -98,7 +98,7 @@ func (d *Device) routineReadTUN() error {
 				continue
 			}
 			if tap != nil {
-				tap.Inner(now, true, p.Name(), pkt)
+				tap.Inner(now, Outbound, p.Name(), pkt)
 			}
 			kp, ctr, plen, ok := p.prepare(b.bufs[i], len(pkt), now)
 			if !ok {
@@ -140,7 +140,7 @@ func (d *Device) flushSend(b *sendBatch, now time.Time, tap Tap) {
 	}
 	if tap != nil {
 		for _, m := range b.msgs {
-			tap.Outer(now, true, d.localAddr, m.Addr, m.Buf[:m.N])
+			tap.Outer(now, Outbound, d.localAddr, m.Addr, m.Buf[:m.N])
 		}
 	}
 	// Timers first: a reply may overtake the bookkeeping after the write,
