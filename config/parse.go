@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/tundev"
 )
 
 // maxErrors bounds how many problems one Parse reports.
@@ -423,12 +425,9 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	mtuLine := 0
 	if f, ok := fs["mtu"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "interface.mtu"); ok {
-			switch {
-			case v < MinMTU:
-				p.errorf(f.val.Line, "interface.mtu: %d is below the minimum %d", v, MinMTU)
-			case v > MaxMTU:
-				p.errorf(f.val.Line, "interface.mtu: %d is above the maximum %d", v, MaxMTU)
-			default:
+			if err := tundev.CheckMTU(clampInt(v), false); err != nil {
+				p.errorf(f.val.Line, "interface.mtu: %v", err)
+			} else {
 				out.MTU = int(v)
 				mtuLine = f.val.Line
 			}
@@ -436,8 +435,8 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	}
 	if f, ok := fs["driver"]; ok {
 		if s, ok := p.str(f, "interface.driver"); ok && s != "" {
-			if !slices.Contains(Drivers, s) {
-				p.errorf(f.val.Line, "interface.driver: unknown driver %q; use one of %s", s, strings.Join(Drivers, ", "))
+			if err := tundev.CheckDriver(s); err != nil {
+				p.errorf(f.val.Line, "interface.driver: %v", err)
 			} else {
 				out.Driver = s
 			}
@@ -924,17 +923,23 @@ func nameOf(m *Mesh, i int) string {
 	return fmt.Sprintf("peers[%d]", i)
 }
 
+// clampInt is v as an int, clamped where int has 32 bits: an integer too large
+// for it is far outside every range it is checked against anyway.
+func clampInt(v int64) int {
+	return int(max(min(v, math.MaxInt), math.MinInt))
+}
+
 // checkMTU refuses an MTU below the IPv6 minimum when any peer has an IPv6
 // address or subnet.
 func (p *parser) checkMTU(m *Mesh, line int) {
-	if line == 0 || m.Interface.MTU >= MinMTUIPv6 {
+	if line == 0 || tundev.CheckMTU(m.Interface.MTU, true) == nil {
 		return
 	}
 	for i := range m.Peers {
 		for _, a := range m.Peers[i].Prefixes() {
 			if a.Addr().Is6() {
-				p.errorf(line, "interface.mtu: %d is below %d, the IPv6 minimum, and %s has the IPv6 prefix %s",
-					m.Interface.MTU, MinMTUIPv6, nameOf(m, i), a)
+				p.errorf(line, "interface.mtu: %v, and %s has the IPv6 prefix %s",
+					tundev.CheckMTU(m.Interface.MTU, true), nameOf(m, i), a)
 				return
 			}
 		}

@@ -210,7 +210,7 @@ func TestParseRefusals(t *testing.T) {
 		{"keepalive bool", edit(7, "    address: 10.10.0.2/24\n    keepalive: true"), 8, "expected a duration"},
 
 		// Interface.
-		{"mtu small", "interface:\n  mtu: 500\n" + two, 2, "interface.mtu: 500 is below the minimum 576"},
+		{"mtu small", "interface:\n  mtu: 71\n" + two, 2, "interface.mtu: 71 is below the minimum 72"},
 		{"mtu large", "interface:\n  mtu: 65536\n" + two, 2, "65536 is above the maximum 65535"},
 		{"mtu ipv6", "interface:\n  mtu: 1279\n" + edit(7, "    address: [10.10.0.2/24, fd10::2/64]"), 2,
 			`interface.mtu: 1279 is below 1280, the IPv6 minimum, and peer "beta" has the IPv6 prefix fd10::2/128`},
@@ -394,8 +394,8 @@ func TestParseAliasScalar(t *testing.T) {
 }
 
 func TestParseMTUWithoutIPv6(t *testing.T) {
-	m := mustParse(t, "m", "interface:\n  mtu: 576\n"+two)
-	if m.Interface.MTU != 576 {
+	m := mustParse(t, "m", "interface:\n  mtu: 72\n"+two)
+	if m.Interface.MTU != 72 {
 		t.Errorf("MTU = %d", m.Interface.MTU)
 	}
 }

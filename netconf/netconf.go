@@ -67,10 +67,12 @@ const (
 	Darwin = "darwin"
 )
 
-// MTU limits enforced by Validate: the smallest IPv4 MTU, the largest MTU an
-// IP packet length can describe, and the IPv6 minimum link MTU.
+// MTU limits enforced by Validate. They are tundev's (MinMTU, MaxMTU,
+// MinMTUIPv6), which owns them and says why; netconf is a leaf package and
+// may not import tundev, so it keeps this copy for plans handed to it by
+// anyone, and the peer package's TestLimitsAgree fails if the two differ.
 const (
-	MinMTU     = 68
+	MinMTU     = 72
 	MaxMTU     = 65535
 	MinMTUIPv6 = 1280
 )

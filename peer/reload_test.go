@@ -611,13 +611,13 @@ func TestReloadRefusesRestartChanges(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", tc.name, code, out, errOut)
 		}
 	}
-	// An MTU the mesh file allows on an IPv4-only mesh but the TUN
-	// device does not take (the start would refuse it).
-	m.write(t, "interface:\n  mtu: 1000\n",
+	// An MTU the TUN device does not take: refused by the mesh check,
+	// which asks the device's limits, at its line.
+	m.write(t, "interface:\n  mtu: 71\n",
 		"alpha 10.10.0.1/24 endpoint=192.0.2.1:51820",
 		"beta 10.10.0.2/24 subnets=[10.20.2.0/24] endpoint=192.0.2.2:51820")
-	if code, _, errOut := n.reload(); code != 2 || !strings.Contains(errOut, "interface.mtu 1000: the TUN device takes 1280 to 65535") {
-		t.Errorf("mtu 1000: exit %d, stderr %q", code, errOut)
+	if code, _, errOut := n.reload(); code != 2 || !strings.Contains(errOut, m.path()+":2: interface.mtu: 71 is below the minimum 72") {
+		t.Errorf("mtu 71: exit %d, stderr %q", code, errOut)
 	}
 	// This node's own key: the key file now holds beta's key.
 	m.write(t, "",

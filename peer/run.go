@@ -17,6 +17,7 @@ import (
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -65,10 +66,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := rf.metrics.check(fs); err != nil {
 		return err
 	}
-	switch rf.driver {
-	case "", "auto", "water", "offload":
-	default:
-		return usageError{fmt.Errorf("-driver %q: want auto, water or offload", rf.driver)}
+	if rf.driver != "" {
+		if err := tundev.CheckDriver(rf.driver); err != nil {
+			return usageError{fmt.Errorf("-driver: %w", err)}
+		}
 	}
 	if rf.logFmt != "text" && rf.logFmt != "json" {
 		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
