@@ -54,10 +54,10 @@ const (
 )
 
 // Limits checked by Parse. The MTU range and the driver names are the TUN
-// device's (tundev.CheckMTU, tundev.Drivers), which Parse asks, so that a
-// mesh Parse accepts is one the device takes.
+// device's (tundev.CheckMTU, tundev.Drivers), the interface-name rules
+// netconf's (netconf.CheckIfaceName), which Parse asks, so that a mesh
+// Parse accepts is one the node can bring up.
 const (
-	MaxIfaceName = 15                  // longest interface name (Linux IFNAMSIZ-1)
 	MaxPeerName  = 63                  // longest peer name
 	MaxKeepalive = 65535 * time.Second // longest keepalive interval (16-bit seconds, as in wg)
 	// MaxFileSize is the largest mesh file Load reads.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
 )
 
@@ -46,7 +47,7 @@ func checkMesh(t *testing.T, m *Mesh) {
 	if len(m.Peers) == 0 {
 		t.Fatal("accepted a mesh without peers")
 	}
-	if m.Interface.MTU < tundev.MinMTU || m.Interface.MTU > tundev.MaxMTU || CheckInterfaceName(m.Interface.Name) != nil {
+	if m.Interface.MTU < tundev.MinMTU || m.Interface.MTU > tundev.MaxMTU || netconf.CheckIfaceName(m.Interface.Name) != nil {
 		t.Fatalf("bad interface %+v", m.Interface)
 	}
 	if tundev.CheckDriver(m.Interface.Driver) != nil {

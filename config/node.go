@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/netconf"
 )
 
 // maxKeyFileSize bounds how much of a key file is read; a key is 44 bytes.
@@ -93,7 +94,7 @@ func (n *Node) Forwards() bool { return n.Self.Exit || len(n.Self.Subnets) > 0 }
 func (m *Mesh) Node(opts NodeOptions) (*Node, error) {
 	iface := m.Interface
 	if opts.Iface != "" {
-		if err := CheckInterfaceName(opts.Iface); err != nil {
+		if err := netconf.CheckIfaceName(opts.Iface); err != nil {
 			return nil, fmt.Errorf("-iface: %w", err)
 		}
 		iface.Name = opts.Iface

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
 )
 
@@ -415,7 +416,7 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	}
 	if f, ok := fs["name"]; ok {
 		if s, ok := p.str(f, "interface.name"); ok && s != "" {
-			if err := CheckInterfaceName(s); err != nil {
+			if err := netconf.CheckIfaceName(s); err != nil {
 				p.errorf(f.val.Line, "interface.name: %v", err)
 			} else {
 				out.Name = s
@@ -462,26 +463,6 @@ func (p *parser) metrics(f field, m *Mesh) {
 	}
 	m.Metrics = s
 	m.MetricsLine = f.val.Line
-}
-
-// CheckInterfaceName reports whether name is usable as a TUN device name:
-// 1 to 15 characters from [A-Za-z0-9_.-], and not "." or "..".
-func CheckInterfaceName(name string) error {
-	if name == "" {
-		return errors.New("interface name is empty")
-	}
-	if len(name) > MaxIfaceName {
-		return fmt.Errorf("interface name %q is %d characters long; the limit is %d", name, len(name), MaxIfaceName)
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("interface name %q is not allowed", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return fmt.Errorf("interface name %q has the character %q; use letters, digits, '_', '.' or '-'", name, c)
-		}
-	}
-	return nil
 }
 
 func (p *parser) capture(n *yaml.Node, out *Capture) {
