@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -99,8 +100,10 @@ func (m *Mesh) Node(opts NodeOptions) (*Node, error) {
 		}
 		iface.Name = opts.Iface
 	}
-	if opts.ListenPort < 0 || opts.ListenPort > 65535 {
-		return nil, fmt.Errorf("-listen: port %d is out of range 1-65535", opts.ListenPort)
+	// The one check of -listen (peer passes it through): 0 is "not given",
+	// as in NodeOptions.
+	if opts.ListenPort < 0 || opts.ListenPort > math.MaxUint16 {
+		return nil, fmt.Errorf("-listen: port %d is out of range; use 1 to %d", opts.ListenPort, math.MaxUint16)
 	}
 
 	keyFile := opts.KeyFile
