@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/peer-vpn/peer/capture"
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
@@ -489,8 +490,8 @@ func (p *parser) capture(n *yaml.Node, out *Capture) {
 	}
 	if f, ok := fs["max_size"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "capture.max_size"); ok {
-			if v < 0 {
-				p.errorf(f.val.Line, "capture.max_size: %d is negative; use 0 for unlimited", v)
+			if err := capture.CheckRotation(v, 0); err != nil {
+				p.errorf(f.val.Line, "capture.max_size: %v", err)
 			} else {
 				out.MaxSize = v
 			}
@@ -498,7 +499,10 @@ func (p *parser) capture(n *yaml.Node, out *Capture) {
 	}
 	if f, ok := fs["max_files"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "capture.max_files"); ok {
-			if v < 0 || v > 1<<31-1 {
+			// Above 1<<31-1 it would not fit an int where int has 32 bits.
+			if err := capture.CheckRotation(0, clampInt(v)); err != nil {
+				p.errorf(f.val.Line, "capture.max_files: %v", err)
+			} else if v > 1<<31-1 {
 				p.errorf(f.val.Line, "capture.max_files: %d is out of range; use 0 for unlimited", v)
 			} else {
 				out.MaxFiles = int(v)

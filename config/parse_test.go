@@ -101,8 +101,8 @@ func TestParseRefusals(t *testing.T) {
 		{"capture keys false", "capture:\n  keys: false\n" + two, 2, "run the one node whose capture must be decrypted with -pcap-keys"},
 		{"outer not bool", "capture:\n  outer: \"yes\"\n" + two, 2, `capture.outer: expected true or false, got "yes"`},
 		{"max_size float", "capture:\n  max_size: 1.5\n" + two, 2, "capture.max_size: expected an integer"},
-		{"max_size negative", "capture:\n  max_size: -1\n" + two, 2, "capture.max_size: -1 is negative"},
-		{"max_files negative", "capture:\n  max_files: -3\n" + two, 2, "capture.max_files: -3 is out of range"},
+		{"max_size negative", "capture:\n  max_size: -1\n" + two, 2, "capture.max_size: negative maximum file size -1"},
+		{"max_files negative", "capture:\n  max_files: -3\n" + two, 2, "capture.max_files: negative maximum file count -3"},
 		{"private_key_file list", "private_key_file: [a]\n" + two, 1, "private_key_file: expected a string"},
 
 		// Required fields.
