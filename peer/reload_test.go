@@ -221,6 +221,9 @@ type nodeOpts struct {
 	// sysctls, if set, are the kernel settings the node reads (else it
 	// reads none and restores none).
 	sysctls map[string]string
+	// refused, if set, receives the error of the start's checks
+	// (checkStart), and startNode then returns nil instead of failing.
+	refused *error
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -242,6 +245,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	rf.capture.register(fs)
 	rf.metrics.register(fs)
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
+	fs.StringVar(&rf.driver, "driver", "", "")
 	fs.BoolVar(&rf.verbose, "v", false, "")
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
 		t.Fatal(err)
@@ -250,7 +254,11 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 		t.Fatal(err)
 	}
 	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
-	node, err := rf.loadNode()
+	node, capOpts, err := rf.checkStart(netconf.Linux)
+	if err != nil && o.refused != nil {
+		*o.refused = err
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +270,14 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	}
 	sys := system{
 		goos: netconf.Linux,
-		openTUN: func(name, _ string, mtu int) (tundev.Device, error) {
+		openTUN: func(name, driver string, mtu int) (tundev.Device, error) {
+			// What tundev.Open refuses before it touches the system.
+			if err := tundev.CheckMTU(mtu, false); err != nil {
+				return nil, err
+			}
+			if err := tundev.CheckDriver(driver); err != nil {
+				return nil, err
+			}
 			n.tun = tundev.NewMemory(name, mtu, 8)
 			return n.tun, nil
 		},
@@ -307,7 +322,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go func() { n.done <- runNode(ctx, node, &rf, rf.capture.merge(node.Mesh.Capture), log, level, sys) }()
+	go func() { n.done <- runNode(ctx, node, &rf, capOpts, log, level, sys) }()
 	t.Cleanup(n.stop)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
