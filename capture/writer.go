@@ -229,6 +229,20 @@ type Writer struct {
 	err      error  // what stopped the capture; read by Close after done
 }
 
+// CheckRotation reports whether maxSize and maxFiles may be Options.MaxSize
+// and Options.MaxFiles: neither may be negative (0 is no limit). NewWriter
+// checks them with it, and so do the mesh file's capture: section and the
+// node's -pcap-max-size and -pcap-max-files, before any file is created.
+func CheckRotation(maxSize int64, maxFiles int) error {
+	switch {
+	case maxSize < 0:
+		return fmt.Errorf("negative maximum file size %d; use 0 for unlimited", maxSize)
+	case maxFiles < 0:
+		return fmt.Errorf("negative maximum file count %d; use 0 for unlimited", maxFiles)
+	}
+	return nil
+}
+
 // NewWriter creates the capture file and starts the writer goroutine.
 func NewWriter(o Options) (*Writer, error) {
 	return newWriter(o, osFS{})
@@ -242,12 +256,11 @@ func newWriter(o Options, fs fileSystem) (*Writer, error) {
 		return nil, errors.New("capture: a sink is never rotated")
 	case o.Path == "" && o.Sink == nil:
 		return nil, errors.New("capture: no file name")
-	case o.MaxSize < 0:
-		return nil, fmt.Errorf("capture: negative maximum file size %d", o.MaxSize)
-	case o.MaxFiles < 0:
-		return nil, fmt.Errorf("capture: negative maximum file count %d", o.MaxFiles)
 	case o.QueueLen < 0:
 		return nil, fmt.Errorf("capture: negative queue length %d", o.QueueLen)
+	}
+	if err := CheckRotation(o.MaxSize, o.MaxFiles); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if o.QueueLen == 0 {
 		o.QueueLen = DefaultQueueLen

@@ -53,20 +53,16 @@ const (
 	DefaultListenPort    = 51820
 )
 
-// Limits checked by Parse.
+// Limits checked by Parse. The MTU range and the driver names are the TUN
+// device's (tundev.CheckMTU, tundev.Drivers), the interface-name rules
+// netconf's (netconf.CheckIfaceName), which Parse asks, so that a mesh
+// Parse accepts is one the node can bring up.
 const (
-	MinMTU       = 576                 // smallest MTU accepted (the IPv4 minimum datagram size)
-	MinMTUIPv6   = 1280                // smallest MTU accepted when any peer has an IPv6 address
-	MaxMTU       = 65535               // largest MTU accepted
-	MaxIfaceName = 15                  // longest interface name (Linux IFNAMSIZ-1)
 	MaxPeerName  = 63                  // longest peer name
 	MaxKeepalive = 65535 * time.Second // longest keepalive interval (16-bit seconds, as in wg)
 	// MaxFileSize is the largest mesh file Load reads.
 	MaxFileSize = 1 << 20
 )
-
-// Drivers lists the accepted values of interface.driver.
-var Drivers = []string{"auto", "water", "offload"}
 
 // LogLevels lists the accepted values of log_level, from the most verbose.
 var LogLevels = []string{"debug", "info", "warn", "error"}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 )
 
 // FuzzParse checks that Parse never panics, that every refusal is a
@@ -44,10 +47,10 @@ func checkMesh(t *testing.T, m *Mesh) {
 	if len(m.Peers) == 0 {
 		t.Fatal("accepted a mesh without peers")
 	}
-	if m.Interface.MTU < MinMTU || m.Interface.MTU > MaxMTU || CheckInterfaceName(m.Interface.Name) != nil {
+	if m.Interface.MTU < tundev.MinMTU || m.Interface.MTU > tundev.MaxMTU || netconf.CheckIfaceName(m.Interface.Name) != nil {
 		t.Fatalf("bad interface %+v", m.Interface)
 	}
-	if m.Interface.Driver != "auto" && m.Interface.Driver != "water" && m.Interface.Driver != "offload" {
+	if tundev.CheckDriver(m.Interface.Driver) != nil {
 		t.Fatalf("bad driver %q", m.Interface.Driver)
 	}
 	names := map[string]bool{}
@@ -68,7 +71,7 @@ func checkMesh(t *testing.T, m *Mesh) {
 			}
 		}
 		for _, a := range p.Addresses {
-			if a.Addr().Is6() && m.Interface.MTU < MinMTUIPv6 {
+			if a.Addr().Is6() && m.Interface.MTU < tundev.MinMTUIPv6 {
 				t.Fatalf("MTU %d with IPv6 address %v", m.Interface.MTU, a)
 			}
 		}

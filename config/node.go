@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/netconf"
 )
 
 // maxKeyFileSize bounds how much of a key file is read; a key is 44 bytes.
@@ -93,13 +95,15 @@ func (n *Node) Forwards() bool { return n.Self.Exit || len(n.Self.Subnets) > 0 }
 func (m *Mesh) Node(opts NodeOptions) (*Node, error) {
 	iface := m.Interface
 	if opts.Iface != "" {
-		if err := CheckInterfaceName(opts.Iface); err != nil {
+		if err := netconf.CheckIfaceName(opts.Iface); err != nil {
 			return nil, fmt.Errorf("-iface: %w", err)
 		}
 		iface.Name = opts.Iface
 	}
-	if opts.ListenPort < 0 || opts.ListenPort > 65535 {
-		return nil, fmt.Errorf("-listen: port %d is out of range 1-65535", opts.ListenPort)
+	// The one check of -listen (peer passes it through): 0 is "not given",
+	// as in NodeOptions.
+	if opts.ListenPort < 0 || opts.ListenPort > math.MaxUint16 {
+		return nil, fmt.Errorf("-listen: port %d is out of range; use 1 to %d", opts.ListenPort, math.MaxUint16)
 	}
 
 	keyFile := opts.KeyFile

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -16,7 +17,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/peer-vpn/peer/capture"
 	"github.com/peer-vpn/peer/keys"
+	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 )
 
 // maxErrors bounds how many problems one Parse reports.
@@ -413,7 +417,7 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	}
 	if f, ok := fs["name"]; ok {
 		if s, ok := p.str(f, "interface.name"); ok && s != "" {
-			if err := CheckInterfaceName(s); err != nil {
+			if err := netconf.CheckIfaceName(s); err != nil {
 				p.errorf(f.val.Line, "interface.name: %v", err)
 			} else {
 				out.Name = s
@@ -423,12 +427,9 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	mtuLine := 0
 	if f, ok := fs["mtu"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "interface.mtu"); ok {
-			switch {
-			case v < MinMTU:
-				p.errorf(f.val.Line, "interface.mtu: %d is below the minimum %d", v, MinMTU)
-			case v > MaxMTU:
-				p.errorf(f.val.Line, "interface.mtu: %d is above the maximum %d", v, MaxMTU)
-			default:
+			if err := tundev.CheckMTU(clampInt(v), false); err != nil {
+				p.errorf(f.val.Line, "interface.mtu: %v", err)
+			} else {
 				out.MTU = int(v)
 				mtuLine = f.val.Line
 			}
@@ -436,8 +437,8 @@ func (p *parser) iface(n *yaml.Node, out *Interface) int {
 	}
 	if f, ok := fs["driver"]; ok {
 		if s, ok := p.str(f, "interface.driver"); ok && s != "" {
-			if !slices.Contains(Drivers, s) {
-				p.errorf(f.val.Line, "interface.driver: unknown driver %q; use one of %s", s, strings.Join(Drivers, ", "))
+			if err := tundev.CheckDriver(s); err != nil {
+				p.errorf(f.val.Line, "interface.driver: %v", err)
 			} else {
 				out.Driver = s
 			}
@@ -465,26 +466,6 @@ func (p *parser) metrics(f field, m *Mesh) {
 	m.MetricsLine = f.val.Line
 }
 
-// CheckInterfaceName reports whether name is usable as a TUN device name:
-// 1 to 15 characters from [A-Za-z0-9_.-], and not "." or "..".
-func CheckInterfaceName(name string) error {
-	if name == "" {
-		return errors.New("interface name is empty")
-	}
-	if len(name) > MaxIfaceName {
-		return fmt.Errorf("interface name %q is %d characters long; the limit is %d", name, len(name), MaxIfaceName)
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("interface name %q is not allowed", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return fmt.Errorf("interface name %q has the character %q; use letters, digits, '_', '.' or '-'", name, c)
-		}
-	}
-	return nil
-}
-
 func (p *parser) capture(n *yaml.Node, out *Capture) {
 	fs, ok := p.mapping(n, "capture", "pcap", "outer", "keys", "log_packets", "max_size", "max_files")
 	if !ok {
@@ -509,8 +490,8 @@ func (p *parser) capture(n *yaml.Node, out *Capture) {
 	}
 	if f, ok := fs["max_size"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "capture.max_size"); ok {
-			if v < 0 {
-				p.errorf(f.val.Line, "capture.max_size: %d is negative; use 0 for unlimited", v)
+			if err := capture.CheckRotation(v, 0); err != nil {
+				p.errorf(f.val.Line, "capture.max_size: %v", err)
 			} else {
 				out.MaxSize = v
 			}
@@ -518,7 +499,10 @@ func (p *parser) capture(n *yaml.Node, out *Capture) {
 	}
 	if f, ok := fs["max_files"]; ok && !isNull(f.val) {
 		if v, ok := p.integer(f, "capture.max_files"); ok {
-			if v < 0 || v > 1<<31-1 {
+			// Above 1<<31-1 it would not fit an int where int has 32 bits.
+			if err := capture.CheckRotation(0, clampInt(v)); err != nil {
+				p.errorf(f.val.Line, "capture.max_files: %v", err)
+			} else if v > 1<<31-1 {
 				p.errorf(f.val.Line, "capture.max_files: %d is out of range; use 0 for unlimited", v)
 			} else {
 				out.MaxFiles = int(v)
@@ -924,17 +908,23 @@ func nameOf(m *Mesh, i int) string {
 	return fmt.Sprintf("peers[%d]", i)
 }
 
+// clampInt is v as an int, clamped where int has 32 bits: an integer too large
+// for it is far outside every range it is checked against anyway.
+func clampInt(v int64) int {
+	return int(max(min(v, math.MaxInt), math.MinInt))
+}
+
 // checkMTU refuses an MTU below the IPv6 minimum when any peer has an IPv6
 // address or subnet.
 func (p *parser) checkMTU(m *Mesh, line int) {
-	if line == 0 || m.Interface.MTU >= MinMTUIPv6 {
+	if line == 0 || tundev.CheckMTU(m.Interface.MTU, true) == nil {
 		return
 	}
 	for i := range m.Peers {
 		for _, a := range m.Peers[i].Prefixes() {
 			if a.Addr().Is6() {
-				p.errorf(line, "interface.mtu: %d is below %d, the IPv6 minimum, and %s has the IPv6 prefix %s",
-					m.Interface.MTU, MinMTUIPv6, nameOf(m, i), a)
+				p.errorf(line, "interface.mtu: %v, and %s has the IPv6 prefix %s",
+					tundev.CheckMTU(m.Interface.MTU, true), nameOf(m, i), a)
 				return
 			}
 		}

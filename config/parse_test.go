@@ -101,8 +101,8 @@ func TestParseRefusals(t *testing.T) {
 		{"capture keys false", "capture:\n  keys: false\n" + two, 2, "run the one node whose capture must be decrypted with -pcap-keys"},
 		{"outer not bool", "capture:\n  outer: \"yes\"\n" + two, 2, `capture.outer: expected true or false, got "yes"`},
 		{"max_size float", "capture:\n  max_size: 1.5\n" + two, 2, "capture.max_size: expected an integer"},
-		{"max_size negative", "capture:\n  max_size: -1\n" + two, 2, "capture.max_size: -1 is negative"},
-		{"max_files negative", "capture:\n  max_files: -3\n" + two, 2, "capture.max_files: -3 is out of range"},
+		{"max_size negative", "capture:\n  max_size: -1\n" + two, 2, "capture.max_size: negative maximum file size -1"},
+		{"max_files negative", "capture:\n  max_files: -3\n" + two, 2, "capture.max_files: negative maximum file count -3"},
 		{"private_key_file list", "private_key_file: [a]\n" + two, 1, "private_key_file: expected a string"},
 
 		// Required fields.
@@ -210,7 +210,7 @@ func TestParseRefusals(t *testing.T) {
 		{"keepalive bool", edit(7, "    address: 10.10.0.2/24\n    keepalive: true"), 8, "expected a duration"},
 
 		// Interface.
-		{"mtu small", "interface:\n  mtu: 500\n" + two, 2, "interface.mtu: 500 is below the minimum 576"},
+		{"mtu small", "interface:\n  mtu: 71\n" + two, 2, "interface.mtu: 71 is below the minimum 72"},
 		{"mtu large", "interface:\n  mtu: 65536\n" + two, 2, "65536 is above the maximum 65535"},
 		{"mtu ipv6", "interface:\n  mtu: 1279\n" + edit(7, "    address: [10.10.0.2/24, fd10::2/64]"), 2,
 			`interface.mtu: 1279 is below 1280, the IPv6 minimum, and peer "beta" has the IPv6 prefix fd10::2/128`},
@@ -394,8 +394,8 @@ func TestParseAliasScalar(t *testing.T) {
 }
 
 func TestParseMTUWithoutIPv6(t *testing.T) {
-	m := mustParse(t, "m", "interface:\n  mtu: 576\n"+two)
-	if m.Interface.MTU != 576 {
+	m := mustParse(t, "m", "interface:\n  mtu: 72\n"+two)
+	if m.Interface.MTU != 72 {
 		t.Errorf("MTU = %d", m.Interface.MTU)
 	}
 }

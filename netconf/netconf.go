@@ -67,16 +67,19 @@ const (
 	Darwin = "darwin"
 )
 
-// MTU limits enforced by Validate: the smallest IPv4 MTU, the largest MTU an
-// IP packet length can describe, and the IPv6 minimum link MTU.
+// MTU limits enforced by Validate. They are tundev's (MinMTU, MaxMTU,
+// MinMTUIPv6), which owns them and says why; netconf is a leaf package and
+// may not import tundev, so it keeps this copy for plans handed to it by
+// anyone, and the peer package's TestLimitsAgree fails if the two differ.
 const (
-	MinMTU     = 68
+	MinMTU     = 72
 	MaxMTU     = 65535
 	MinMTUIPv6 = 1280
 )
 
-// maxIfaceLen is IFNAMSIZ-1 on Linux (and the same on darwin).
-const maxIfaceLen = 15
+// MaxIfaceName is the longest interface name: IFNAMSIZ-1 on Linux (and the
+// same on darwin).
+const MaxIfaceName = 15
 
 // Validate reports the first problem with p, if any: an unsupported OS, an
 // interface name that is empty, too long or contains characters outside
@@ -90,8 +93,8 @@ func (p Plan) Validate() error {
 	if p.OS != Linux && p.OS != Darwin {
 		return fmt.Errorf("netconf: unsupported OS %q (want %q or %q)", p.OS, Linux, Darwin)
 	}
-	if err := validIface(p.Iface); err != nil {
-		return err
+	if err := CheckIfaceName(p.Iface); err != nil {
+		return fmt.Errorf("netconf: %w", err)
 	}
 	if p.Exit && p.OS != Linux {
 		return errors.New("netconf: serving as an exit is supported on Linux only")
@@ -133,20 +136,27 @@ func (p Plan) Validate() error {
 	return nil
 }
 
-func validIface(name string) error {
+// CheckIfaceName reports whether name may be the interface's name: 1 to
+// MaxIfaceName bytes from [A-Za-z0-9_.-], not "." or "..", and not starting
+// with '-'. The kernel takes more (Linux refuses only '/', ':' and white
+// space), but the name goes into the commands and scripts this package
+// writes, where these are safe without quoting and cannot be read as an
+// option. Every check of an interface name (the mesh file, -iface, Plan)
+// is this one.
+func CheckIfaceName(name string) error {
 	switch {
 	case name == "":
-		return errors.New("netconf: empty interface name")
-	case len(name) > maxIfaceLen:
-		return fmt.Errorf("netconf: interface name %q longer than %d bytes", name, maxIfaceLen)
+		return errors.New("interface name is empty")
+	case len(name) > MaxIfaceName:
+		return fmt.Errorf("interface name %q is %d characters long; the limit is %d", name, len(name), MaxIfaceName)
 	case name == "." || name == "..":
-		return fmt.Errorf("netconf: invalid interface name %q", name)
+		return fmt.Errorf("interface name %q is not allowed", name)
 	case name[0] == '-':
-		return fmt.Errorf("netconf: interface name %q starts with '-'", name)
+		return fmt.Errorf("interface name %q starts with '-'", name)
 	}
 	for _, c := range []byte(name) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return fmt.Errorf("netconf: interface name %q contains %q (allowed: letters, digits, _ . -)", name, c)
+			return fmt.Errorf("interface name %q has the character %q; use letters, digits, '_', '.' or '-'", name, c)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 
 	"github.com/peer-vpn/peer/config"
 )
@@ -30,9 +29,6 @@ func (nf *nodeFlags) register(fs *flag.FlagSet) {
 func (nf *nodeFlags) load() (*config.Node, error) {
 	if nf.config == "" {
 		return nil, usageError{errors.New("-config FILE is required")}
-	}
-	if nf.listen < 0 || nf.listen > 65535 {
-		return nil, usageError{fmt.Errorf("-listen %d: not a port number", nf.listen)}
 	}
 	mesh, err := config.Load(nf.config)
 	if err != nil {

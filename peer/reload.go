@@ -13,7 +13,6 @@ import (
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/netconf"
-	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -262,11 +261,6 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	to.SysctlsBefore = r.plan.SysctlsBefore
 	if err := to.Validate(); err != nil {
 		return reloadReport{}, refusedError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
-	}
-	if to.MTU != r.plan.MTU && (to.MTU < tundev.MinMTU || to.MTU > tundev.MaxMTU) {
-		// The start would refuse to open the TUN with it.
-		return reloadReport{}, refusedError{fmt.Errorf("%s: interface.mtu %d: the TUN device takes %d to %d",
-			node.Mesh.File, to.MTU, tundev.MinMTU, tundev.MaxMTU)}
 	}
 	var nextTap tunnel.Tap
 	var closeNextTap func()

@@ -223,6 +223,9 @@ type nodeOpts struct {
 	// sysctls, if set, are the kernel settings the node reads (else it
 	// reads none and restores none).
 	sysctls map[string]string
+	// refused, if set, receives the error of the start's checks
+	// (checkStart), and startNode then returns nil instead of failing.
+	refused *error
 }
 
 // startNode runs the node of key file key on mesh file path as `peer
@@ -244,6 +247,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	rf.capture.register(fs)
 	rf.metrics.register(fs)
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
+	fs.StringVar(&rf.driver, "driver", "", "")
 	fs.BoolVar(&rf.verbose, "v", false, "")
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
 		t.Fatal(err)
@@ -252,7 +256,11 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 		t.Fatal(err)
 	}
 	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
-	node, err := rf.loadNode()
+	node, capOpts, err := rf.checkStart(netconf.Linux)
+	if err != nil && o.refused != nil {
+		*o.refused = err
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +272,14 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	}
 	sys := system{
 		goos: netconf.Linux,
-		openTUN: func(name, _ string, mtu int) (tundev.Device, error) {
+		openTUN: func(name, driver string, mtu int) (tundev.Device, error) {
+			// What tundev.Open refuses before it touches the system.
+			if err := tundev.CheckMTU(mtu, false); err != nil {
+				return nil, err
+			}
+			if err := tundev.CheckDriver(driver); err != nil {
+				return nil, err
+			}
 			n.tun = tuntest.NewMemory(name, mtu, 8)
 			return n.tun, nil
 		},
@@ -309,7 +324,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go func() { n.done <- runNode(ctx, node, &rf, rf.capture.merge(node.Mesh.Capture), log, level, sys) }()
+	go func() { n.done <- runNode(ctx, node, &rf, capOpts, log, level, sys) }()
 	t.Cleanup(n.stop)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -613,13 +628,13 @@ func TestReloadRefusesRestartChanges(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", tc.name, code, out, errOut)
 		}
 	}
-	// An MTU the mesh file allows on an IPv4-only mesh but the TUN
-	// device does not take (the start would refuse it).
-	m.write(t, "interface:\n  mtu: 1000\n",
+	// An MTU the TUN device does not take: refused by the mesh check,
+	// which asks the device's limits, at its line.
+	m.write(t, "interface:\n  mtu: 71\n",
 		"alpha 10.10.0.1/24 endpoint=192.0.2.1:51820",
 		"beta 10.10.0.2/24 subnets=[10.20.2.0/24] endpoint=192.0.2.2:51820")
-	if code, _, errOut := n.reload(); code != 2 || !strings.Contains(errOut, "interface.mtu 1000: the TUN device takes 1280 to 65535") {
-		t.Errorf("mtu 1000: exit %d, stderr %q", code, errOut)
+	if code, _, errOut := n.reload(); code != 2 || !strings.Contains(errOut, m.path()+":2: interface.mtu: 71 is below the minimum 72") {
+		t.Errorf("mtu 71: exit %d, stderr %q", code, errOut)
 	}
 	// This node's own key: the key file now holds beta's key.
 	m.write(t, "",

@@ -17,6 +17,7 @@ import (
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -65,21 +66,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := rf.metrics.check(fs); err != nil {
 		return err
 	}
-	switch rf.driver {
-	case "", "auto", "water", "offload":
-	default:
-		return usageError{fmt.Errorf("-driver %q: want auto, water or offload", rf.driver)}
-	}
 	if rf.logFmt != "text" && rf.logFmt != "json" {
 		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
 	}
-	node, err := rf.loadNode()
+	node, capOpts, err := rf.checkStart(runtime.GOOS)
 	if err != nil {
 		return err
-	}
-	if err := plan(node, runtime.GOOS).Validate(); err != nil {
-		// An exit on darwin, say: refused before any device is touched.
-		return usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
 	if rf.socket == "" {
 		rf.socket = control.SocketPath(node.Interface.Name)
@@ -102,10 +94,6 @@ func cmdRun(args []string, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(node.Mesh.LogLevel, rf.verbose))
 	log := slog.New(logHandler(rf.logFmt, stderr, level))
-	capOpts := rf.capture.merge(node.Mesh.Capture)
-	if err := capOpts.validate(); err != nil {
-		return usageError{err}
-	}
 	stopProfile, err := startProfile()
 	if err != nil {
 		return err
@@ -119,6 +107,33 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer signal.Stop(hangup)
 	sys.hangup = hangup
 	return runNode(ctx, node, &rf, capOpts, log, level, sys)
+}
+
+// checkStart is every check of the mesh file and of the flags that shape
+// the node (-driver, the capture flags) before any device is touched: a
+// problem is a usage error (exit status 2), with FILE:LINE when the mesh
+// file is at fault. What it accepts runNode brings up on goos; the limits
+// it applies are their owners' (tundev, netconf, capture), asked through
+// config and here, never copied.
+func (rf *runFlags) checkStart(goos string) (*config.Node, captureOptions, error) {
+	if rf.driver != "" {
+		if err := tundev.CheckDriver(rf.driver); err != nil {
+			return nil, captureOptions{}, usageError{fmt.Errorf("-driver: %w", err)}
+		}
+	}
+	node, err := rf.loadNode()
+	if err != nil {
+		return nil, captureOptions{}, err
+	}
+	if err := plan(node, goos).Validate(); err != nil {
+		// An exit on darwin, say: refused before any device is touched.
+		return nil, captureOptions{}, usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
+	}
+	capOpts := rf.capture.merge(node.Mesh.Capture)
+	if err := capOpts.validate(); err != nil {
+		return nil, captureOptions{}, usageError{err}
+	}
+	return node, capOpts, nil
 }
 
 // loadNode is load with -driver applied: the node's view at start and at

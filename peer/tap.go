@@ -47,11 +47,16 @@ type captureOptions struct {
 	// Keys is -pcap-keys, which only the command line can set: the mesh
 	// file, shared by every node, refuses it.
 	Keys bool
+	// flagsNeedFile: a flag given asks for something only a capture file
+	// has (-pcap-outer, -pcap-keys, rotation). The mesh file's own outer
+	// and rotation without pcap are settings for a capture that -pcap may
+	// start, not a mistake: the mesh check accepts them, so the start must.
+	flagsNeedFile bool
 }
 
 // merge overlays the flags that were given on the mesh file's settings.
 func (cf *captureFlags) merge(c config.Capture) captureOptions {
-	o := captureOptions{Keys: cf.keys}
+	o := captureOptions{Keys: cf.keys, flagsNeedFile: cf.keys}
 	cf.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "log-packets":
@@ -60,21 +65,26 @@ func (cf *captureFlags) merge(c config.Capture) captureOptions {
 			c.Pcap = cf.pcap
 		case "pcap-outer":
 			c.Outer = cf.outer
+			o.flagsNeedFile = o.flagsNeedFile || cf.outer
 		case "pcap-max-size":
 			c.MaxSize = cf.maxSize
+			o.flagsNeedFile = o.flagsNeedFile || cf.maxSize > 0
 		case "pcap-max-files":
 			c.MaxFiles = cf.maxFiles
+			o.flagsNeedFile = o.flagsNeedFile || cf.maxFiles > 0
 		}
 	})
 	o.Capture = c
 	return o
 }
 
+// validate refuses what the flags got wrong; the mesh file's capture: was
+// checked by config, with the same capture.CheckRotation.
 func (o captureOptions) validate() error {
-	if o.MaxSize < 0 || o.MaxFiles < 0 {
-		return errors.New("-pcap-max-size and -pcap-max-files must not be negative")
+	if err := capture.CheckRotation(o.MaxSize, o.MaxFiles); err != nil {
+		return fmt.Errorf("-pcap-max-size, -pcap-max-files: %w", err)
 	}
-	if o.Pcap == "" && (o.Outer || o.Keys || o.MaxSize > 0 || o.MaxFiles > 0) {
+	if o.Pcap == "" && o.flagsNeedFile {
 		return errors.New("-pcap-outer, -pcap-keys and the rotation flags need -pcap FILE")
 	}
 	if o.Keys && !o.Outer {

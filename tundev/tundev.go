@@ -11,6 +11,8 @@ package tundev
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Device is a TUN device read and written in batches. Same shape as
@@ -49,7 +51,8 @@ const DefaultOffset = 16
 // driver writes in front of each packet, inside the caller's headroom.
 const VirtioHeaderLen = 10
 
-// Driver names accepted by Open.
+// Driver names accepted by Open. DriverMemory is the in-memory fake's and
+// is not one of them.
 const (
 	DriverAuto    = "auto"
 	DriverWater   = "water"
@@ -57,12 +60,49 @@ const (
 	DriverMemory  = "memory"
 )
 
-// MinMTU and MaxMTU bound the MTU accepted by Open. 1280 is the IPv6 minimum
-// link MTU; the upper bound is the largest IP packet.
+// Drivers returns the names Open accepts, default first. Every other package
+// that names drivers (the mesh file's interface.driver, the -driver flag)
+// asks this list instead of keeping its own.
+func Drivers() []string { return []string{DriverAuto, DriverWater, DriverOffload} }
+
+// CheckDriver reports whether Open accepts driver. It says nothing of the
+// platform: offload is a known name on darwin too, where Open reports
+// ErrUnsupported.
+func CheckDriver(driver string) error {
+	if !slices.Contains(Drivers(), driver) {
+		return fmt.Errorf("unknown driver %q; use one of %s", driver, strings.Join(Drivers(), ", "))
+	}
+	return nil
+}
+
+// The MTU range of the device; this file is their one owner, the mesh file
+// check and the reload ask CheckMTU. MinMTU is the largest of the
+// platforms' minimums, so that one mesh file comes up on every host: Linux's
+// tun driver takes 68 to 65535 (SIOCSIFMTU refuses 67 and 65536, measured
+// with both drivers), darwin's ifioctl 72 (IF_MINMTU: a TCP/IP header and
+// the smallest MSS) to 65535. MaxMTU is the largest IP packet. MinMTUIPv6 is
+// the IPv6 minimum link MTU (RFC 8200): below it Linux refuses every IPv6
+// address on the device (measured: 1279 refused, 1280 taken), so the link
+// could not be configured.
 const (
-	MinMTU = 1280
-	MaxMTU = 65535
+	MinMTU     = 72
+	MinMTUIPv6 = 1280
+	MaxMTU     = 65535
 )
+
+// CheckMTU reports whether a device of this MTU can be opened and, when it
+// carries IPv6 (ipv6), be given its IPv6 addresses and routes.
+func CheckMTU(mtu int, ipv6 bool) error {
+	switch {
+	case mtu < MinMTU:
+		return fmt.Errorf("%d is below the minimum %d", mtu, MinMTU)
+	case mtu > MaxMTU:
+		return fmt.Errorf("%d is above the maximum %d", mtu, MaxMTU)
+	case ipv6 && mtu < MinMTUIPv6:
+		return fmt.Errorf("%d is below %d, the IPv6 minimum", mtu, MinMTUIPv6)
+	}
+	return nil
+}
 
 // ErrUnsupported is returned (wrapped) by Open when the requested driver is
 // not available on this platform.
@@ -81,13 +121,11 @@ var ErrUnsupported = errors.New("driver not supported on this platform")
 // Open does not assign addresses or bring the link up, but it sets the MTU.
 // On darwin name must be empty or utunN. Errors name the device and driver.
 func Open(name, driver string, mtu int) (Device, error) {
-	if mtu < MinMTU || mtu > MaxMTU {
-		return nil, fmt.Errorf("tundev: open %q (driver %s): MTU %d outside [%d, %d]", name, driver, mtu, MinMTU, MaxMTU)
+	if err := CheckMTU(mtu, false); err != nil {
+		return nil, fmt.Errorf("tundev: open %q (driver %s): MTU %w", name, driver, err)
 	}
-	switch driver {
-	case DriverAuto, DriverWater, DriverOffload:
-	default:
-		return nil, fmt.Errorf("tundev: open %q: unknown driver %q (want %q, %q or %q)", name, driver, DriverAuto, DriverWater, DriverOffload)
+	if err := CheckDriver(driver); err != nil {
+		return nil, fmt.Errorf("tundev: open %q: %w", name, err)
 	}
 	dev, err := openPlatform(name, driver, mtu)
 	if err != nil {

@@ -11,7 +11,7 @@ func TestOpenRejectsBadArgs(t *testing.T) {
 		mtu          int
 	}{
 		{"tun0", "bogus", 1420},
-		{"tun0", "auto", 100},
+		{"tun0", "auto", MinMTU - 1},
 		{"tun0", "water", 70000},
 		{"a-name-that-is-far-too-long-for-any-kernel", "water", 1420},
 	}
