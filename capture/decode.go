@@ -130,16 +130,6 @@ func NewDecoder() *Decoder {
 	return d
 }
 
-// Flow returns the flow key of a raw IP packet. It reports false when the
-// IP header itself is malformed.
-func (d *Decoder) Flow(pkt []byte) (Flow, bool) {
-	d.decode(pkt)
-	if d.bad.what != "" {
-		return Flow{}, false
-	}
-	return d.flow(), true
-}
-
 func (d *Decoder) flow() Flow {
 	return Flow{
 		Proto: d.proto,

@@ -92,7 +92,7 @@ func readCorpusFile(t testing.TB, path string) []testPacket {
 }
 
 // TestCorpusGolden replays every capture file of the corpus through
-// DecodeFile (and so through Decoder.Summarize and Flow) and compares the
+// DecodeFile (and so through Decoder.Summarize and the flow keys) and compares the
 // output with testdata/NAME.golden. Run with -update to rewrite them after a
 // deliberate format change, and review the diff.
 func TestCorpusGolden(t *testing.T) {
@@ -241,7 +241,7 @@ func TestSummarizeTable(t *testing.T) {
 		if !strings.Contains(got, tt.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
-		_, ok := d.Flow(tt.pkt)
+		_, ok := flowOf(d, tt.pkt)
 		if ok == strings.HasPrefix(got, "malformed:") {
 			t.Errorf("%s: Flow ok=%v for %q", tt.name, ok, got)
 		}
@@ -251,7 +251,7 @@ func TestSummarizeTable(t *testing.T) {
 func TestFlow(t *testing.T) {
 	d := NewDecoder()
 	tcp := mustPacket(t, "tcp4.pcap", 0)
-	f, ok := d.Flow(tcp)
+	f, ok := flowOf(d, tcp)
 	want := Flow{Proto: 6, Src: netip.MustParseAddrPort("10.99.0.1:0"), Dst: netip.MustParseAddrPort("10.99.0.2:5201")}
 	if !ok || f.Proto != want.Proto || f.Src.Addr() != want.Src.Addr() || f.Dst != want.Dst || f.Src.Port() == 0 {
 		t.Errorf("tcp4 SYN flow = %v, %v", f, ok)
@@ -259,11 +259,11 @@ func TestFlow(t *testing.T) {
 	if s := f.String(); !strings.HasPrefix(s, "TCP 10.99.0.1:") || !strings.HasSuffix(s, " > 10.99.0.2:5201") {
 		t.Errorf("Flow.String = %q", s)
 	}
-	icmp, _ := d.Flow(mustPacket(t, "icmp6_nd.pcap", 3))
+	icmp, _ := flowOf(d, mustPacket(t, "icmp6_nd.pcap", 3))
 	if got := icmp.String(); got != "ICMPv6 fd99::1 > fd99::2" {
 		t.Errorf("ICMPv6 flow = %q", got)
 	}
-	if _, ok := d.Flow([]byte{0x45}); ok {
+	if _, ok := flowOf(d, []byte{0x45}); ok {
 		t.Error("Flow of a malformed packet reported ok")
 	}
 }
@@ -290,7 +290,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 		}
 		for i, line := range lines {
 			f := strings.Split(line, "\t")
-			fl, ok := d.Flow(pkts[i].ip)
+			fl, ok := flowOf(d, pkts[i].ip)
 			if !ok {
 				t.Errorf("%s #%d: malformed for us, tshark: %q", name, i+1, line)
 				continue
@@ -380,7 +380,7 @@ func BenchmarkSummarize(b *testing.B) {
 
 // FuzzSummarize feeds arbitrary bytes to the decoder, seeded with every
 // packet of the corpus. The decoder must not panic, must produce one line
-// without control characters, and must agree with Flow on malformedness.
+// without control characters, and must agree with flowOf on malformedness.
 func FuzzSummarize(f *testing.F) {
 	for _, path := range corpus(f) {
 		for _, p := range readCorpusFile(f, path) {
@@ -400,7 +400,7 @@ func FuzzSummarize(f *testing.F) {
 				t.Fatalf("control character %#x in %q", c, s)
 			}
 		}
-		_, ok := d.Flow(pkt)
+		_, ok := flowOf(d, pkt)
 		if ok == bytes.HasPrefix(s, []byte("malformed:")) {
 			t.Fatalf("Flow ok=%v for %q", ok, s)
 		}
@@ -408,6 +408,16 @@ func FuzzSummarize(f *testing.F) {
 			t.Fatalf("not deterministic: %q then %q", s, again)
 		}
 	})
+}
+
+// flowOf returns the flow key of a raw IP packet, and false when the IP
+// header itself is malformed.
+func flowOf(d *Decoder, pkt []byte) (Flow, bool) {
+	d.decode(pkt)
+	if d.bad.what != "" {
+		return Flow{}, false
+	}
+	return d.flow(), true
 }
 
 // --- helpers building packets for table tests ---

@@ -20,6 +20,10 @@ func within(t *testing.T, done <-chan struct{}, what string) {
 	}
 }
 
+// headroom is the offset the tests read and write at: the tunnel's, the
+// size of a transport data header, which is at least VirtioHeaderLen.
+const headroom = 16
+
 func makeBufs(n, size int) ([][]byte, []int) {
 	bufs := make([][]byte, n)
 	for i := range bufs {
@@ -48,10 +52,10 @@ func TestMemoryRoundTrip(t *testing.T) {
 			for i := range tt.inject {
 				m.Inject([]byte{byte(i), 0xaa, byte(i)})
 			}
-			bufs, sizes := makeBufs(tt.nbufs, DefaultOffset+100)
+			bufs, sizes := makeBufs(tt.nbufs, headroom+100)
 			got := 0
 			for got < tt.inject {
-				n, err := m.Read(bufs, sizes, DefaultOffset)
+				n, err := m.Read(bufs, sizes, headroom)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,7 +64,7 @@ func TestMemoryRoundTrip(t *testing.T) {
 				}
 				for i := range n {
 					want := []byte{byte(got), 0xaa, byte(got)}
-					if p := bufs[i][DefaultOffset : DefaultOffset+sizes[i]]; !bytes.Equal(p, want) {
+					if p := bufs[i][headroom : headroom+sizes[i]]; !bytes.Equal(p, want) {
 						t.Fatalf("packet %d = %x, want %x", got, p, want)
 					}
 					got++
@@ -68,14 +72,14 @@ func TestMemoryRoundTrip(t *testing.T) {
 			}
 
 			out := [][]byte{
-				append(make([]byte, DefaultOffset), 1, 2, 3),
-				append(make([]byte, DefaultOffset), 4, 5),
+				append(make([]byte, headroom), 1, 2, 3),
+				append(make([]byte, headroom), 4, 5),
 			}
-			n, err := m.Write(out, DefaultOffset)
+			n, err := m.Write(out, headroom)
 			if err != nil || n != 2 {
 				t.Fatalf("Write = %d, %v; want 2, nil", n, err)
 			}
-			out[0][DefaultOffset] = 99 // the written copy must not alias
+			out[0][headroom] = 99 // the written copy must not alias
 			for i, want := range [][]byte{{1, 2, 3}, {4, 5}} {
 				if p := <-m.Written(); !bytes.Equal(p, want) {
 					t.Fatalf("written %d = %x, want %x", i, p, want)

@@ -172,9 +172,9 @@ func udp4(src, dst netip.AddrPort, data []byte) []byte {
 	return ipv4(17, src.Addr(), dst.Addr(), u)
 }
 
-// withHeadroom returns pkt preceded by DefaultOffset zero bytes.
+// withHeadroom returns pkt preceded by headroom zero bytes.
 func withHeadroom(pkt []byte) []byte {
-	return append(make([]byte, DefaultOffset), pkt...)
+	return append(make([]byte, headroom), pkt...)
 }
 
 // reader reads packets from dev until keep has accepted want packets, and
@@ -184,10 +184,10 @@ func reader(t *testing.T, dev Device, want int, keep func(pkt []byte) bool) (cal
 	t.Helper()
 	guard := time.AfterFunc(20*time.Second, func() { dev.Close() })
 	defer guard.Stop()
-	bufs, sizes := makeBufs(dev.BatchSize(), DefaultOffset+65535)
+	bufs, sizes := makeBufs(dev.BatchSize(), headroom+65535)
 	got := 0
 	for got < want {
-		n, err := dev.Read(bufs, sizes, DefaultOffset)
+		n, err := dev.Read(bufs, sizes, headroom)
 		if err != nil {
 			t.Fatalf("Read after %d of %d packets: %v", got, want, err)
 		}
@@ -195,7 +195,7 @@ func reader(t *testing.T, dev Device, want int, keep func(pkt []byte) bool) (cal
 			calls++ // a batch: count how many multi-packet reads we saw
 		}
 		for i := range n {
-			if keep(bufs[i][DefaultOffset : DefaultOffset+sizes[i]]) {
+			if keep(bufs[i][headroom : headroom+sizes[i]]) {
 				got++
 			}
 		}
@@ -257,7 +257,7 @@ func testPing(t *testing.T, dev Device) {
 	const id = 0x5eed
 	data := []byte("tundev ping payload")
 	req := icmpEcho(peerAddr, tunAddr, id, 1, data)
-	if n, err := dev.Write([][]byte{withHeadroom(req)}, DefaultOffset); err != nil || n != 1 {
+	if n, err := dev.Write([][]byte{withHeadroom(req)}, headroom); err != nil || n != 1 {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	reader(t, dev, 1, func(p []byte) bool {
@@ -295,7 +295,7 @@ func testUDPIn(t *testing.T, ns string, dev Device) {
 	}
 	for start := 0; start < count; start += dev.BatchSize() {
 		end := min(start+dev.BatchSize(), count)
-		if n, err := dev.Write(bufs[start:end], DefaultOffset); err != nil || n != end-start {
+		if n, err := dev.Write(bufs[start:end], headroom); err != nil || n != end-start {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
@@ -364,9 +364,9 @@ func TestRealDeviceCloseUnblocksRead(t *testing.T) {
 				var err error
 				go func() {
 					defer close(done)
-					bufs, sizes := makeBufs(dev.BatchSize(), DefaultOffset+65535)
+					bufs, sizes := makeBufs(dev.BatchSize(), headroom+65535)
 					for err == nil {
-						_, err = dev.Read(bufs, sizes, DefaultOffset)
+						_, err = dev.Read(bufs, sizes, headroom)
 					}
 				}()
 				if cerr := dev.Close(); cerr != nil {

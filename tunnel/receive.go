@@ -242,20 +242,6 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 	return pkt, true
 }
 
-// decrypt is session, Open and received for one message, off the batch
-// path (benchmarks and tests): the inner packet is decrypted in place at
-// msg[16:].
-func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
-	const off = noise.MessageTransportHeaderSize
-	p, kp, ok := d.session(msg, src, now)
-	if !ok {
-		return nil, nil, false
-	}
-	pkt, ctr, err := kp.Open(msg[off:off], msg)
-	pkt, ok = p.received(kp, pkt, ctr, err, len(msg), src, now)
-	return p, pkt, ok
-}
-
 // admitVerdict is what admit decides about an inbound packet.
 type admitVerdict int
 
