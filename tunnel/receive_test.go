@@ -242,7 +242,13 @@ func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 	if !ok {
 		return nil, nil, false
 	}
-	pkt, ctr, err := kp.Open(msg[off:off], msg)
-	pkt, ok = p.received(kp, pkt, ctr, err, len(msg), src, now)
+	m := opened{kp: kp, src: src, size: len(msg)}
+	var err error
+	m.pkt, m.ctr, err = kp.Open(msg[off:off], msg)
+	if err != nil {
+		p.drop(DropDecrypt)
+		return p, nil, false
+	}
+	pkt, ok := p.received(m, now)
 	return p, pkt, ok
 }
