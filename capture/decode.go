@@ -733,6 +733,13 @@ var dnsRcodes = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIM
 // appendDNS renders the DNS header and first question:
 // "query id=0x2cf5 A? www.example.test." or
 // "response id=0x2cf5 NOERROR an=1 A? www.example.test.".
+//
+// It reads the wire format itself rather than use layers.DNS, although
+// that is a DecodingLayer: layers.DNS decodes every record to reach the
+// end, and the OPT record that resolvers add to nearly every query costs
+// it an allocation per packet (BenchmarkSummarizeDNS: 1 allocation for the
+// EDNS query, 215 ns/op against 180 here), on the logging path where
+// Summarize allocates nothing.
 func appendDNS(b, p []byte) []byte {
 	if len(p) < 12 {
 		b = append(b, "malformed: "...)

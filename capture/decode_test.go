@@ -378,6 +378,22 @@ func BenchmarkSummarize(b *testing.B) {
 	}
 }
 
+// BenchmarkSummarizeDNS is the logging path for DNS queries and responses.
+func BenchmarkSummarizeDNS(b *testing.B) {
+	d := NewDecoder()
+	var pkts [][]byte
+	for _, p := range readCorpusFile(b, filepath.Join(testdata, "udp_dns.pcap")) {
+		pkts = append(pkts, p.ip)
+	}
+	pkts = append(pkts, make4(17, udp(5000, 53, dnsQueryEDNS())))
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf = d.Summarize(buf[:0], pkts[i%len(pkts)])
+	}
+}
+
 // FuzzSummarize feeds arbitrary bytes to the decoder, seeded with every
 // packet of the corpus. The decoder must not panic, must produce one line
 // without control characters, and must agree with flowOf on malformedness.
@@ -465,6 +481,18 @@ func udp(sport, dport uint16, payload []byte) []byte {
 	binary.BigEndian.PutUint16(u[2:4], dport)
 	binary.BigEndian.PutUint16(u[4:6], uint16(8+len(payload)))
 	return append(u, payload...)
+}
+
+// dnsQueryEDNS is an A query for www.example.test with the OPT record and
+// cookie option that dig and most resolvers add.
+func dnsQueryEDNS() []byte {
+	q := dnsHeader(1)
+	q[11] = 1 // ARCOUNT
+	q = append(q, 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1)
+	// OPT: root name, type 41, UDP size 1232, no extended flags, 12 bytes of
+	// options: COOKIE (10) with an 8-byte client cookie.
+	q = append(q, 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8)
+	return q
 }
 
 func dnsHeader(qd uint16) []byte {
