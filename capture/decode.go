@@ -130,16 +130,6 @@ func NewDecoder() *Decoder {
 	return d
 }
 
-// Flow returns the flow key of a raw IP packet. It reports false when the
-// IP header itself is malformed.
-func (d *Decoder) Flow(pkt []byte) (Flow, bool) {
-	d.decode(pkt)
-	if d.bad.what != "" {
-		return Flow{}, false
-	}
-	return d.flow(), true
-}
-
 func (d *Decoder) flow() Flow {
 	return Flow{
 		Proto: d.proto,
@@ -540,44 +530,6 @@ func (d *Decoder) appendUDP(b []byte) []byte {
 	return strconv.AppendInt(b, int64(len(p)), 10)
 }
 
-// appendWireGuard recognises the four WireGuard message types by their type
-// byte, zero reserved bytes and exact (or, for data, aligned) length.
-func appendWireGuard(b, p []byte) ([]byte, bool) {
-	if len(p) < 32 || p[1] != 0 || p[2] != 0 || p[3] != 0 {
-		return b, false
-	}
-	le := binary.LittleEndian
-	switch {
-	case p[0] == 1 && len(p) == 148:
-		b = append(b, " WireGuard handshake-initiation sender=0x"...)
-		b = strconv.AppendUint(b, uint64(le.Uint32(p[4:8])), 16)
-	case p[0] == 2 && len(p) == 92:
-		b = append(b, " WireGuard handshake-response sender=0x"...)
-		b = strconv.AppendUint(b, uint64(le.Uint32(p[4:8])), 16)
-		b = append(b, " receiver=0x"...)
-		b = strconv.AppendUint(b, uint64(le.Uint32(p[8:12])), 16)
-	case p[0] == 3 && len(p) == 64:
-		b = append(b, " WireGuard cookie-reply receiver=0x"...)
-		b = strconv.AppendUint(b, uint64(le.Uint32(p[4:8])), 16)
-	case p[0] == 4 && len(p)%16 == 0:
-		if len(p) == 32 {
-			b = append(b, " WireGuard keepalive receiver=0x"...)
-		} else {
-			b = append(b, " WireGuard data receiver=0x"...)
-		}
-		b = strconv.AppendUint(b, uint64(le.Uint32(p[4:8])), 16)
-		b = append(b, " counter="...)
-		b = strconv.AppendUint(b, le.Uint64(p[8:16]), 10)
-		if len(p) > 32 {
-			b = append(b, " data="...)
-			b = strconv.AppendInt(b, int64(len(p)-32), 10)
-		}
-	default:
-		return b, false
-	}
-	return b, true
-}
-
 var icmp4Types = map[uint8]string{
 	0: "echo-reply", 3: "dest-unreachable", 4: "source-quench", 5: "redirect",
 	8: "echo-request", 9: "router-advertisement", 10: "router-solicitation",
@@ -781,6 +733,13 @@ var dnsRcodes = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIM
 // appendDNS renders the DNS header and first question:
 // "query id=0x2cf5 A? www.example.test." or
 // "response id=0x2cf5 NOERROR an=1 A? www.example.test.".
+//
+// It reads the wire format itself rather than use layers.DNS, although
+// that is a DecodingLayer: layers.DNS decodes every record to reach the
+// end, and the OPT record that resolvers add to nearly every query costs
+// it an allocation per packet (BenchmarkSummarizeDNS: 1 allocation for the
+// EDNS query, 215 ns/op against 180 here), on the logging path where
+// Summarize allocates nothing.
 func appendDNS(b, p []byte) []byte {
 	if len(p) < 12 {
 		b = append(b, "malformed: "...)

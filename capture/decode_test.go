@@ -94,7 +94,7 @@ func readCorpusFile(t testing.TB, path string) []testPacket {
 }
 
 // TestCorpusGolden replays every capture file of the corpus through
-// DecodeFile (and so through Decoder.Summarize and Flow) and compares the
+// DecodeFile (and so through Decoder.Summarize and the flow keys) and compares the
 // output with testdata/NAME.golden. Run with -update to rewrite them after a
 // deliberate format change, and review the diff.
 func TestCorpusGolden(t *testing.T) {
@@ -243,7 +243,7 @@ func TestSummarizeTable(t *testing.T) {
 		if !strings.Contains(got, tt.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
-		_, ok := d.Flow(tt.pkt)
+		_, ok := flowOf(d, tt.pkt)
 		if ok == strings.HasPrefix(got, "malformed:") {
 			t.Errorf("%s: Flow ok=%v for %q", tt.name, ok, got)
 		}
@@ -253,7 +253,7 @@ func TestSummarizeTable(t *testing.T) {
 func TestFlow(t *testing.T) {
 	d := NewDecoder()
 	tcp := mustPacket(t, "tcp4.pcap", 0)
-	f, ok := d.Flow(tcp)
+	f, ok := flowOf(d, tcp)
 	want := Flow{Proto: 6, Src: netip.MustParseAddrPort("10.99.0.1:0"), Dst: netip.MustParseAddrPort("10.99.0.2:5201")}
 	if !ok || f.Proto != want.Proto || f.Src.Addr() != want.Src.Addr() || f.Dst != want.Dst || f.Src.Port() == 0 {
 		t.Errorf("tcp4 SYN flow = %v, %v", f, ok)
@@ -261,11 +261,11 @@ func TestFlow(t *testing.T) {
 	if s := f.String(); !strings.HasPrefix(s, "TCP 10.99.0.1:") || !strings.HasSuffix(s, " > 10.99.0.2:5201") {
 		t.Errorf("Flow.String = %q", s)
 	}
-	icmp, _ := d.Flow(mustPacket(t, "icmp6_nd.pcap", 3))
+	icmp, _ := flowOf(d, mustPacket(t, "icmp6_nd.pcap", 3))
 	if got := icmp.String(); got != "ICMPv6 fd99::1 > fd99::2" {
 		t.Errorf("ICMPv6 flow = %q", got)
 	}
-	if _, ok := d.Flow([]byte{0x45}); ok {
+	if _, ok := flowOf(d, []byte{0x45}); ok {
 		t.Error("Flow of a malformed packet reported ok")
 	}
 }
@@ -292,7 +292,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 		}
 		for i, line := range lines {
 			f := strings.Split(line, "\t")
-			fl, ok := d.Flow(pkts[i].ip)
+			fl, ok := flowOf(d, pkts[i].ip)
 			if !ok {
 				t.Errorf("%s #%d: malformed for us, tshark: %q", name, i+1, line)
 				continue
@@ -380,9 +380,25 @@ func BenchmarkSummarize(b *testing.B) {
 	}
 }
 
+// BenchmarkSummarizeDNS is the logging path for DNS queries and responses.
+func BenchmarkSummarizeDNS(b *testing.B) {
+	d := NewDecoder()
+	var pkts [][]byte
+	for _, p := range readCorpusFile(b, filepath.Join(testdata, "udp_dns.pcap")) {
+		pkts = append(pkts, p.ip)
+	}
+	pkts = append(pkts, make4(17, tuntest.UDP(5000, 53, dnsQueryEDNS())))
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf = d.Summarize(buf[:0], pkts[i%len(pkts)])
+	}
+}
+
 // FuzzSummarize feeds arbitrary bytes to the decoder, seeded with every
 // packet of the corpus. The decoder must not panic, must produce one line
-// without control characters, and must agree with Flow on malformedness.
+// without control characters, and must agree with flowOf on malformedness.
 func FuzzSummarize(f *testing.F) {
 	for _, path := range corpus(f) {
 		for _, p := range readCorpusFile(f, path) {
@@ -402,7 +418,7 @@ func FuzzSummarize(f *testing.F) {
 				t.Fatalf("control character %#x in %q", c, s)
 			}
 		}
-		_, ok := d.Flow(pkt)
+		_, ok := flowOf(d, pkt)
 		if ok == bytes.HasPrefix(s, []byte("malformed:")) {
 			t.Fatalf("Flow ok=%v for %q", ok, s)
 		}
@@ -410,6 +426,16 @@ func FuzzSummarize(f *testing.F) {
 			t.Fatalf("not deterministic: %q then %q", s, again)
 		}
 	})
+}
+
+// flowOf returns the flow key of a raw IP packet, and false when the IP
+// header itself is malformed.
+func flowOf(d *Decoder, pkt []byte) (Flow, bool) {
+	d.decode(pkt)
+	if d.bad.what != "" {
+		return Flow{}, false
+	}
+	return d.flow(), true
 }
 
 // --- helpers building packets for table tests ---
@@ -438,6 +464,18 @@ func make4(proto byte, payload []byte) []byte {
 
 func make6(nh byte, payload []byte) []byte {
 	return tuntest.IPv6(nh, netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"), payload)
+}
+
+// dnsQueryEDNS is an A query for www.example.test with the OPT record and
+// cookie option that dig and most resolvers add.
+func dnsQueryEDNS() []byte {
+	q := dnsHeader(1)
+	q[11] = 1 // ARCOUNT
+	q = append(q, 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1)
+	// OPT: root name, type 41, UDP size 1232, no extended flags, 12 bytes of
+	// options: COOKIE (10) with an 8-byte client cookie.
+	q = append(q, 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8)
+	return q
 }
 
 func dnsHeader(qd uint16) []byte {

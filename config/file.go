@@ -53,7 +53,7 @@ func checkTrusted(path string, fi fs.FileInfo, unsafe fs.FileMode) error {
 			return fmt.Errorf("is owned by uid %d, neither root nor this process's user (uid %d); run chown %d %s", uid, me, me, path)
 		}
 	}
-	if perm := fi.Mode().Perm(); ownerChecks && perm&unsafe != 0 {
+	if perm := fi.Mode().Perm(); perm&unsafe != 0 {
 		who := "group or others write"
 		if unsafe&0o044 != 0 {
 			who = "group or others read or write"

@@ -8,9 +8,6 @@ import (
 	"syscall"
 )
 
-// ownerChecks is true where file modes and owners mean what they say.
-const ownerChecks = true
-
 // openNonBlocking opens path read-only without waiting for a writer when it
 // is a FIFO (the caller refuses non-regular files after fstat).
 func openNonBlocking(path string) (*os.File, error) {

@@ -79,21 +79,17 @@ type Server struct {
 	running sync.WaitGroup        // their handlers
 }
 
-// Listen creates the socket at path with mode 0600 (its directory 0700 if
-// made here) and answers each request with the JSON of its handler's value.
-// handlers is copied: what is registered is fixed once the socket exists.
+// ListenStreams creates the socket at path with mode 0600 (its directory
+// 0700 if made here) and answers each request with the JSON of its
+// handler's value, and each streaming request with its stream. handlers and
+// streams are copied: what is registered is fixed once the socket exists.
+// Close ends the streams still running (see Close).
 //
 // The directory must be one only root or this user can write: in a
 // directory others can write to, someone else could replace the socket or
 // put a link where it will be. A stale socket left by a dead node is
 // replaced; a live one is an error, and so is anything at path that is not
 // a socket (a mistyped -socket never deletes a file).
-func Listen(path string, handlers Handlers) (*Server, error) {
-	return ListenStreams(path, handlers, nil)
-}
-
-// ListenStreams is Listen that also serves streaming requests. Close ends
-// the streams still running (see Close).
 func ListenStreams(path string, handlers Handlers, streams Streams) (*Server, error) {
 	ln, err := ListenPrivate(path)
 	if err != nil {
@@ -112,8 +108,8 @@ func ListenStreams(path string, handlers Handlers, streams Streams) (*Server, er
 }
 
 // ListenPrivate creates a unix socket at path with mode 0600, its directory
-// 0700 if made here, under the rules of Listen: a safe directory, and only a
-// stale socket replaced. Other servers of the node (the wg socket) use it so
+// 0700 if made here, under the rules of ListenStreams: a safe directory,
+// and only a stale socket replaced. Other servers of the node (the wg socket) use it so
 // that every socket of the node follows one set of rules. Its errors begin
 // with "socket" for the caller to name which one.
 func ListenPrivate(path string) (net.Listener, error) {
@@ -140,9 +136,9 @@ func ListenPrivate(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// CheckPath reports, without changing anything, whether Listen could use
-// path: its directory, where it exists, is safe, and nothing but a stale
-// socket sits at path. Listen checks again when it binds.
+// CheckPath reports, without changing anything, whether ListenStreams could
+// use path: its directory, where it exists, is safe, and nothing but a stale
+// socket sits at path. ListenStreams checks again when it binds.
 func CheckPath(path string) error {
 	if err := CheckPrivatePath(path); err != nil {
 		return fmt.Errorf("control %w", err)

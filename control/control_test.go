@@ -16,7 +16,7 @@ import (
 func TestStatusRoundTripAndMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "p0.sock")
 	type st struct{ Name string }
-	s, err := Listen(path, Handlers{RequestStatus: func() any { return st{Name: "alpha"} }})
+	s, err := ListenStreams(path, Handlers{RequestStatus: func() any { return st{Name: "alpha"} }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestStatusRoundTripAndMode(t *testing.T) {
 	if got.Name != "alpha" {
 		t.Fatalf("got %+v", got)
 	}
-	if _, err := Listen(path, nil); err == nil {
+	if _, err := ListenStreams(path, nil, nil); err == nil {
 		t.Fatal("second server on a live socket accepted")
 	}
 }
@@ -69,7 +69,7 @@ func TestHandlersAreDispatchedByName(t *testing.T) {
 		RequestStatus: func() any { return "up" },
 		RequestReload: func() any { reloads++; return map[string]int{"reloads": reloads} },
 	}
-	s, err := Listen(path, h)
+	s, err := ListenStreams(path, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestHandlersAreDispatchedByName(t *testing.T) {
 
 func TestSlowHandlerIsWaitedFor(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p0.sock")
-	s, err := Listen(path, Handlers{RequestReload: func() any { time.Sleep(readTimeout + 500*time.Millisecond); return "done" }})
+	s, err := ListenStreams(path, Handlers{RequestReload: func() any { time.Sleep(readTimeout + 500*time.Millisecond); return "done" }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestListenNeverDeletesWhatIsNotASocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{key, sub, link} {
-		if s, err := Listen(path, nil); err == nil {
+		if s, err := ListenStreams(path, nil, nil); err == nil {
 			s.Close()
 			t.Errorf("Listen(%s) accepted a path that is not a socket", path)
 		} else if !strings.Contains(err.Error(), "is not a socket") {
@@ -151,7 +151,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("stale socket not left behind: %v", err)
 	}
-	s, err := Listen(path, Handlers{RequestStatus: func() any { return "ok" }})
+	s, err := ListenStreams(path, Handlers{RequestStatus: func() any { return "ok" }}, nil)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -174,7 +174,7 @@ func TestListenRefusesUnsafeDirectories(t *testing.T) {
 		if err := os.Chmod(dir, mode); err != nil {
 			t.Fatal(err)
 		}
-		s, err := Listen(filepath.Join(dir, "p0.sock"), nil)
+		s, err := ListenStreams(filepath.Join(dir, "p0.sock"), nil, nil)
 		if err == nil {
 			s.Close()
 			t.Errorf("directory of mode %v accepted", mode)
@@ -192,7 +192,7 @@ func TestListenRefusesUnsafeDirectories(t *testing.T) {
 		if err := os.Chown(dir, 4242, 4242); err != nil {
 			t.Fatal(err)
 		}
-		if s, err := Listen(filepath.Join(dir, "p0.sock"), nil); err == nil {
+		if s, err := ListenStreams(filepath.Join(dir, "p0.sock"), nil, nil); err == nil {
 			s.Close()
 			t.Error("directory of another user accepted")
 		} else if !strings.Contains(err.Error(), "owned by uid 4242") {

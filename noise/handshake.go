@@ -196,23 +196,11 @@ func NewHandshake(l *Local, remote keys.Public, psk keys.Preshared, opts ...Hand
 	return h, nil
 }
 
-// Remote returns the remote peer's static public key.
-func (h *Handshake) Remote() keys.Public { return h.remote }
-
 // SetPresharedKey replaces the preshared key used by later handshake messages.
 func (h *Handshake) SetPresharedKey(psk keys.Preshared) {
 	h.mu.Lock()
 	h.psk = psk
 	h.mu.Unlock()
-}
-
-// LocalIndex returns the index this side announced in its current handshake
-// message (Sender of the initiation or response), or 0 when no handshake is
-// in flight: after BeginSession the index belongs to the returned Keypair.
-func (h *Handshake) LocalIndex() uint32 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.localIndex
 }
 
 func (h *Handshake) ephemeral() (keys.Private, error) {
@@ -339,8 +327,8 @@ func (l *Local) ConsumeInitiation(msg *Initiation, now time.Time, lookup func(ke
 }
 
 // CreateResponse answers the initiation recorded by ConsumeInitiation,
-// announcing localIndex as Sender. It replaces LocalIndex, so the caller
-// should retire the previous LocalIndex first. MAC1 and MAC2 are left zero.
+// announcing localIndex as Sender. It replaces the index of an earlier
+// message, so the caller should retire that one first. MAC1 and MAC2 are left zero.
 func (h *Handshake) CreateResponse(localIndex uint32) (*Response, error) {
 	e, err := h.ephemeral()
 	if err != nil {
@@ -432,8 +420,8 @@ func (h *Handshake) ConsumeResponse(msg *Response) error {
 
 // BeginSession derives the transport keys of a completed handshake (the
 // initiator after ConsumeResponse, the responder after CreateResponse),
-// zeroes the chaining key, hash and ephemeral keys, hands LocalIndex over to
-// the returned Keypair (LocalIndex is 0 afterwards) and returns the keypair,
+// zeroes the chaining key, hash and ephemeral keys, hands the announced index
+// over to the returned Keypair (as its LocalIndex) and returns the keypair,
 // created at now.
 func (h *Handshake) BeginSession(now time.Time) (*Keypair, error) {
 	h.mu.Lock()

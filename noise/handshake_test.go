@@ -144,8 +144,8 @@ func TestFullHandshakeAndData(t *testing.T) {
 			exchange(t, ka, kb, []byte("hello from a"))
 			exchange(t, kb, ka, []byte("hello from b"))
 			exchange(t, ka, kb, nil) // keepalive
-			if p.ha.LocalIndex() != 0 || p.hb.LocalIndex() != 0 {
-				t.Error("LocalIndex not handed over to the keypair")
+			if p.ha.localIndex != 0 || p.hb.localIndex != 0 {
+				t.Error("local index not handed over to the keypair")
 			}
 			for _, h := range []*Handshake{p.ha, p.hb} {
 				if h.chainKey != [32]byte{} || h.hash != [32]byte{} || !h.localEphemeral.IsZero() || h.state != stateZeroed {
@@ -341,8 +341,8 @@ func TestStateMachine(t *testing.T) {
 		t.Errorf("ConsumeResponse without initiation: %v", err)
 	}
 	init, _ := p.ha.CreateInitiation(t0, 7)
-	if got := p.ha.LocalIndex(); got != 7 {
-		t.Errorf("LocalIndex after CreateInitiation = %d", got)
+	if got := p.ha.localIndex; got != 7 {
+		t.Errorf("local index after CreateInitiation = %d", got)
 	}
 	if _, err := p.ha.BeginSession(t0); !errors.Is(err, ErrHandshakeState) {
 		t.Errorf("BeginSession before response: %v", err)
@@ -356,8 +356,8 @@ func TestStateMachine(t *testing.T) {
 	resp, _ := p.hb.CreateResponse(8)
 	// Clear abandons the handshake: the response can no longer be used.
 	p.ha.Clear()
-	if p.ha.LocalIndex() != 0 {
-		t.Error("LocalIndex after Clear")
+	if p.ha.localIndex != 0 {
+		t.Error("local index after Clear")
 	}
 	if err := p.ha.ConsumeResponse(resp); !errors.Is(err, ErrHandshakeState) {
 		t.Errorf("ConsumeResponse after Clear: %v", err)

@@ -138,9 +138,12 @@ func within(t *testing.T, done <-chan struct{}, what string) {
 	}
 }
 
-// withHeadroom returns pkt preceded by DefaultOffset zero bytes.
+// headroom is the offset these tests read and write at.
+const headroom = tuntest.Headroom
+
+// withHeadroom returns pkt preceded by headroom zero bytes.
 func withHeadroom(pkt []byte) []byte {
-	return append(make([]byte, tundev.DefaultOffset), pkt...)
+	return append(make([]byte, headroom), pkt...)
 }
 
 // reader reads packets from dev until keep has accepted want packets, and
@@ -150,10 +153,10 @@ func reader(t *testing.T, dev tundev.Device, want int, keep func(pkt []byte) boo
 	t.Helper()
 	guard := time.AfterFunc(20*time.Second, func() { dev.Close() })
 	defer guard.Stop()
-	bufs, sizes := makeBufs(dev.BatchSize(), tundev.DefaultOffset+65535)
+	bufs, sizes := makeBufs(dev.BatchSize(), headroom+65535)
 	got := 0
 	for got < want {
-		n, err := dev.Read(bufs, sizes, tundev.DefaultOffset)
+		n, err := dev.Read(bufs, sizes, headroom)
 		if err != nil {
 			t.Fatalf("Read after %d of %d packets: %v", got, want, err)
 		}
@@ -161,7 +164,7 @@ func reader(t *testing.T, dev tundev.Device, want int, keep func(pkt []byte) boo
 			calls++ // a batch: count how many multi-packet reads we saw
 		}
 		for i := range n {
-			if keep(bufs[i][tundev.DefaultOffset : tundev.DefaultOffset+sizes[i]]) {
+			if keep(bufs[i][headroom : headroom+sizes[i]]) {
 				got++
 			}
 		}
@@ -223,7 +226,7 @@ func testPing(t *testing.T, dev tundev.Device) {
 	const id = 0x5eed
 	data := []byte("tundev ping payload")
 	req := tuntest.ICMPEcho(peerAddr, tunAddr, id, 1, data)
-	if n, err := dev.Write([][]byte{withHeadroom(req)}, tundev.DefaultOffset); err != nil || n != 1 {
+	if n, err := dev.Write([][]byte{withHeadroom(req)}, headroom); err != nil || n != 1 {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
 	reader(t, dev, 1, func(p []byte) bool {
@@ -261,7 +264,7 @@ func testUDPIn(t *testing.T, ns string, dev tundev.Device) {
 	}
 	for start := 0; start < count; start += dev.BatchSize() {
 		end := min(start+dev.BatchSize(), count)
-		if n, err := dev.Write(bufs[start:end], tundev.DefaultOffset); err != nil || n != end-start {
+		if n, err := dev.Write(bufs[start:end], headroom); err != nil || n != end-start {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
@@ -330,9 +333,9 @@ func TestRealDeviceCloseUnblocksRead(t *testing.T) {
 				var err error
 				go func() {
 					defer close(done)
-					bufs, sizes := makeBufs(dev.BatchSize(), tundev.DefaultOffset+65535)
+					bufs, sizes := makeBufs(dev.BatchSize(), headroom+65535)
 					for err == nil {
-						_, err = dev.Read(bufs, sizes, tundev.DefaultOffset)
+						_, err = dev.Read(bufs, sizes, headroom)
 					}
 				}()
 				if cerr := dev.Close(); cerr != nil {

@@ -42,11 +42,6 @@ type Device interface {
 	Close() error
 }
 
-// DefaultOffset is the headroom the node keeps before each packet (the size of
-// the transport data header). The offload driver needs at least
-// VirtioHeaderLen bytes of it.
-const DefaultOffset = 16
-
 // VirtioHeaderLen is the size of the virtio-net header that the offload
 // driver writes in front of each packet, inside the caller's headroom.
 const VirtioHeaderLen = 10

@@ -115,7 +115,7 @@ func TestConcurrentInitiationsAgree(t *testing.T) {
 		}
 		start.Done()
 		done.Wait()
-		idx := pa.handshake.LocalIndex()
+		idx := inFlightIndex(pa)
 		e, ok := alpha.dev.index.lookup(idx)
 		if idx == 0 || !ok || e.peer != pa || e.keypair != nil {
 			t.Fatalf("round %d: handshake in flight has index %d, not in the index table (found %v)", r, idx, ok)
@@ -128,7 +128,7 @@ func TestConcurrentInitiationsAgree(t *testing.T) {
 		}
 	}
 	// beta answers the initiation in flight; alpha completes the session.
-	idx := pa.handshake.LocalIndex()
+	idx := inFlightIndex(pa)
 	mu.Lock()
 	b := inits[idx]
 	open = true
@@ -325,4 +325,11 @@ func TestHandshakeCountsAndSession(t *testing.T) {
 	if s := peerStatus(beta.dev, "alpha"); !s.Session || s.Handshakes.CompletedResponder != 1 {
 		t.Fatalf("beta after the replay: session %v, handshakes %+v", s.Session, s.Handshakes)
 	}
+}
+
+// inFlightIndex is the index of p's initiation in flight, 0 if none.
+func inFlightIndex(p *Peer) uint32 {
+	p.hsMu.Lock()
+	defer p.hsMu.Unlock()
+	return p.handshakeIndex
 }

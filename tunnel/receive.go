@@ -9,13 +9,22 @@ import (
 	"github.com/peer-vpn/peer/udp"
 )
 
-// openJob is one transport message of a batch on its way in.
+// opened is a transport message that Open authenticated, with what
+// received needs to finish it.
+type opened struct {
+	kp   *noise.Keypair // the session it was addressed to
+	pkt  []byte         // plaintext, in place after the transport header
+	ctr  uint64         // its counter, for the replay window
+	src  netip.AddrPort // where the datagram came from
+	size int            // datagram length, for the counters
+}
+
+// openJob is one transport message of a batch on its way in: kp, src and
+// size are set when it is queued, pkt and ctr (or err) by Open.
 type openJob struct {
-	msg  int // index in the batch's msgs
+	opened
+	msg  int // index in the batch's msgs; pkt is at msgs[msg].Buf[16:]
 	peer *Peer
-	kp   *noise.Keypair
-	pkt  []byte // plaintext, in place at msgs[msg].Buf[16:]
-	ctr  uint64
 	err  error
 }
 
@@ -102,7 +111,7 @@ func (d *Device) routineReadUDP() error {
 			switch typ {
 			case noise.MessageTransportType:
 				if p, kp, ok := d.session(msg, m.Addr, now); ok {
-					b.jobs = append(b.jobs, openJob{msg: i, peer: p, kp: kp})
+					b.jobs = append(b.jobs, openJob{msg: i, peer: p, opened: opened{kp: kp, src: m.Addr, size: m.N}})
 					if tap != nil {
 						b.wire[i] = append(b.wire[i][:0], msg...)
 					}
@@ -120,7 +129,11 @@ func (d *Device) routineReadUDP() error {
 		for i := range b.jobs {
 			j := &b.jobs[i]
 			m := &b.msgs[j.msg]
-			pkt, ok := j.peer.received(j.kp, j.pkt, j.ctr, j.err, m.N, m.Addr, now)
+			if j.err != nil {
+				j.peer.drop(DropDecrypt)
+				continue
+			}
+			pkt, ok := j.peer.received(j.opened, now)
 			if !ok {
 				continue
 			}
@@ -199,27 +212,23 @@ func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
 	}
 }
 
-// received finishes a transport message of n bytes from src that Open
-// handled (pkt, ctr, err): replay window, roaming, session confirmation,
-// counters, and the admission of the inner packet. It returns the packet
-// to write to the TUN (empty for a keepalive).
-func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n int, src netip.AddrPort, now time.Time) ([]byte, bool) {
-	if err != nil {
-		p.drop(DropDecrypt)
-		return nil, false
-	}
-	if !kp.CheckReplay(ctr) {
+// received finishes a transport message that authenticated (a failed Open
+// is the caller's DropDecrypt): replay window, roaming, session
+// confirmation, counters, and the admission of the inner packet. It
+// returns the packet to write to the TUN (empty for a keepalive).
+func (p *Peer) received(m opened, now time.Time) ([]byte, bool) {
+	if !m.kp.CheckReplay(m.ctr) {
 		p.drop(DropReplay)
 		return nil, false
 	}
 	// Authenticated: roam to wherever it came from.
-	p.setEndpoint(src)
-	if p.receivedWith(kp) {
+	p.setEndpoint(m.src)
+	if p.receivedWith(m.kp) {
 		p.timers.handshakeComplete()
 		go p.sendStaged()
 	}
 	p.rxPackets.Add(1)
-	p.rxBytes.Add(uint64(n))
+	p.rxBytes.Add(uint64(m.size))
 	// Near RejectAfterTime the initiator of the session in use asks for a
 	// new one while the other side is still talking. The session in use,
 	// not kp: a late packet on the previous session says nothing about
@@ -227,10 +236,10 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 	if cur := p.current.Load(); cur != nil && cur.Initiator && now.Sub(cur.Created) > noise.RejectAfterTime-noise.KeepaliveTimeout-noise.RekeyTimeout {
 		p.rekeyOnReceive()
 	}
-	if len(pkt) == 0 {
-		return pkt, true
+	if len(m.pkt) == 0 {
+		return m.pkt, true
 	}
-	pkt, verdict := p.admit(pkt)
+	pkt, verdict := p.admit(m.pkt)
 	switch verdict {
 	case admitMalformed:
 		p.dev.drop(DropMalformed)
@@ -240,20 +249,6 @@ func (p *Peer) received(kp *noise.Keypair, pkt []byte, ctr uint64, err error, n 
 		return nil, false
 	}
 	return pkt, true
-}
-
-// decrypt is session, Open and received for one message, off the batch
-// path (benchmarks and tests): the inner packet is decrypted in place at
-// msg[16:].
-func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
-	const off = noise.MessageTransportHeaderSize
-	p, kp, ok := d.session(msg, src, now)
-	if !ok {
-		return nil, nil, false
-	}
-	pkt, ctr, err := kp.Open(msg[off:off], msg)
-	pkt, ok = p.received(kp, pkt, ctr, err, len(msg), src, now)
-	return p, pkt, ok
 }
 
 // admitVerdict is what admit decides about an inbound packet.
@@ -275,37 +270,15 @@ func (p *Peer) admit(pkt []byte) ([]byte, admitVerdict) {
 	}
 	pkt = pkt[:plen]
 	var q *Peer
-	if pkt[0]>>4 == 4 {
-		q, ok = p.dev.routes.LookupBytes(pkt[12:16])
+	if ipVersion(pkt) == 4 {
+		q, ok = p.dev.routes.LookupBytes(pkt[ipv4OffsetSrc : ipv4OffsetSrc+ipv4AddrLen])
 	} else {
-		q, ok = p.dev.routes.LookupBytes(pkt[8:24])
+		q, ok = p.dev.routes.LookupBytes(pkt[ipv6OffsetSrc : ipv6OffsetSrc+ipv6AddrLen])
 	}
 	if !ok || q != p {
 		return nil, admitSpoofed
 	}
 	return pkt, admitForward
-}
-
-// ipLength returns the total length an IPv4 or IPv6 header declares; it
-// is never shorter than the fixed header.
-func ipLength(pkt []byte) (int, bool) {
-	if len(pkt) == 0 {
-		return 0, false
-	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if len(pkt) < 20 {
-			return 0, false
-		}
-		n := int(pkt[2])<<8 | int(pkt[3])
-		return n, n >= 20
-	case 6:
-		if len(pkt) < 40 {
-			return 0, false
-		}
-		return 40 + (int(pkt[4])<<8 | int(pkt[5])), true
-	}
-	return 0, false
 }
 
 // rekeyOnReceive starts a new handshake once per session when the session

@@ -232,3 +232,23 @@ func strangerInitiation(t *testing.T, to keys.Public) []byte {
 	noise.NewCookieGenerator(to).AddMACs(b, time.Now())
 	return b
 }
+
+// decrypt is session, Open and received for one message, off the batch
+// path, for benchmarks and tests: the inner packet is decrypted in place at
+// msg[16:].
+func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, []byte, bool) {
+	const off = noise.MessageTransportHeaderSize
+	p, kp, ok := d.session(msg, src, now)
+	if !ok {
+		return nil, nil, false
+	}
+	m := opened{kp: kp, src: src, size: len(msg)}
+	var err error
+	m.pkt, m.ctr, err = kp.Open(msg[off:off], msg)
+	if err != nil {
+		p.drop(DropDecrypt)
+		return p, nil, false
+	}
+	pkt, ok := p.received(m, now)
+	return p, pkt, ok
+}

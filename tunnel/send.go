@@ -11,13 +11,13 @@ import (
 
 // sealJob is one packet of a batch on its way out.
 type sealJob struct {
-	peer *Peer
-	kp   *noise.Keypair
-	ctr  uint64
-	buf  []byte // plaintext at buf[16:16+plen], sealed in place
-	n    int    // plaintext length before padding
-	plen int    // padded length
-	m    int    // sealed message length; 0 if Seal refused
+	peer      *Peer
+	kp        *noise.Keypair
+	ctr       uint64
+	buf       []byte // plaintext at buf[16:16+paddedLen], sealed in place
+	plainLen  int    // plaintext length before padding
+	paddedLen int    // plaintext length after padding
+	sealedLen int    // transport message length; 0 if Seal refused
 }
 
 // sendBatch holds the reusable state of the TUN→UDP loop.
@@ -50,7 +50,7 @@ func (b *sendBatch) work(lo, hi int) {
 	const off = noise.MessageTransportHeaderSize
 	for i := lo; i < hi; i++ {
 		j := &b.jobs[i]
-		j.m = j.kp.Seal(j.buf, j.buf[off:off+j.plen], j.ctr)
+		j.sealedLen = j.kp.Seal(j.buf, j.buf[off:off+j.paddedLen], j.ctr)
 	}
 }
 
@@ -60,10 +60,10 @@ func (d *Device) route(pkt []byte) (*Peer, DeviceDrop) {
 	var p *Peer
 	var ok bool
 	switch {
-	case len(pkt) >= 20 && pkt[0]>>4 == 4:
-		p, ok = d.routes.LookupBytes(pkt[16:20])
-	case len(pkt) >= 40 && pkt[0]>>4 == 6:
-		p, ok = d.routes.LookupBytes(pkt[24:40])
+	case len(pkt) >= ipv4HeaderLen && ipVersion(pkt) == 4:
+		p, ok = d.routes.LookupBytes(pkt[ipv4OffsetDst : ipv4OffsetDst+ipv4AddrLen])
+	case len(pkt) >= ipv6HeaderLen && ipVersion(pkt) == 6:
+		p, ok = d.routes.LookupBytes(pkt[ipv6OffsetDst : ipv6OffsetDst+ipv6AddrLen])
 	default:
 		return nil, DropMalformed
 	}
@@ -100,32 +100,32 @@ func (d *Device) routineReadTUN() error {
 			if tap != nil {
 				tap.Inner(now, Outbound, p.Name(), pkt)
 			}
-			kp, ctr, plen, ok := p.prepare(b.bufs[i], len(pkt), now)
+			kp, ctr, padded, ok := p.prepare(b.bufs[i], len(pkt), now)
 			if !ok {
 				continue
 			}
-			b.jobs = append(b.jobs, sealJob{peer: p, kp: kp, ctr: ctr, buf: b.bufs[i], n: len(pkt), plen: plen})
+			b.jobs = append(b.jobs, sealJob{peer: p, kp: kp, ctr: ctr, buf: b.bufs[i], plainLen: len(pkt), paddedLen: padded})
 		}
 		crypto.run(&b.job, b, len(b.jobs))
 		b.msgs, b.peers = b.msgs[:0], b.peers[:0]
 		for i := range b.jobs {
 			j := &b.jobs[i]
-			if j.m == 0 {
+			if j.sealedLen == 0 {
 				// The session was replaced and wiped between prepare and
 				// Seal: seal again with whatever is current now (encrypt
 				// stages the packet if nothing usable is left).
-				m, ok := j.peer.encrypt(j.buf, j.n, now)
+				m, ok := j.peer.encrypt(j.buf, j.plainLen, now)
 				if !ok {
 					continue
 				}
-				j.m = m
+				j.sealedLen = m
 			}
 			ep := j.peer.Endpoint()
 			if !ep.IsValid() {
 				j.peer.drop(DropNoEndpoint)
 				continue
 			}
-			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.m, Addr: ep})
+			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.sealedLen, Addr: ep})
 			b.peers = append(b.peers, j.peer)
 		}
 		d.flushSend(b, now, tap)

@@ -71,12 +71,6 @@ func (t *peerTimer) del() {
 	t.t.Stop()
 }
 
-func (t *peerTimer) isPending() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.pending
-}
-
 func (t *peerTimer) stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -326,3 +326,10 @@ func TestRekeyOnSend(t *testing.T) {
 		})
 	}
 }
+
+// isPending reports whether the timer is armed; only tests ask.
+func (t *peerTimer) isPending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending
+}

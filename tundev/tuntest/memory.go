@@ -9,6 +9,11 @@ import (
 	"github.com/peer-vpn/peer/tundev"
 )
 
+// Headroom is the offset tests read and write packets at: the tunnel's (the
+// size of a WireGuard transport data header), which leaves room for the
+// offload driver's virtio header (tundev.VirtioHeaderLen).
+const Headroom = 16
+
 // memoryQueue is the minimum length of Memory's inbound and outbound queues.
 const memoryQueue = 256
 

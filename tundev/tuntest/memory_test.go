@@ -7,8 +7,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/peer-vpn/peer/tundev"
 )
 
 // within fails the test if done is not closed before the guard expires. The
@@ -21,6 +19,9 @@ func within(t *testing.T, done <-chan struct{}, what string) {
 		t.Fatalf("%s did not return", what)
 	}
 }
+
+// headroom is the offset these tests read and write at.
+const headroom = Headroom
 
 func makeBufs(n, size int) ([][]byte, []int) {
 	bufs := make([][]byte, n)
@@ -50,10 +51,10 @@ func TestMemoryRoundTrip(t *testing.T) {
 			for i := range tt.inject {
 				m.Inject([]byte{byte(i), 0xaa, byte(i)})
 			}
-			bufs, sizes := makeBufs(tt.nbufs, tundev.DefaultOffset+100)
+			bufs, sizes := makeBufs(tt.nbufs, headroom+100)
 			got := 0
 			for got < tt.inject {
-				n, err := m.Read(bufs, sizes, tundev.DefaultOffset)
+				n, err := m.Read(bufs, sizes, headroom)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +63,7 @@ func TestMemoryRoundTrip(t *testing.T) {
 				}
 				for i := range n {
 					want := []byte{byte(got), 0xaa, byte(got)}
-					if p := bufs[i][tundev.DefaultOffset : tundev.DefaultOffset+sizes[i]]; !bytes.Equal(p, want) {
+					if p := bufs[i][headroom : headroom+sizes[i]]; !bytes.Equal(p, want) {
 						t.Fatalf("packet %d = %x, want %x", got, p, want)
 					}
 					got++
@@ -70,14 +71,14 @@ func TestMemoryRoundTrip(t *testing.T) {
 			}
 
 			out := [][]byte{
-				append(make([]byte, tundev.DefaultOffset), 1, 2, 3),
-				append(make([]byte, tundev.DefaultOffset), 4, 5),
+				append(make([]byte, headroom), 1, 2, 3),
+				append(make([]byte, headroom), 4, 5),
 			}
-			n, err := m.Write(out, tundev.DefaultOffset)
+			n, err := m.Write(out, headroom)
 			if err != nil || n != 2 {
 				t.Fatalf("Write = %d, %v; want 2, nil", n, err)
 			}
-			out[0][tundev.DefaultOffset] = 99 // the written copy must not alias
+			out[0][headroom] = 99 // the written copy must not alias
 			for i, want := range [][]byte{{1, 2, 3}, {4, 5}} {
 				if p := <-m.Written(); !bytes.Equal(p, want) {
 					t.Fatalf("written %d = %x, want %x", i, p, want)
