@@ -19,6 +19,7 @@ PT_NETNS=()    # namespaces to delete
 PT_DIRS=()     # directories to remove
 PT_LOGS=()     # logs to show when something failed
 PT_CLEANUP_HOOKS=()
+PT_STEPS=()    # pt_step's results, for pt_summary
 PT_PASSED=0
 PT_FAILED=0
 PT_START=${EPOCHREALTIME/./}
@@ -35,11 +36,13 @@ pt_elapsed() {
 # pass and fail record the outcome of one check with a greppable line.
 pass() {
 	PT_PASSED=$((PT_PASSED + 1))
-	echo "PASS: $*"
+	PT_LAST_RESULT="PASS: $*"
+	echo "$PT_LAST_RESULT"
 }
 fail() {
 	PT_FAILED=$((PT_FAILED + 1))
-	echo "FAIL: $*"
+	PT_LAST_RESULT="FAIL: $*"
+	echo "$PT_LAST_RESULT"
 }
 
 # die records a failure that makes going on pointless; the EXIT trap cleans up.
@@ -71,10 +74,30 @@ check() {
 	return 0
 }
 
-# pt_summary prints the totals and returns non-zero when any check failed or none ran.
+# pt_step NAME CMD...: check for long steps (test.sh's): CMD's output streams as it comes
+# instead of being kept for a failure, the result line gives the duration, and pt_summary
+# lists every step's result again. It never aborts either.
+pt_step() {
+	local name=$1 rc=0 t0=$SECONDS
+	shift
+	echo
+	echo "==> $name"
+	"$@" || rc=$?
+	if ((rc == 0)); then
+		pass "$name ($((SECONDS - t0))s)"
+	else
+		fail "$name (exit $rc, $((SECONDS - t0))s)"
+	fi
+	PT_STEPS+=("$PT_LAST_RESULT")
+	return 0
+}
+
+# pt_summary NAME prints the steps' results (if any) and the totals, and returns non-zero
+# when any check failed or none ran.
 pt_summary() {
 	local name=$1
 	echo "----"
+	((${#PT_STEPS[@]} == 0)) || printf '%s\n' "${PT_STEPS[@]}"
 	if ((PT_FAILED == 0 && PT_PASSED > 0)); then
 		echo "PASS: $name: all $PT_PASSED checks passed in $(pt_elapsed)s"
 		return 0
