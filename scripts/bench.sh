@@ -75,12 +75,7 @@ warn() {
 }
 
 # ---- binaries -------------------------------------------------------------------------------
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
+pt_use_peer
 need_wg=0
 [[ " ${CONFIG_LIST[*]} " != *" wg "* ]] || need_wg=1
 if ((need_wg)) && [[ -z $WGGO ]]; then

@@ -60,13 +60,7 @@ RECOVER_SECS=5                # traffic both ways after beta's SIGKILL and resta
 CRASH_RATE=200mbit            # alpha's underlay during the crash, so the transfer lasts
 RELAY_N=9 MALLORY_N=66
 
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 if [[ -z $IMPAIR ]]; then
 	IMPAIR=$PT_DIR/impair
 	pt_build_impair "$IMPAIR" || die "go build ./cmd/impair"

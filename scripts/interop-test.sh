@@ -44,12 +44,7 @@ if [[ -z $WGGO ]]; then
 fi
 WGGO=$(realpath "$WGGO")
 if [[ $IMPL == peer ]]; then
-	if [[ -z $BIN ]]; then
-		log "building ./peer"
-		BIN=$PT_DIR/peer
-		pt_build_peer "$BIN" || die "go build ./peer"
-	fi
-	BIN=$(realpath "$BIN")
+	pt_use_peer
 	log "testing $BIN against $WGGO"
 else
 	log "reference run: wireguard-go on both sides"

@@ -32,12 +32,7 @@ require_cmds ip python3 ping sha256sum timeout
 [[ $MESH_IMPL == peer ]] || require_cmds wg
 
 if [[ $MESH_IMPL == peer ]]; then
-	if [[ -z $BIN ]]; then
-		log "building ./peer"
-		BIN=$PT_DIR/peer
-		pt_build_peer "$BIN" || die "go build ./peer"
-	fi
-	BIN=$(realpath "$BIN")
+	pt_use_peer
 	KEYTOOL=$BIN
 	log "testing $BIN"
 else

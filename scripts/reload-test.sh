@@ -64,13 +64,7 @@ LAN2_V4=10.20.2.2 LAN2_V6=fd20:2::2
 # whose first 4 bytes are the little-endian message type 1).
 CAP_FILTER='ip and udp and udp[4:2] = 156 and udp[8:4] = 0x01000000'
 
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 log "testing $BIN"
 [[ $MODE == reload ]] || log "reference run: every reload is a restart of the node"
 
