@@ -38,7 +38,7 @@ usage() {
 	exit 2
 }
 
-TIME=10 ROUNDS=3 OUT= RAW= PROFILE= BIN= WGGO=
+TIME=10 ROUNDS=3 OUT='' RAW='' PROFILE='' BIN='' WGGO=''
 CONFIGS="none wg peer-offload peer-water"
 ARGS=("$@")
 while (($#)); do

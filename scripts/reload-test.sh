@@ -39,7 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 150 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN= MODE=reload R=
+BIN='' MODE=reload R=''
 while (($#)); do
 	case $1 in
 	--bin) BIN=$2; shift 2 ;;
@@ -342,7 +342,7 @@ ping_result() {
 	[[ $MODE == restart ]] && return 0
 	((PING_LOST <= MAX_LOST))
 }
-PING_SENT=0 PING_LOST=? PING_MISSING=
+PING_SENT=0 PING_LOST='?' PING_MISSING=''
 if [[ $MODE == reload ]]; then
 	check "at most $MAX_LOST ping lost across both reloads" ping_result
 else
@@ -372,7 +372,7 @@ initiations() {
 		((INIT_DURING == 0))
 	fi
 }
-INIT_BEFORE=? INIT_DURING=?
+INIT_BEFORE='?' INIT_DURING='?'
 if [[ $MODE == reload ]]; then
 	check "the underlay holds no handshake initiation between alpha and beta during the reloads" initiations
 else
