@@ -34,7 +34,7 @@ PT_PREFIX=${PT_PREFIX:-b$$}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-	sed -n '3,4p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
+	sed -n '4,5p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
 	exit 2
 }
 
