@@ -9,51 +9,122 @@ import (
 	"strings"
 )
 
-// `peer help` is the manual page: packaging/ installs its text as the
-// package's documentation, and the flag lists are the real flag sets'
-// own (each command is asked for its -h), so they cannot drift from the
-// code. testdata/help.golden holds the expected text.
+// One table, commands(), says what each subcommand is: run dispatches
+// on it, a command's -h prints its synopsis, its description and its own
+// flag set's defaults, and `peer help` (the manual page: packaging/
+// installs its text as the package's documentation) is every command's
+// -h in turn. So no flag list is written by hand, and none can drift
+// from the code. testdata/help.golden and testdata/usage.golden hold the
+// expected texts.
 
-// helpCommand is one subcommand as the manual describes it.
-type helpCommand struct {
+// command is one subcommand: how it runs and how its -h and the manual
+// describe it.
+type command struct {
+	// name is the word after peer ("" runs the node) and the name of the
+	// command's flag set ("peer" for the node's).
+	name     string
 	synopsis string
 	about    string
-	// flags runs the command with -h, which prints its flag set's
-	// defaults to stderr and touches nothing.
-	flags func(stderr io.Writer) error
+	run      func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
-func helpCommands() []helpCommand {
-	none := io.Discard
-	h := []string{"-h"}
-	return []helpCommand{
-		{"peer -config FILE [flags]", "Run this node: find it in the mesh file by its private key, create the TUN\n" +
+func commands() []command {
+	return []command{
+		{"", "peer -config FILE [flags]", "Run this node: find it in the mesh file by its private key, create the TUN\n" +
 			"interface with its addresses, install the routes of the other peers' prefixes and\n" +
 			"forward until SIGINT or SIGTERM, then remove what it set up.",
-			func(e io.Writer) error { return cmdRun(h, e) }},
-		{"peer check -config FILE [flags]", "Validate the mesh file (FILE:LINE errors) and show this node's view of it:\n" +
+			func(args []string, _ io.Reader, _, stderr io.Writer) error { return cmdRun(args, stderr) }},
+		{"check", "peer check -config FILE [flags]", "Validate the mesh file (FILE:LINE errors) and show this node's view of it:\n" +
 			"addresses, peers, routes. Without a private key, check the whole mesh.",
-			func(e io.Writer) error { return cmdCheck(h, none, e) }},
-		{"peer routes -config FILE [flags]", "Print the commands that configure this node's interface and routes.",
-			func(e io.Writer) error { return cmdRoutes(h, none, e) }},
-		{"peer status [-iface NAME | -socket PATH] [-json]", "Ask the running node for its peers, sessions, counters and drops.",
-			func(e io.Writer) error { return cmdStatus(h, none, e) }},
-		{"peer reload [-iface NAME | -socket PATH] [-json]", "Make the running node read its mesh file again and apply what changed\n" +
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdCheck(args, stdout, stderr)
+			}},
+		{"routes", "peer routes -config FILE [flags]", "Print the commands that configure this node's interface and routes.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdRoutes(args, stdout, stderr)
+			}},
+		{"status", "peer status [-iface NAME | -socket PATH] [-json]", "Ask the running node for its peers, sessions, counters and drops.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdStatus(args, stdout, stderr)
+			}},
+		{"reload", "peer reload [-iface NAME | -socket PATH] [-json]", "Make the running node read its mesh file again and apply what changed\n" +
 			"(as SIGHUP does); print what changed.",
-			func(e io.Writer) error { return cmdReload(h, none, e) }},
-		{"peer capture [-iface NAME | -socket PATH] [flags] -w FILE|-", "Attach to the running node and stream its traffic as pcapng (the format of\n" +
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdReload(args, stdout, stderr)
+			}},
+		{"capture", "peer capture [-iface NAME | -socket PATH] [flags] -w FILE|-", "Attach to the running node and stream its traffic as pcapng (the format of\n" +
 			"-pcap) to FILE or stdout, until SIGINT or -c packets; no capture flag needed at start.",
-			func(e io.Writer) error { return cmdCapture(h, none, e) }},
-		{"peer decode FILE", "Print a pcap or pcapng file one line per packet.",
-			func(e io.Writer) error { return cmdDecode(h, none, e) }},
-		{"peer genkey", "Print a new private key (the format of wg genkey).",
-			func(e io.Writer) error { return cmdGenkey(h, none, e) }},
-		{"peer pubkey < private.key", "Print the public key of the private key on stdin (as wg pubkey).",
-			func(e io.Writer) error { return cmdPubkey(h, strings.NewReader(""), none, e) }},
-		{"peer version", "Print the version, the commit it was built from, and the Go toolchain.",
-			func(e io.Writer) error { return cmdVersion(h, none, e) }},
-		{"peer help", "Print this manual.", nil},
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdCapture(args, stdout, stderr)
+			}},
+		{"decode", "peer decode FILE", "Print a pcap or pcapng file one line per packet.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdDecode(args, stdout, stderr)
+			}},
+		{"genkey", "peer genkey", "Print a new private key (the format of wg genkey).",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdGenkey(args, stdout, stderr)
+			}},
+		{"pubkey", "peer pubkey < private.key", "Print the public key of the private key on stdin (as wg pubkey).", cmdPubkey},
+		{"version", "peer version", "Print the version, the commit it was built from, and the Go toolchain.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdVersion(args, stdout, stderr)
+			}},
+		// It has no flag set: `peer help -h` prints the manual too.
+		{"help", "peer help", "Print this manual.",
+			func(_ []string, _ io.Reader, stdout, _ io.Writer) error { return writeHelp(stdout) }},
 	}
+}
+
+// lookupCommand returns the command named name (run's word after peer,
+// or its flag set's name).
+func lookupCommand(name string) (command, bool) {
+	if name == "peer" {
+		name = ""
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// usageHead is the start of a command's -h: its synopsis and what it does.
+func usageHead(c command) string {
+	return "usage: " + c.synopsis + "\n\n" + c.about + "\n"
+}
+
+// flagsHead separates a command's description from its flags in its -h.
+const flagsHead = "\nflags:\n"
+
+// printUsage is the Usage of every flag set (see newFlagSet): what the
+// command's -h prints, and what a bad flag is answered with.
+func printUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	c, ok := lookupCommand(fs.Name())
+	if !ok {
+		c = command{synopsis: "peer " + fs.Name() + " [flags]"}
+	}
+	io.WriteString(w, usageHead(c))
+	some := false
+	fs.VisitAll(func(*flag.Flag) { some = true })
+	if some {
+		io.WriteString(w, flagsHead)
+		fs.PrintDefaults()
+	}
+}
+
+// writeUsage writes the short usage run answers an unknown command with.
+func writeUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %s\n", c.synopsis)
+	}
+	b.WriteString("\n`peer COMMAND -h` lists a command's flags; `peer help` is the manual\n" +
+		"(every command, its flags, files, signals).\n")
+	io.WriteString(w, b.String())
 }
 
 const helpHead = `NAME
@@ -106,22 +177,27 @@ SEE ALSO
     /usr/share/doc/peer/README.md
 `
 
-// writeHelp writes the manual to w.
+// writeHelp writes the manual to w: each command's section is its -h.
 func writeHelp(w io.Writer) error {
 	var b bytes.Buffer
 	b.WriteString(helpHead)
-	for _, c := range helpCommands() {
+	for _, c := range commands() {
 		fmt.Fprintf(&b, "    %s\n", c.synopsis)
 		for _, l := range strings.Split(c.about, "\n") {
 			fmt.Fprintf(&b, "        %s\n", l)
 		}
-		if c.flags != nil {
-			var fl bytes.Buffer
-			if err := c.flags(&fl); err != nil && !isHelp(err) {
-				return fmt.Errorf("flags of %q: %w", c.synopsis, err)
+		// help has no flag set, and asking it for -h would recurse.
+		if c.name != "help" {
+			// -h prints the flag set's usage to stderr and touches nothing.
+			var h bytes.Buffer
+			if err := c.run([]string{"-h"}, strings.NewReader(""), io.Discard, &h); err != nil && !isHelp(err) {
+				return fmt.Errorf("-h of %q: %w", c.synopsis, err)
 			}
-			// The first line is the flag package's "Usage of NAME:".
-			_, defaults, _ := strings.Cut(fl.String(), "\n")
+			rest, ok := strings.CutPrefix(h.String(), usageHead(c))
+			if !ok {
+				return fmt.Errorf("-h of %q does not start with its synopsis: %q", c.synopsis, h.String())
+			}
+			defaults := strings.TrimPrefix(rest, flagsHead)
 			for _, l := range strings.Split(strings.TrimRight(defaults, "\n"), "\n") {
 				if l != "" {
 					fmt.Fprintf(&b, "    %s\n", strings.ReplaceAll(l, "\t", "    "))

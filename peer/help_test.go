@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,20 +12,12 @@ import (
 	"testing"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/help.golden from the current output")
+var updateGolden = flag.Bool("update", false, "rewrite testdata/help.golden and testdata/usage.golden from the current output")
 
-// TestHelpGolden: `peer help` is the manual the package ships; a change to
-// it (a flag added, a description reworded) shows in review as a change of
-// testdata/help.golden. Regenerate with go test ./peer -run HelpGolden -update.
-func TestHelpGolden(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("peer routes -os defaults to the build's GOOS; the golden file is linux's")
-	}
-	code, out, stderr := runCmd(t, "", "help")
-	if code != 0 {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	golden := filepath.Join("testdata", "help.golden")
+// checkGolden compares out with testdata/NAME, or rewrites it with -update.
+func checkGolden(t *testing.T, name, out string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
 	if *updateGolden {
 		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
 			t.Fatal(err)
@@ -34,19 +28,84 @@ func TestHelpGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out != string(want) {
-		t.Errorf("peer help differs from %s (rerun with -update and review the diff):\n%s", golden, out)
+		t.Errorf("output differs from %s (rerun with -update and review the diff):\n%s", golden, out)
 	}
 }
 
-// TestHelpCoversEveryCommand: each command of the short usage has its
-// section in the manual, and the manual has the sections a man page has.
+// TestHelpGolden: `peer help` is the manual the package ships; a change to
+// it (a flag added, a description reworded) shows in review as a change of
+// testdata/help.golden. Regenerate with go test ./peer -run Golden -update.
+func TestHelpGolden(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("peer routes -os defaults to the build's GOOS; the golden file is linux's")
+	}
+	code, out, stderr := runCmd(t, "", "help")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	checkGolden(t, "help.golden", out)
+}
+
+// TestUsageGolden: every command's -h (exit 0, on stderr) and the short
+// usage an unknown command gets, in testdata/usage.golden. A flag added
+// to a command shows there without anyone writing it down.
+func TestUsageGolden(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("peer routes -os defaults to the build's GOOS; the golden file is linux's")
+	}
+	var b strings.Builder
+	for _, c := range commands() {
+		if c.name == "help" {
+			continue // its -h is the manual: help.golden
+		}
+		args := []string{"-h"}
+		if c.name != "" {
+			args = []string{c.name, "-h"}
+		}
+		code, out, errOut := runCmd(t, "", args...)
+		if code != 0 || out != "" {
+			t.Errorf("peer %s: exit %d, stdout %q", strings.Join(args, " "), code, out)
+		}
+		fmt.Fprintf(&b, "$ peer %s\n%s\n", strings.Join(args, " "), errOut)
+	}
+	code, _, errOut := runCmd(t, "", "nosuch")
+	if code != exitUsage {
+		t.Errorf("peer nosuch: exit %d, want %d", code, exitUsage)
+	}
+	fmt.Fprintf(&b, "$ peer nosuch\n%s", errOut)
+	checkGolden(t, "usage.golden", b.String())
+}
+
+// TestSynopsisFlags: a flag a synopsis names is one of its command's
+// flags (the synopses are the one hand-written part of -h).
+func TestSynopsisFlags(t *testing.T) {
+	defined := regexp.MustCompile(`(?m)^  (-[a-z0-9-]+)`)
+	named := regexp.MustCompile(`(?:^|[\s\[|])(-[a-z][a-z0-9-]*)`)
+	for _, c := range commands() {
+		if c.name == "help" {
+			continue
+		}
+		var h strings.Builder
+		c.run([]string{"-h"}, strings.NewReader(""), io.Discard, &h)
+		flags := map[string]bool{}
+		for _, m := range defined.FindAllStringSubmatch(h.String(), -1) {
+			flags[m[1]] = true
+		}
+		for _, m := range named.FindAllStringSubmatch(c.synopsis, -1) {
+			if !flags[m[1]] {
+				t.Errorf("synopsis %q names %s, which peer %s does not have", c.synopsis, m[1], c.name)
+			}
+		}
+	}
+}
+
+// TestHelpCoversEveryCommand: each command has its section in the
+// manual, and the manual has the sections a man page has.
 func TestHelpCoversEveryCommand(t *testing.T) {
-	var u strings.Builder
-	usage(&u)
 	_, manual, _ := runCmd(t, "", "help")
-	for _, m := range regexp.MustCompile(`(?m)^\s+peer ([a-z]+)`).FindAllStringSubmatch(u.String(), -1) {
-		if !strings.Contains(manual, "\n    peer "+m[1]) {
-			t.Errorf("peer help has no section for %q", m[1])
+	for _, c := range commands() {
+		if !strings.Contains(manual, "\n    "+c.synopsis+"\n") {
+			t.Errorf("peer help has no section for %q", c.synopsis)
 		}
 	}
 	for _, s := range []string{"NAME", "SYNOPSIS", "COMMANDS", "FILES", "SIGNALS", "EXIT STATUS", "SEE ALSO"} {

@@ -36,39 +36,17 @@ func main() {
 
 // run dispatches a subcommand and maps its error to an exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var err error
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	switch cmd {
-	case "":
-		err = cmdRun(args, stderr)
-	case "check":
-		err = cmdCheck(args, stdout, stderr)
-	case "routes":
-		err = cmdRoutes(args, stdout, stderr)
-	case "status":
-		err = cmdStatus(args, stdout, stderr)
-	case "reload":
-		err = cmdReload(args, stdout, stderr)
-	case "capture":
-		err = cmdCapture(args, stdout, stderr)
-	case "decode":
-		err = cmdDecode(args, stdout, stderr)
-	case "genkey":
-		err = cmdGenkey(args, stdout, stderr)
-	case "pubkey":
-		err = cmdPubkey(args, stdin, stdout, stderr)
-	case "version":
-		err = cmdVersion(args, stdout, stderr)
-	case "help":
-		err = writeHelp(stdout)
-	default:
+	c, ok := lookupCommand(cmd)
+	if !ok {
 		fmt.Fprintf(stderr, "peer: unknown command %q\n", cmd)
-		usage(stderr)
+		writeUsage(stderr)
 		return exitUsage
 	}
+	err := c.run(args, stdin, stdout, stderr)
 	if err == nil {
 		return 0
 	}
@@ -83,34 +61,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  peer -config FILE [-key FILE] [-iface NAME] [-listen PORT] [-socket PATH] [-no-routes]
-       [-wg-socket PATH|none] [-driver auto|water|offload] [-watch] [-v] [-log-format text|json]
-       [-metrics ADDR] [-log-packets] [-pcap FILE] [-pcap-outer] [-pcap-keys]
-       [-pcap-max-size BYTES] [-pcap-max-files N]
-  peer check -config FILE [-key FILE] [-iface NAME] [-listen PORT]
-  peer routes -config FILE [-key FILE] [-iface NAME] [-os linux|darwin] [-down]
-  peer status [-iface NAME | -socket PATH] [-json]
-  peer reload [-iface NAME | -socket PATH] [-json]
-  peer capture [-iface NAME | -socket PATH] [-peer NAME] [-outer] [-keys] [-c COUNT] -w FILE|-
-  peer decode FILE
-  peer genkey
-  peer pubkey < private.key
-  peer version
-  peer help                  (the manual: every command, its flags, files, signals)
-
--metrics ADDR (or metrics: in the mesh file) serves Prometheus metrics at http://ADDR/metrics.
-ADDR is HOST:PORT with an IP address: 127.0.0.1:9586 for this host only, or an address of it;
-every interface only when written out (0.0.0.0:9586, [::]:9586), never by leaving the host off
-(":9586" is refused).
-`)
-}
-
-// newFlagSet returns a flag set whose parse errors are usage errors.
+// newFlagSet returns a flag set whose parse errors are usage errors and
+// whose -h is the command's synopsis, description and flags (printUsage).
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(fs) }
 	return fs
 }
 

@@ -169,7 +169,12 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	if err != nil {
 		return err
 	}
-	defer tun.Close()
+	defer func() {
+		// Closing the TUN removes the interface: a failure may leave it behind.
+		if err := tun.Close(); err != nil {
+			log.Warn("closing the TUN device", "err", err)
+		}
+	}()
 	p := plan(node, sys.goos)
 	p.Iface = tun.Name()
 	if err := sys.run(ctx, p.LinkUp()); err != nil {
@@ -232,7 +237,10 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 				log.Warn("taking down routes and policy", "err", err)
 			}
 			if statePath != "" {
-				os.Remove(statePath)
+				// Left behind, it makes the next start take down and restore again.
+				if err := os.Remove(statePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+					log.Warn("removing the sysctl state file", "err", err)
+				}
 			}
 		}()
 		// NetworkUp: the mesh routes, then PolicyUp (sysctls, the

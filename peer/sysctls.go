@@ -122,8 +122,11 @@ func (r *reloader) prepareSysctls(ctx context.Context, socket string) (string, e
 		r.log.Warn("a node of this interface did not stop cleanly: taking down what it left and restoring its sysctls", "state", path)
 		left := r.currentPlan()
 		left.Routes, left.UseExit, left.Exit, left.ClampMSS, left.SysctlsBefore = nil, true, true, true, before
-		// Most of it is gone already; the failures say only that.
-		_ = r.sys.runTolerant(ctx, left.PolicyDown())
+		// Most of it is gone already; the failures say only that, so they
+		// are logged for -v only.
+		if err := r.sys.runTolerant(ctx, left.PolicyDown()); err != nil {
+			r.log.Debug("taking down what the last node left", "err", err)
+		}
 	} else {
 		before = readSysctls(r.sys.readSysctl)
 	}

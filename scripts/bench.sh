@@ -8,7 +8,8 @@
 # default offloads). One tunnel runs at a time between them (10.10.0.1/2, MTU 1420) and is torn
 # down before the next configuration starts:
 #   none          iperf3 straight over the veth pair: the ceiling
-#   wg            stock wireguard-go (go install golang.zx2c4.com/wireguard@latest), wg(8) + ip(8)
+#   wg            stock wireguard-go, the version our go.mod requires (lib.sh's pt_wireguard_go;
+#                 --wireguard-go PATH for another), wg(8) + ip(8); the report names the version
 #   peer-offload  peer -driver offload (TUN with GSO/GRO offloads)
 #   peer-water    peer -driver water (one packet per read/write)
 # The loop is "for each round, for each configuration", so machine noise hits every one alike.
@@ -33,11 +34,11 @@ PT_PREFIX=${PT_PREFIX:-b$$}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-	sed -n '3,4p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
+	sed -n '4,5p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
 	exit 2
 }
 
-TIME=10 ROUNDS=3 OUT= RAW= PROFILE= BIN= WGGO=
+TIME=10 ROUNDS=3 OUT='' RAW='' PROFILE='' BIN='' WGGO=''
 CONFIGS="none wg peer-offload peer-water"
 ARGS=("$@")
 while (($#)); do
@@ -75,30 +76,11 @@ warn() {
 }
 
 # ---- binaries -------------------------------------------------------------------------------
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-need_wg=0
-[[ " ${CONFIG_LIST[*]} " != *" wg "* ]] || need_wg=1
-if ((need_wg)) && [[ -z $WGGO ]]; then
-	log "installing wireguard-go: GOBIN=$PT_DIR go install golang.zx2c4.com/wireguard@latest"
-	if (cd "$PT_DIR" && GOBIN=$PT_DIR go install golang.zx2c4.com/wireguard@latest) >"$PT_DIR/go-install.log" 2>&1; then
-		WGGO=$PT_DIR/wireguard
-	else
-		sed 's/^/    | /' "$PT_DIR/go-install.log"
-		log "go install @latest failed; building the wireguard-go version pinned in go.mod instead"
-		WGGO=$PT_DIR/wireguard
-		pt_build_wireguard_go "$WGGO" || die "no wireguard-go: go install and go build both failed"
-	fi
-fi
+pt_use_peer
 WGGO_VERSION=n/a
-if ((need_wg)); then
-	WGGO=$(realpath "$WGGO")
-	WGGO_VERSION=$(go version -m "$WGGO" 2>/dev/null | awk '($1 == "mod" || $1 == "dep") && $2 == "golang.zx2c4.com/wireguard" {print $3; exit}')
-	WGGO_VERSION=${WGGO_VERSION:-unknown}
+if [[ " ${CONFIG_LIST[*]} " == *" wg "* ]]; then
+	pt_wireguard_go WGGO "$WGGO" || die "no wireguard-go"
+	WGGO_VERSION=$PT_WGGO_VERSION
 fi
 PEER_VERSION=$(cd "$PT_REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(cd "$PT_REPO_DIR" && git status --porcelain --untracked-files=no 2>/dev/null) ]] || PEER_VERSION+="+dirty"

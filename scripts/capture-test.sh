@@ -23,24 +23,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 55 "$@"
 
-BIN=
-# shellcheck disable=SC2034 # PT_VERBOSE is read by lib.sh's check
-while (($#)); do
-	case $1 in
-	--bin) BIN=$2; shift 2 ;;
-	--bin=*) BIN=${1#--bin=}; shift ;;
-	-v) PT_VERBOSE=1; shift ;;
-	*) echo "usage: $0 [--bin PATH] [-v]" >&2; exit 2 ;;
-	esac
-done
+pt_peer_args "$@"
 require_cmds ip python3 ping sha256sum timeout tshark grep awk
-
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
+pt_use_peer
 log "testing $BIN with $(tshark --version 2>/dev/null | head -n 1)"
 
 PORT=51820

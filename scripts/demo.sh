@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh: peer's main job, shown end to end on one machine.
 #
-#   sudo bash scripts/demo.sh [--bin PATH]
+#   sudo bash scripts/demo.sh [--bin PATH] [-v]
 #
 # Builds ./peer, makes three hosts alpha, beta and gamma as network namespaces on a shared
 # switch (plus the lan3 network behind gamma; see scripts/topology.sh), gives them keys from
@@ -13,14 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 120 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN=
-while (($#)); do
-	case $1 in
-	--bin) BIN=$2; shift 2 ;;
-	--bin=*) BIN=${1#--bin=}; shift ;;
-	*) echo "usage: $0 [--bin PATH]" >&2; exit 2 ;;
-	esac
-done
+pt_peer_args "$@"
 require_cmds ip ping go
 
 # demo_ping NS ADDR: waits for the tunnel, then 3 pings summed up on one line.
@@ -31,13 +24,7 @@ demo_ping() {
 	awk -F'[ /]' '/packets transmitted/ {r = $4 "/" $1 " replies"} /^rtt/ {a = ", rtt avg " $8 " ms"} END {print r a}' <<<"$out"
 }
 
-if [[ -z $BIN ]]; then
-	log "go build -o peer ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 
 log "three hosts on one switch: ${MESH_HOSTS[*]} (namespaces ${PT_PREFIX}*), lan3 behind gamma"
 mesh_topology_up

@@ -34,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 240 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN= IMPAIR=
+BIN='' IMPAIR=''
 while (($#)); do
 	case $1 in
 	--bin) BIN=$2; shift 2 ;;
@@ -60,13 +60,7 @@ RECOVER_SECS=5                # traffic both ways after beta's SIGKILL and resta
 CRASH_RATE=200mbit            # alpha's underlay during the crash, so the transfer lasts
 RELAY_N=9 MALLORY_N=66
 
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 if [[ -z $IMPAIR ]]; then
 	IMPAIR=$PT_DIR/impair
 	pt_build_impair "$IMPAIR" || die "go build ./cmd/impair"
@@ -178,7 +172,7 @@ lossy_transfer() {
 	echo "alpha: $LOSSY_RETRANS; ping rtt min/avg/max/mdev through the relay: ${LOSSY_RTT:-none}"
 	return $rc
 }
-LOSSY_RETRANS= LOSSY_RTT=
+LOSSY_RETRANS='' LOSSY_RTT=''
 check "tcp alpha -> beta: $LOSSY_MIB MiB intact through loss, duplication and reordering" lossy_transfer
 LOSSY_RESULT=$(sed -n 's/^ok: [0-9]* bytes, sha256 [0-9a-f]*, //p' "$PT_DIR/lossy-transfer.txt")
 

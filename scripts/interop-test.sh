@@ -17,7 +17,8 @@
 # SHA-256 checked on both ends, the first handshake initiation's sender checked in a
 # dumpcap capture of the underlay, and `wg show` printed.
 #
-# --wireguard-go uses a prebuilt wireguard-go instead of building the one pinned in go.mod.
+# It runs the wireguard-go version our go.mod requires (lib.sh's pt_wireguard_go) and names
+# it in its log and summary. --wireguard-go uses a prebuilt one instead.
 # --reference-wireguard-go runs wireguard-go in place of peer too, to prove the harness.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -37,22 +38,12 @@ while (($#)); do
 done
 require_cmds ip wg python3 ping sha256sum timeout dumpcap tshark pgrep
 
-if [[ -z $WGGO ]]; then
-	log "building wireguard-go (version pinned in go.mod)"
-	WGGO=$PT_DIR/wireguard-go
-	pt_build_wireguard_go "$WGGO" || die "go install golang.zx2c4.com/wireguard@latest"
-fi
-WGGO=$(realpath "$WGGO")
+pt_wireguard_go WGGO "$WGGO" || die "no wireguard-go"
 if [[ $IMPL == peer ]]; then
-	if [[ -z $BIN ]]; then
-		log "building ./peer"
-		BIN=$PT_DIR/peer
-		pt_build_peer "$BIN" || die "go build ./peer"
-	fi
-	BIN=$(realpath "$BIN")
-	log "testing $BIN against $WGGO"
+	pt_use_peer
+	log "testing $BIN against wireguard-go $PT_WGGO_VERSION ($WGGO)"
 else
-	log "reference run: wireguard-go on both sides"
+	log "reference run: wireguard-go $PT_WGGO_VERSION ($WGGO) on both sides"
 fi
 
 PORT=51820
@@ -257,4 +248,4 @@ check "control: ping wg -> pn $TA4 within 5s" pt_await_ping 5 "$NSB" "$TA4"
 
 stop_a
 stop_b
-pt_summary "interop-test ($IMPL vs wireguard-go)"
+pt_summary "interop-test ($IMPL vs wireguard-go $PT_WGGO_VERSION)"

@@ -19,6 +19,7 @@ PT_NETNS=()    # namespaces to delete
 PT_DIRS=()     # directories to remove
 PT_LOGS=()     # logs to show when something failed
 PT_CLEANUP_HOOKS=()
+PT_STEPS=()    # pt_step's results, for pt_summary
 PT_PASSED=0
 PT_FAILED=0
 PT_START=${EPOCHREALTIME/./}
@@ -35,11 +36,13 @@ pt_elapsed() {
 # pass and fail record the outcome of one check with a greppable line.
 pass() {
 	PT_PASSED=$((PT_PASSED + 1))
-	echo "PASS: $*"
+	PT_LAST_RESULT="PASS: $*"
+	echo "$PT_LAST_RESULT"
 }
 fail() {
 	PT_FAILED=$((PT_FAILED + 1))
-	echo "FAIL: $*"
+	PT_LAST_RESULT="FAIL: $*"
+	echo "$PT_LAST_RESULT"
 }
 
 # die records a failure that makes going on pointless; the EXIT trap cleans up.
@@ -71,10 +74,30 @@ check() {
 	return 0
 }
 
-# pt_summary prints the totals and returns non-zero when any check failed or none ran.
+# pt_step NAME CMD...: check for long steps (test.sh's): CMD's output streams as it comes
+# instead of being kept for a failure, the result line gives the duration, and pt_summary
+# lists every step's result again. It never aborts either.
+pt_step() {
+	local name=$1 rc=0 t0=$SECONDS
+	shift
+	echo
+	echo "==> $name"
+	"$@" || rc=$?
+	if ((rc == 0)); then
+		pass "$name ($((SECONDS - t0))s)"
+	else
+		fail "$name (exit $rc, $((SECONDS - t0))s)"
+	fi
+	PT_STEPS+=("$PT_LAST_RESULT")
+	return 0
+}
+
+# pt_summary NAME prints the steps' results (if any) and the totals, and returns non-zero
+# when any check failed or none ran.
 pt_summary() {
 	local name=$1
 	echo "----"
+	((${#PT_STEPS[@]} == 0)) || printf '%s\n' "${PT_STEPS[@]}"
 	if ((PT_FAILED == 0 && PT_PASSED > 0)); then
 		echo "PASS: $name: all $PT_PASSED checks passed in $(pt_elapsed)s"
 		return 0
@@ -448,16 +471,40 @@ pt_vm_kib() {
 	awk -v f="$2:" '$1 == f {print $2; found=1} END {exit !found}' "/proc/$1/status"
 }
 
-# pt_build_wireguard_go OUT: installs stock wireguard-go (golang.zx2c4.com/wireguard@latest,
-# as the issue asks) into a temporary GOBIN, independent of our go.mod, and moves it to OUT.
-pt_build_wireguard_go() {
-	local dir
-	dir=$(mktemp -d /tmp/wggo.XXXXXX)
-	(cd "$dir" && GOBIN="$dir" GOFLAGS= go install golang.zx2c4.com/wireguard@latest) &&
-		mv "$dir/wireguard" "$1"
-	local rc=$?
-	rm -rf -- "$dir"
-	return $rc
+# PT_CACHE_DIR keeps what a run builds and a later run may reuse (stock wireguard-go).
+PT_CACHE_DIR=${PT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/peer-scripts}
+
+# pt_wireguard_go VAR [PATH]: stores in VAR the stock wireguard-go to run and sets
+# PT_WGGO_VERSION to its module version (from the binary's build info). PATH, if given,
+# is a prebuilt one; otherwise it is the version of golang.zx2c4.com/wireguard that our
+# go.mod requires, installed once with go install MODULE@VERSION into
+# $PT_CACHE_DIR/wireguard-go@VERSION and reused by later runs. Pinned, not @latest, so
+# that interop results and benchmark figures compare across runs.
+pt_wireguard_go() {
+	local var=$1 bin=${2:-} v dir tmp
+	if [[ -z $bin ]]; then
+		v=$(cd "$PT_REPO_DIR" && go list -m -f '{{.Version}}' golang.zx2c4.com/wireguard) ||
+			{ echo "no golang.zx2c4.com/wireguard in go.mod"; return 1; }
+		dir=$PT_CACHE_DIR/wireguard-go@$v
+		bin=$dir/wireguard
+		if [[ ! -x $bin ]]; then
+			log "installing wireguard-go $v: GOBIN=$dir go install golang.zx2c4.com/wireguard@$v"
+			mkdir -p "$PT_CACHE_DIR"
+			tmp=$(mktemp -d "$PT_CACHE_DIR/.wireguard-go.XXXXXX")
+			# Outside our module, so its own go.mod chooses its dependencies.
+			if ! (cd "$tmp" && GOBIN=$tmp GOFLAGS='' go install "golang.zx2c4.com/wireguard@$v"); then
+				rm -rf -- "$tmp"
+				return 1
+			fi
+			# Another run may have got there first; its copy is as good.
+			mv -T "$tmp" "$dir" 2>/dev/null || rm -rf -- "$tmp"
+		fi
+	fi
+	bin=$(realpath "$bin") || return 1
+	PT_WGGO_VERSION=$(go version -m "$bin" 2>/dev/null |
+		awk '($1 == "mod" || $1 == "dep") && $2 == "golang.zx2c4.com/wireguard" {print $3; exit}')
+	PT_WGGO_VERSION=${PT_WGGO_VERSION:-unknown}
+	printf -v "$var" '%s' "$bin"
 }
 
 # pt_wggo_start NS IFACE LOGFILE BIN: starts wireguard-go in NS in the foreground mode and

@@ -32,21 +32,15 @@ require_cmds ip python3 ping sha256sum timeout
 [[ $MESH_IMPL == peer ]] || require_cmds wg
 
 if [[ $MESH_IMPL == peer ]]; then
-	if [[ -z $BIN ]]; then
-		log "building ./peer"
-		BIN=$PT_DIR/peer
-		pt_build_peer "$BIN" || die "go build ./peer"
-	fi
-	BIN=$(realpath "$BIN")
+	pt_use_peer
 	KEYTOOL=$BIN
 	log "testing $BIN"
 else
-	log "reference run: stock wireguard-go configured with wg(8)"
-	BIN=$PT_DIR/wireguard-go
-	pt_build_wireguard_go "$BIN" || die "go build wireguard-go"
+	pt_wireguard_go BIN || die "no wireguard-go"
+	MESH_BIN=$BIN
 	KEYTOOL=wg
+	log "reference run: stock wireguard-go $PT_WGGO_VERSION ($BIN) configured with wg(8)"
 fi
-MESH_BIN=$BIN
 
 log "topology: namespaces ${PT_PREFIX}{sw,alpha,beta,gamma,lan3}"
 mesh_topology_up
@@ -182,4 +176,4 @@ for h in "${MESH_HOSTS[@]}"; do
 	check "$h exits on SIGTERM and removes its interface and routes" stopped_clean "$h"
 done
 
-pt_summary "mesh-test ($MESH_IMPL)"
+pt_summary "mesh-test ($MESH_IMPL${PT_WGGO_VERSION:+ $PT_WGGO_VERSION})"

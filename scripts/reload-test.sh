@@ -39,7 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 150 "$@"
 source "$PT_LIB_DIR/topology.sh"
 
-BIN= MODE=reload R=
+BIN='' MODE=reload R=''
 while (($#)); do
 	case $1 in
 	--bin) BIN=$2; shift 2 ;;
@@ -64,13 +64,7 @@ LAN2_V4=10.20.2.2 LAN2_V6=fd20:2::2
 # whose first 4 bytes are the little-endian message type 1).
 CAP_FILTER='ip and udp and udp[4:2] = 156 and udp[8:4] = 0x01000000'
 
-if [[ -z $BIN ]]; then
-	log "building ./peer"
-	BIN=$PT_DIR/peer
-	pt_build_peer "$BIN" || die "go build ./peer"
-fi
-BIN=$(realpath "$BIN")
-MESH_BIN=$BIN
+pt_use_peer
 log "testing $BIN"
 [[ $MODE == reload ]] || log "reference run: every reload is a restart of the node"
 
@@ -348,7 +342,7 @@ ping_result() {
 	[[ $MODE == restart ]] && return 0
 	((PING_LOST <= MAX_LOST))
 }
-PING_SENT=0 PING_LOST=? PING_MISSING=
+PING_SENT=0 PING_LOST='?' PING_MISSING=''
 if [[ $MODE == reload ]]; then
 	check "at most $MAX_LOST ping lost across both reloads" ping_result
 else
@@ -378,7 +372,7 @@ initiations() {
 		((INIT_DURING == 0))
 	fi
 }
-INIT_BEFORE=? INIT_DURING=?
+INIT_BEFORE='?' INIT_DURING='?'
 if [[ $MODE == reload ]]; then
 	check "the underlay holds no handshake initiation between alpha and beta during the reloads" initiations
 else

@@ -8,12 +8,13 @@
 # the namespace tests of NS_TESTS below (scripts/mesh-test.sh, interop-test.sh,
 # capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh, metrics-test.sh, livecap-test.sh,
 # exit-test.sh) against the peer built
-# here, and scripts/package-test.sh (the .deb and sd_notify). Every step runs even after a failure; the summary lists each step's result and the exit status is 0 only when all
-# passed. The namespace tests need root: without it they skip, unless CI=true, where
-# they fail.
+# here, and scripts/package-test.sh (the .deb and sd_notify). Every step runs even after a
+# failure (lib.sh's pt_step); the summary lists each step's result and the exit status is 0
+# only when all passed. The namespace tests need root: without it they skip, unless CI=true,
+# where they fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export PATH="$PATH:/usr/local/go/bin"
+source scripts/lib.sh
 
 # A count, not a duration: with a duration go1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" at the deadline (go.dev/issue/75804, fixed in Go 1.27).
@@ -35,25 +36,6 @@ fi
 
 TMP=$(mktemp -d /tmp/peer-test.XXXXXX)
 trap 'rm -rf -- "$TMP"' EXIT
-RESULTS=()
-FAILED=0
-START=$SECONDS
-
-# step NAME CMD...: runs one step, records PASS/FAIL with its duration.
-step() {
-	local name=$1 rc=0 t0=$SECONDS
-	shift
-	echo
-	echo "==> $name"
-	"$@" || rc=$?
-	if ((rc == 0)); then
-		RESULTS+=("PASS: $name ($((SECONDS - t0))s)")
-	else
-		RESULTS+=("FAIL: $name (exit $rc, $((SECONDS - t0))s)")
-		FAILED=$((FAILED + 1))
-	fi
-	echo "${RESULTS[-1]}"
-}
 
 gofmt_clean() {
 	local out
@@ -80,30 +62,23 @@ fuzz_smoke() {
 	return $rc
 }
 
-step "gofmt -l ." gofmt_clean
-step "go vet ./..." go vet ./...
-step "go test -race -count=1 ./..." go test -race -count=1 -timeout 10m ./...
-step "fuzz smoke (-fuzztime=$FUZZTIME per target)" fuzz_smoke
-step "go build ./..." go build ./...
-step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
-step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
+pt_step "gofmt -l ." gofmt_clean
+pt_step "go vet ./..." go vet ./...
+pt_step "go test -race -count=1 ./..." go test -race -count=1 -timeout 10m ./...
+pt_step "fuzz smoke (-fuzztime=$FUZZTIME per target)" fuzz_smoke
+pt_step "go build ./..." go build ./...
+pt_step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
+pt_step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
 # The namespace tests, each run against the peer built here.
 NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test metrics-test livecap-test exit-test)
 for t in "${NS_TESTS[@]}"; do
 	if [[ -x $TMP/peer ]]; then
-		step "scripts/$t.sh" bash "scripts/$t.sh" --bin "$TMP/peer"
+		pt_step "scripts/$t.sh" bash "scripts/$t.sh" --bin "$TMP/peer"
 	else
-		step "scripts/$t.sh (no peer binary)" false
+		pt_step "scripts/$t.sh (no peer binary)" false
 	fi
 done
 # The Debian package builds its own binary, installs it, and removes it again.
-step "scripts/package-test.sh" bash scripts/package-test.sh
+pt_step "scripts/package-test.sh" bash scripts/package-test.sh
 
-echo
-echo "==== summary ($((SECONDS - START))s) ===="
-printf '%s\n' "${RESULTS[@]}"
-if ((FAILED > 0)); then
-	echo "FAIL: $FAILED step(s) failed"
-	exit 1
-fi
-echo "PASS: all steps passed"
+pt_summary test.sh
