@@ -183,9 +183,13 @@ func (s *Store) diff(cur, want map[string][]byte, rev int64) *Diff {
 	return d
 }
 
+// Check refuses, with FILE:LINE errors, a mesh (valid for config) that
+// means something else once stored: see checkOrder. Push and Diff call it.
+func Check(m *config.Mesh) error { return checkOrder(m) }
+
 // prepare checks m for the store and renders it.
 func (s *Store) prepare(m *config.Mesh) (map[string][]byte, error) {
-	if err := checkOrder(m); err != nil {
+	if err := Check(m); err != nil {
 		return nil, err
 	}
 	return encode(s.target.Prefix, m), nil
