@@ -102,3 +102,13 @@ func TestMeshCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLineDiff(t *testing.T) {
+	got := strings.Join(lineDiff("a\nb\nc\n", "a\nB\nc\nd\n"), "|")
+	if want := "  a|- b|+ B|  c|+ d"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	if got := lineDiff("", "x\n"); len(got) != 1 || got[0] != "+ x" {
+		t.Errorf("added: %q", got)
+	}
+}
