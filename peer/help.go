@@ -186,7 +186,8 @@ SIGNALS
 
 EXIT STATUS
     0   Success.
-    1   Failure while running (a system command, a socket, the device).
+    1   Failure while running (a system command, a socket, the device, etcd),
+        or a mesh push refused by -if-revision.
     2   Usage error: bad flags, an invalid mesh file, a refused reload.
 
 SEE ALSO
