@@ -57,6 +57,21 @@ func commands() []command {
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdCapture(args, stdout, stderr)
 			}},
+		{"mesh push", "peer mesh push -config FILE -to URL [-if-revision N] [flags]", "Check the mesh file in full (FILE:LINE errors, as peer check) and write it to etcd\n" +
+			"in one transaction; print the new revision and what changed. -if-revision N\n" +
+			"refuses the push (exit 1) if the mesh changed since revision N.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdMeshPush(args, stdout, stderr)
+			}},
+		{"mesh pull", "peer mesh pull -from URL [flags]", "Print the mesh stored in etcd as a mesh file (peers by name), its revision in\n" +
+			"a leading comment.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdMeshPull(args, stdout, stderr)
+			}},
+		{"mesh diff", "peer mesh diff -config FILE -to URL [flags]", "Show what peer mesh push would change in etcd, key by key, without writing.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdMeshDiff(args, stdout, stderr)
+			}},
 		{"decode", "peer decode FILE", "Print a pcap or pcapng file one line per packet.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdDecode(args, stdout, stderr)
@@ -156,6 +171,8 @@ const helpTail = `FILES
         An example mesh file.
 
 ENVIRONMENT
+    ETCD_USERNAME, ETCD_PASSWORD
+        The user and password peer mesh push, pull and diff give etcd.
     NOTIFY_SOCKET
         Set by systemd for a Type=notify unit: the node sends READY=1 once its
         interface, addresses and routes are up, RELOADING=1 and READY=1 around
@@ -169,7 +186,8 @@ SIGNALS
 
 EXIT STATUS
     0   Success.
-    1   Failure while running (a system command, a socket, the device).
+    1   Failure while running (a system command, a socket, the device, etcd),
+        or a mesh push refused by -if-revision.
     2   Usage error: bad flags, an invalid mesh file, a refused reload.
 
 SEE ALSO

@@ -60,7 +60,7 @@ func TestUsageGolden(t *testing.T) {
 		}
 		args := []string{"-h"}
 		if c.name != "" {
-			args = []string{c.name, "-h"}
+			args = append(strings.Fields(c.name), "-h")
 		}
 		code, out, errOut := runCmd(t, "", args...)
 		if code != 0 || out != "" {

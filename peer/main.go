@@ -7,6 +7,7 @@
 //	peer status [-iface NAME] [-json]  ask the running node for its state
 //	peer reload [-iface NAME] [-json]  make the running node apply its changed mesh file
 //	peer capture [-iface NAME] -w FILE|-   stream the running node's packets as pcapng
+//	peer mesh push|pull|diff ...       keep the mesh in etcd (see peer mesh push -h)
 //	peer decode FILE                   print a pcap/pcapng file one line per packet
 //	peer genkey | peer pubkey          make keys (compatible with wg genkey/pubkey)
 //	peer version                       print the version and commit
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // exitUsage is the status for bad command lines and bad configuration.
@@ -39,6 +41,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+		// Two-word commands (mesh push) are one entry of the table.
+		if cmd == "mesh" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			cmd, args = cmd+" "+args[0], args[1:]
+		}
 	}
 	c, ok := lookupCommand(cmd)
 	if !ok {

@@ -6,8 +6,9 @@ export DEBIAN_FRONTEND=noninteractive
 # iproute2: ip netns/veth/bridge; iputils-ping; wireguard-tools: wg(8) to drive stock
 # wireguard-go; tshark (pulls dumpcap): capture checks; python3: checked TCP transfers;
 # procps: pgrep/ps; iperf3 and nftables: the benchmark and firewall experiments;
-# prometheus (for promtool) and curl: the metrics checks.
-PKGS=(iproute2 iputils-ping iperf3 tshark wireguard-tools nftables python3 procps ca-certificates git prometheus curl)
+# prometheus (for promtool) and curl: the metrics checks; etcd-server: a real etcd for the
+# meshstore tests (etcd 3.4 on Debian 12).
+PKGS=(iproute2 iputils-ping iperf3 tshark wireguard-tools nftables python3 procps ca-certificates git prometheus curl etcd-server)
 missing=()
 for p in "${PKGS[@]}"; do
 	[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == 'install ok installed' ]] || missing+=("$p")

@@ -1,0 +1,158 @@
+// Package etcdtest starts a real, throwaway etcd for tests: the etcd binary
+// (Debian's etcd-server package) on 127.0.0.1, with free ports and a
+// temporary data directory, stopped and removed when the test ends.
+package etcdtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// startTimeout bounds how long Start waits for etcd to answer.
+const startTimeout = 20 * time.Second
+
+// Server is a running etcd.
+type Server struct {
+	Endpoint string // 127.0.0.1:PORT of its client URL
+	cmd      *exec.Cmd
+	log      *syncBuffer
+	done     chan struct{}
+}
+
+// URL returns etcd://ENDPOINT/PREFIX for this server.
+func (s *Server) URL(prefix string) string { return "etcd://" + s.Endpoint + "/" + prefix }
+
+// Client returns a client of this server, closed at the test's end.
+func (s *Server) Client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + s.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Start runs etcd for tb. Without the etcd binary it skips tb, or under
+// CI=true fails it: CI installs etcd-server (scripts/install-deps.sh).
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("etcd (Debian package etcd-server) missing in CI")
+		}
+		tb.Skip("etcd not installed (apt-get install etcd-server)")
+	}
+	dir := tb.TempDir()
+	// A port picked free may be taken again before etcd binds it; a few
+	// tries make that race harmless.
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		s, err := start(bin, filepath.Join(dir, strconv.Itoa(try)))
+		if err == nil {
+			tb.Cleanup(s.stop)
+			return s
+		}
+		lastErr = err
+	}
+	tb.Fatal(lastErr)
+	return nil
+}
+
+func start(bin, dataDir string) (*Server, error) {
+	client, peer := freePort(), freePort()
+	if client == 0 || peer == 0 {
+		return nil, fmt.Errorf("no free port")
+	}
+	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
+	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", client), log: &syncBuffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command(bin,
+		"--name", "test", "--data-dir", dataDir,
+		"--listen-client-urls", cu, "--advertise-client-urls", cu,
+		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+		"--initial-cluster", "test="+pu, "--initial-cluster-state", "new",
+		"--log-level", "error")
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting etcd: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("etcd exited before answering:\n%s", s.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("etcd did not answer within %v: %v\n%s", startTimeout, err, s.log.String())
+		}
+	}
+}
+
+// stop ends etcd (SIGTERM, then SIGKILL after 5s); the test's TempDir
+// removes the data.
+func (s *Server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects etcd's output, written by exec's copying goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
