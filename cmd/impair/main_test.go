@@ -99,12 +99,15 @@ func TestRelayCommandStatsOnSignals(t *testing.T) {
 		t.Fatalf("upstream read %d bytes: %v", n, err)
 	}
 
-	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	// The upstream can read the datagram before the relay counts it as
+	// sent, so ask again (each SIGUSR1 rewrites the file) until the send
+	// shows; a count that is wrong, not late, fails below.
 	var st impair.Stats
-	waitFor(t, "stats after SIGUSR1", func() bool {
+	waitFor(t, "stats after SIGUSR1 counting the send", func() bool {
+		syscall.Kill(os.Getpid(), syscall.SIGUSR1)
 		var ok bool
 		st, ok = readStats(t, statsFile)
-		return ok
+		return ok && st.ToUpstream["transport"].Sent >= 1
 	})
 	if c := st.ToUpstream["transport"]; c.Received != 1 || c.Sent != 1 {
 		t.Errorf("after SIGUSR1: %+v", c)
