@@ -23,14 +23,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	// Without a key on this machine (a laptop, CI, the example file) the
 	// mesh is still checked in full; only this node's view needs the key.
 	if nf.key == "" && nf.config != "" {
-		mesh, err := config.Load(nf.config)
+		mesh, err := nf.loadMesh()
 		if err != nil {
-			return usageError{err}
+			return err
 		}
 		if _, err := os.Stat(mesh.PrivateKeyFile); mesh.PrivateKeyFile == "" || errors.Is(err, iofs.ErrNotExist) {
 			printMesh(stdout, mesh)
 			return nil
 		}
+		// The same mesh: etcd is read once.
+		node, err := nf.nodeOf(mesh)
+		if err != nil {
+			return err
+		}
+		printNode(stdout, node)
+		return nil
 	}
 	node, err := nf.load()
 	if err != nil {

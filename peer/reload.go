@@ -16,12 +16,12 @@ import (
 	"github.com/peer-vpn/peer/tunnel"
 )
 
-// A reload takes a new view of the mesh (today: the mesh file read again
-// with the options of the start) and applies only what differs to the
+// A reload takes a new view of the mesh (the mesh file read again, or the
+// latest revision read from etcd, with the options of the start) and applies only what differs to the
 // running node: the peer set through the device's Reconfigure, this node's
 // addresses and MTU, the system routes of the prefixes that changed, the
-// capture and the log level. Three triggers share it (SIGHUP, `peer
-// reload` over the control socket, -watch), and reloads run one at a time.
+// capture and the log level. The triggers share it (SIGHUP, `peer
+// reload` over the control socket, -watch or the etcd watch), and reloads run one at a time.
 //
 // Everything is checked before anything changes: an invalid file, or one
 // that changes what only a restart can (this node's key, the interface
@@ -170,7 +170,7 @@ type reloadAnswer struct {
 type reloader struct {
 	// load returns the node's new view of the mesh, with the same
 	// NodeOptions (and -driver) as at start. It is the only part that
-	// knows where the mesh comes from (the file today); it runs under mu,
+	// knows where the mesh comes from (a meshSource); it runs under mu,
 	// so a slow load cannot apply an older view after a newer one.
 	load func() (*config.Node, error)
 	// captureFor overlays the command line's capture flags on the mesh
@@ -186,6 +186,9 @@ type reloader struct {
 	// socket, which keeps the encrypted traffic of a node using an exit
 	// out of its own tunnel.
 	mark func(on bool) error
+	// applied, if set, is told that the mesh of the last load is in use
+	// (the etcd source caches it).
+	applied func()
 
 	mu       sync.Mutex
 	closed   bool
@@ -243,7 +246,12 @@ func (r *reloader) reload(ctx context.Context) (reloadReport, error) {
 		}
 		return reloadReport{}, refusedError{err}
 	}
-	return r.applyLocked(ctx, node)
+	rep, err := r.applyLocked(ctx, node)
+	var refused refusedError
+	if r.applied != nil && !errors.As(err, &refused) {
+		r.applied()
+	}
+	return rep, err
 }
 
 // applyLocked checks node completely, then applies the difference to the
@@ -510,9 +518,10 @@ func (r *reloadReport) logAttrs() []any {
 	return out
 }
 
-// serve runs a reload for each SIGHUP and each settled change of the mesh
-// file until ctx ends. Either channel may be nil.
-func (r *reloader) serve(ctx context.Context, hangup <-chan os.Signal, changed <-chan struct{}) {
+// serve runs a reload for each SIGHUP and each change its mesh source
+// reports (changedBy names the trigger: "watch" for the file, "etcd")
+// until ctx ends. Either channel may be nil.
+func (r *reloader) serve(ctx context.Context, hangup <-chan os.Signal, changed <-chan struct{}, changedBy string) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -520,7 +529,7 @@ func (r *reloader) serve(ctx context.Context, hangup <-chan os.Signal, changed <
 		case <-hangup:
 			r.reloadLogged(ctx, "SIGHUP")
 		case <-changed:
-			r.reloadLogged(ctx, "watch")
+			r.reloadLogged(ctx, changedBy)
 		}
 	}
 }

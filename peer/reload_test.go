@@ -249,6 +249,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
 	fs.StringVar(&rf.driver, "driver", "", "")
 	fs.BoolVar(&rf.verbose, "v", false, "")
+	fs.StringVar(&rf.cache, "cache", "", "")
 	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +257,9 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 		t.Fatal(err)
 	}
 	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
+	if err := rf.checkCache(); err != nil {
+		t.Fatal(err)
+	}
 	node, capOpts, err := rf.checkStart(netconf.Linux)
 	if err != nil && o.refused != nil {
 		*o.refused = err

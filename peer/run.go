@@ -16,6 +16,7 @@ import (
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
+	"github.com/peer-vpn/peer/meshstore"
 	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
@@ -29,7 +30,6 @@ type runFlags struct {
 	driver   string
 	workers  int
 	verbose  bool
-	watch    bool
 	logFmt   string
 	capture  captureFlags
 	metrics  metricsFlag
@@ -55,7 +55,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
 	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
-	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do)")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do;\na mesh in etcd is always watched)")
+	fs.StringVar(&rf.cache, "cache", "", "with -config etcd://: `FILE` keeping the last applied mesh, to start from when etcd is\nunreachable (default /var/lib/peer/PREFIX.mesh.yaml)")
 	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.metrics.register(fs)
@@ -68,6 +69,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	if rf.logFmt != "text" && rf.logFmt != "json" {
 		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
+	}
+	if err := rf.checkCache(); err != nil {
+		return err
 	}
 	node, capOpts, err := rf.checkStart(runtime.GOOS)
 	if err != nil {
@@ -134,6 +138,24 @@ func (rf *runFlags) checkStart(goos string) (*config.Node, captureOptions, error
 		return nil, captureOptions{}, usageError{err}
 	}
 	return node, capOpts, nil
+}
+
+// checkCache checks -cache against -config and fills in its default.
+func (rf *runFlags) checkCache() error {
+	if !isEtcdURL(rf.config) {
+		if rf.cache != "" {
+			return usageError{errors.New("-cache needs -config etcd://...")}
+		}
+		return nil
+	}
+	if rf.cache == "" {
+		t, err := meshstore.ParseURL(rf.config)
+		if err != nil {
+			return usageError{err}
+		}
+		rf.cache = defaultCachePath(t)
+	}
+	return nil
 }
 
 // loadNode is load with -driver applied: the node's view at start and at
@@ -256,11 +278,16 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 	defer stopMetrics()
 
-	var changed <-chan struct{}
-	if rf.watch {
-		if changed, err = watchFile(ctx, rf.config, watchQuiet, log); err != nil {
-			return err
-		}
+	// The mesh the node starts with is applied: an etcd source caches it.
+	src, err := rf.source()
+	if err != nil {
+		return err
+	}
+	src.applied(log)
+	r.applied = func() { src.applied(log) }
+	changed, changedBy, err := src.watch(ctx, log)
+	if err != nil {
+		return err
 	}
 
 	sock := rf.socket
@@ -291,9 +318,9 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	// The TUN is up with its addresses, the routes are in and the control
 	// socket answers: systemd may start what depends on the tunnel.
 	sys.notifyState(log, "READY=1", fmt.Sprintf("STATUS=running: %s on UDP port %d, %d peers", p.Iface, conn.LocalPort(), len(peers)))
-	go r.serve(ctx, sys.hangup, changed)
+	go r.serve(ctx, sys.hangup, changed, changedBy)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
-		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", rf.watch,
+		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", changedBy,
 		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit)
 	err = dev.Run(ctx)
 	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")

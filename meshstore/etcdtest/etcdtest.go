@@ -26,6 +26,10 @@ const startTimeout = 20 * time.Second
 // Server is a running etcd.
 type Server struct {
 	Endpoint string // 127.0.0.1:PORT of its client URL
+	bin      string
+	dataDir  string
+	client   int // ports
+	peer     int
 	cmd      *exec.Cmd
 	log      *syncBuffer
 	done     chan struct{}
@@ -61,7 +65,7 @@ func Start(tb testing.TB) *Server {
 	// tries make that race harmless.
 	var lastErr error
 	for try := 0; try < 3; try++ {
-		s, err := start(bin, filepath.Join(dir, strconv.Itoa(try)))
+		s, err := start(bin, filepath.Join(dir, strconv.Itoa(try)), freePort(), freePort())
 		if err == nil {
 			tb.Cleanup(s.stop)
 			return s
@@ -72,14 +76,27 @@ func Start(tb testing.TB) *Server {
 	return nil
 }
 
-func start(bin, dataDir string) (*Server, error) {
-	client, peer := freePort(), freePort()
+// Stop ends etcd, keeping its data for Restart.
+func (s *Server) Stop() { s.stop() }
+
+// Restart runs etcd again on the same ports and data after Stop.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	n, err := start(s.bin, s.dataDir, s.client, s.peer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.cmd, s.log, s.done = n.cmd, n.log, n.done
+}
+
+func start(bin, dataDir string, client, peer int) (*Server, error) {
 	if client == 0 || peer == 0 {
 		return nil, fmt.Errorf("no free port")
 	}
 	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
 	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", client), log: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", client), bin: bin, dataDir: dataDir, client: client, peer: peer,
+		log: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin,
 		"--name", "test", "--data-dir", dataDir,
 		"--listen-client-urls", cu, "--advertise-client-urls", cu,
@@ -119,8 +136,13 @@ func start(bin, dataDir string) (*Server, error) {
 }
 
 // stop ends etcd (SIGTERM, then SIGKILL after 5s); the test's TempDir
-// removes the data.
+// removes the data. A stopped server stops at once.
 func (s *Server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
 	s.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-s.done:

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/peer-vpn/peer/meshstore/etcdtest"
+)
+
+// The node with -config etcd://: each test starts a real etcd
+// (meshstore/etcdtest) and the whole node in memory (startNode), pushes
+// with `peer mesh push` and waits on conditions with deadlines.
+
+// fastEtcd shortens the etcd source's timing for a test.
+func fastEtcd(t *testing.T, backoffMin time.Duration) {
+	old := []time.Duration{etcdTimeout, etcdProbeEvery, etcdBackoffMin, etcdBackoffMax}
+	etcdTimeout, etcdProbeEvery, etcdBackoffMin, etcdBackoffMax = time.Second, 100*time.Millisecond, backoffMin, 2*backoffMin
+	t.Cleanup(func() { etcdTimeout, etcdProbeEvery, etcdBackoffMin, etcdBackoffMax = old[0], old[1], old[2], old[3] })
+}
+
+// push runs `peer mesh push` of the test mesh's file to url.
+func (m *testMesh) push(t *testing.T, url string) {
+	t.Helper()
+	if code, out, errOut := runCmd(t, "", "mesh", "push", "-config", m.path(), "-to", url); code != 0 {
+		t.Fatalf("push: exit %d: %s%s", code, out, errOut)
+	}
+}
+
+// waitStatus waits until `peer status` shows every name of want and none
+// of absent.
+func (n *runningNode) waitStatus(want, absent []string, within time.Duration) {
+	n.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, out, _ := runCmd(n.t, "", "status", "-socket", n.socket)
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(out, "\n"+w+" ")
+		}
+		for _, a := range absent {
+			ok = ok && !strings.Contains(out, "\n"+a+" ")
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("status not showing %v without %v after %v:\n%s\nlogs:\n%s", want, absent, within, out, n.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEtcdNode: a node started from etcd has the pushed mesh, applies a
+// push with no signal, refuses a mesh in etcd that does not parse and keeps
+// the old one, and caches what it applied (0600); peer check reads etcd.
+func TestEtcdNode(t *testing.T) {
+	fastEtcd(t, 100*time.Millisecond)
+	srv := etcdtest.Start(t)
+	url := srv.URL("fleet")
+	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
+	m.writeV1(t)
+	m.push(t, url)
+	cache := filepath.Join(t.TempDir(), "cache", "fleet.mesh.yaml")
+
+	if code, out, errOut := runCmd(t, "", "check", "-config", url, "-key", m.keyFile("alpha")); code != 0 ||
+		!strings.HasPrefix(out, url+" (revision ") || !strings.Contains(out, "this node: alpha") {
+		t.Errorf("check: exit %d, %q %q", code, out, errOut)
+	}
+
+	n := startNode(t, url, m.keyFile("alpha"), nodeOpts{real: true, args: []string{"-cache", cache}})
+	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
+
+	m.writeV2(t)
+	m.push(t, url)
+	n.waitStatus([]string{"beta", "delta"}, []string{"gamma"}, 5*time.Second)
+	n.waitLog(`msg="mesh reloaded" trigger=etcd added_peers=delta removed_peers=gamma`, 1, 5*time.Second)
+	if fi, err := os.Stat(cache); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cache: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(cache); !strings.Contains(string(b), "name: delta") {
+		t.Errorf("cache lacks the applied mesh:\n%s", b)
+	}
+
+	// A damaged peer key, written as a push would (with PREFIX/mesh).
+	cli := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cur, err := cli.Get(ctx, "/fleet/mesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Txn(ctx).Then(
+		clientv3.OpPut("/fleet/peers/zeta", "name: zeta\npublic_key: nope\naddress: [10.10.0.9/24]\n"),
+		clientv3.OpPut("/fleet/mesh", string(cur.Kvs[0].Value))).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	n.waitLog(`msg="mesh reload refused" trigger=etcd`, 1, 5*time.Second)
+	if !strings.Contains(n.logs.String(), "/fleet/peers/zeta:") {
+		t.Errorf("the refusal does not name the key:\n%s", n.logs)
+	}
+	n.waitStatus([]string{"beta", "delta"}, []string{"gamma", "zeta"}, time.Second)
+
+	// The next good push replaces it.
+	m.writeV1(t)
+	m.push(t, url)
+	n.waitStatus([]string{"beta", "gamma"}, []string{"delta", "zeta"}, 5*time.Second)
+}
+
+// TestEtcdNodeOutage: etcd stops and the node runs on; a node started
+// while etcd is down starts from its cache and says so; once etcd is back
+// (same data) a push is applied again, each transition logged once.
+func TestEtcdNodeOutage(t *testing.T) {
+	fastEtcd(t, 100*time.Millisecond)
+	srv := etcdtest.Start(t)
+	url := srv.URL("fleet")
+	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
+	m.writeV1(t)
+	m.push(t, url)
+	cache := filepath.Join(t.TempDir(), "fleet.mesh.yaml")
+	opts := nodeOpts{real: true, args: []string{"-cache", cache}}
+	n := startNode(t, url, m.keyFile("alpha"), opts)
+	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
+
+	srv.Stop()
+	n.waitLog("lost etcd", 1, 5*time.Second)
+	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
+	n.stop()
+
+	n = startNode(t, url, m.keyFile("alpha"), opts)
+	n.waitLog("etcd unreachable: started from the cached mesh", 1, time.Second)
+	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
+
+	srv.Restart(t)
+	n.waitLog("etcd back", 1, 5*time.Second)
+	m.writeV2(t)
+	m.push(t, url)
+	n.waitStatus([]string{"delta"}, []string{"gamma"}, 5*time.Second)
+	for _, s := range []string{"etcd back", "lost etcd", "started from the cached mesh"} {
+		if c := strings.Count(n.logs.String(), s); c > 1 {
+			t.Errorf("%q logged %d times:\n%s", s, c, n.logs)
+		}
+	}
+}
+
+// TestEtcdNodeCompaction: pushes made and compacted away while the node
+// is cut off are caught up by reading the whole mesh again.
+func TestEtcdNodeCompaction(t *testing.T) {
+	// The node's first retry comes well after etcd is back, and the
+	// pushes and the compaction are in by then.
+	fastEtcd(t, 4*time.Second)
+	srv := etcdtest.Start(t)
+	url := srv.URL("fleet")
+	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
+	m.writeV1(t)
+	m.push(t, url)
+	n := startNode(t, url, m.keyFile("alpha"), nodeOpts{real: true, args: []string{"-cache", filepath.Join(t.TempDir(), "c.yaml")}})
+	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
+
+	srv.Stop()
+	n.waitLog("lost etcd", 1, 5*time.Second)
+	start := time.Now()
+	srv.Restart(t)
+	m.writeV2(t)
+	m.push(t, url)
+	m.write(t, "", "alpha 10.10.0.1/24", "delta 10.10.0.4/24")
+	m.push(t, url)
+	cli := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/fleet/mesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Skip("etcd restarted too slowly for the node to be behind a compaction")
+	}
+	n.waitLog("etcd compacted past our revision", 1, 10*time.Second)
+	n.waitStatus([]string{"delta"}, []string{"beta", "gamma"}, 5*time.Second)
+}
