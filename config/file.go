@@ -89,3 +89,17 @@ func readLimited(f *os.File, limit int64, what string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ReadPrivate reads a mesh kept where only its owner may read it (a node's
+// cache of the mesh it last applied from etcd): a regular file owned by
+// root or this process's user, with no group or other bits, at most
+// MaxFileSize bytes. The file says who the node's peers are, so it gets
+// the checks of a key file.
+func ReadPrivate(path string) ([]byte, error) {
+	f, err := openTrusted(path, unsafeSecretBits)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readLimited(f, MaxFileSize, "a mesh file is YAML text")
+}

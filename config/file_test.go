@@ -125,3 +125,34 @@ func TestFilesOwnedByAnotherUser(t *testing.T) {
 		t.Errorf("root's key file refused: %v", err)
 	}
 }
+
+func TestReadPrivate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "cache.yaml")
+	if err := os.WriteFile(good, []byte("peers: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadPrivate(good); err != nil || string(b) != "peers: []\n" {
+		t.Fatalf("ReadPrivate = %q, %v", b, err)
+	}
+	open := filepath.Join(dir, "open.yaml")
+	if err := os.WriteFile(open, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(open); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("a readable cache: %v", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, MaxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(big); err == nil {
+		t.Error("a cache over MaxFileSize was read")
+	}
+	if _, err := ReadPrivate(dir); err == nil {
+		t.Error("a directory was read")
+	}
+}

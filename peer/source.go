@@ -324,18 +324,9 @@ func (s *etcdSource) follow(ctx context.Context, log *slog.Logger, out chan<- st
 	}
 }
 
-// readCache reads the cache file, which must be private: it says what the
-// node's peers are.
-func readCache(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %v, want 0600", path, fi.Mode().Perm())
-	}
-	return os.ReadFile(path)
-}
+// readCache reads the cache file, which must be private (see
+// config.ReadPrivate): it says what the node's peers are.
+func readCache(path string) ([]byte, error) { return config.ReadPrivate(path) }
 
 // writeCache replaces the cache file by rename (mode 0600), so that a
 // crash leaves the old cache or the new one.
