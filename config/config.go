@@ -37,6 +37,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"io/fs"
 	"net/netip"
@@ -141,7 +142,11 @@ type Mesh struct {
 	// its line. The node's -metrics overrides it.
 	Metrics     string
 	MetricsLine int
-	Peers       []Peer // in file order, never empty
+	// TrustedSigners is trusted_signers: the Ed25519 keys a node that
+	// takes this file as its -trust anchor accepts a mesh from etcd signed
+	// by (see meshstore's signatures); nil when not set.
+	TrustedSigners []ed25519.PublicKey
+	Peers          []Peer // in file order, never empty
 }
 
 // Load reads the mesh file at path and parses it with Parse. The file must

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -132,9 +133,12 @@ func (p *parser) parse(data []byte) *Mesh {
 		File:      p.file,
 		Interface: Interface{Name: DefaultInterfaceName, MTU: DefaultMTU, Driver: DefaultDriver},
 	}
-	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "log_level", "metrics", "peers")
+	fs, ok := p.mapping(root, "the top level", "interface", "private_key_file", "capture", "log_level", "metrics", "trusted_signers", "peers")
 	if !ok {
 		return nil
+	}
+	if f, ok := fs["trusted_signers"]; ok && !isNull(f.val) {
+		m.TrustedSigners = p.signers(f)
 	}
 	var mtuLine int
 	if f, ok := fs["interface"]; ok && !isNull(f.val) {
@@ -399,6 +403,27 @@ func (p *parser) list(f field, what string) ([]item, bool) {
 		out = append(out, item{s, e.Line})
 	}
 	return out, ok
+}
+
+// signers reads trusted_signers: base64 Ed25519 public keys, no repeats.
+func (p *parser) signers(f field) []ed25519.PublicKey {
+	items, _ := p.list(f, "trusted_signers")
+	var out []ed25519.PublicKey
+	seen := map[string]int{}
+	for _, it := range items {
+		k, err := ParseSigner(it.s)
+		if err != nil {
+			p.errorf(it.line, "trusted_signers: %v", err)
+			continue
+		}
+		if first, dup := seen[string(k)]; dup {
+			p.errorf(it.line, "trusted_signers: %s is listed twice (first on line %d)", it.s, first)
+			continue
+		}
+		seen[string(k)] = it.line
+		out = append(out, k)
+	}
+	return out
 }
 
 // path joins a relative path to the mesh file's directory.

@@ -11,6 +11,8 @@
 //	                     private_key_file, capture, log_level, metrics), as
 //	                     the top level of a mesh file in YAML
 //	PREFIX/peers/NAME    one peer's list item of peers:, as a YAML mapping
+//	PREFIX/signature     "ed25519 PUBLIC SIGNATURE" (base64 both) when the
+//	                     push was signed (peer mesh push -sign KEYFILE)
 //
 // One key per peer keeps a watch event, and a diff, as small as the change.
 // Every push rewrites PREFIX/mesh, even when the settings are unchanged, in
@@ -40,4 +42,20 @@
 //     removed ones, the settings key always) guarded by the ModRevision of
 //     PREFIX/mesh it read, so no reader sees half a mesh and two pushers
 //     cannot interleave.
+//
+// Signatures (issue 13: whoever can write etcd must not own the mesh):
+//
+//   - What is signed is a canonical byte string of exactly the keys of one
+//     revision: a domain string, the prefix, then PREFIX/mesh and every
+//     PREFIX/peers/NAME sorted by key, key and value each preceded by its
+//     8-byte length. The values are already canonical (rendered from the
+//     parsed mesh), so the same mesh always gives the same message; the
+//     prefix in it keeps a signature from being replayed under another.
+//   - PREFIX/signature is written in the transaction of the push it
+//     covers; a push without a key deletes it in its transaction, so a
+//     stale signature never covers a newer mesh. A key changed behind the
+//     pusher's back makes the signature fail (ErrBadSignature).
+//   - Pull verifies and says so in its leading comment ("# signed by KEY",
+//     "# unsigned", "# NOT signed: why"); whom to trust is the reader's
+//     business: a node takes its list from a local file, never from etcd.
 package meshstore

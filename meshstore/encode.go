@@ -26,6 +26,7 @@ type settingsYAML struct {
 	Capture        *captureYAML `yaml:"capture,omitempty"`
 	LogLevel       string       `yaml:"log_level,omitempty"`
 	Metrics        string       `yaml:"metrics,omitempty"`
+	TrustedSigners []string     `yaml:"trusted_signers,omitempty,flow"`
 }
 
 type ifaceYAML struct {
@@ -73,6 +74,9 @@ func encodeSettings(m *config.Mesh) []byte {
 		PrivateKeyFile: m.PrivateKeyFile,
 		LogLevel:       m.LogLevel,
 		Metrics:        m.Metrics,
+	}
+	for _, k := range m.TrustedSigners {
+		s.TrustedSigners = append(s.TrustedSigners, config.SignerString(k))
 	}
 	if c := m.Capture; c != (config.Capture{}) {
 		s.Capture = &captureYAML{c.Pcap, c.Outer, c.LogPackets, c.MaxSize, c.MaxFiles}
@@ -187,7 +191,7 @@ func decode(t Target, kv map[string][]byte, head string) ([]byte, *config.Mesh, 
 	}
 	if head != "" {
 		doc.WriteString(head + "\n")
-		line++
+		line += strings.Count(head, "\n") + 1
 	}
 	if err := add(t.Prefix+settingsKey, settings, "", ""); err != nil {
 		return nil, nil, err

@@ -3,6 +3,7 @@ package meshstore
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,19 +59,28 @@ type Pulled struct {
 	YAML     []byte
 	Mesh     *config.Mesh // YAML parsed; File is the URL
 	Revision int64        // ModRevision of PREFIX/mesh
+	// Signer is the key whose signature verified over exactly the keys
+	// of this revision, nil when SignErr says why there is none
+	// (ErrUnsigned, or wrapping ErrBadSignature).
+	Signer  ed25519.PublicKey
+	SignErr error
 }
 
 // read gets every key of the mesh at one revision: values and, for
-// PREFIX/mesh, its ModRevision (0 when there is no mesh).
-func (s *Store) read(ctx context.Context) (map[string][]byte, int64, error) {
+// PREFIX/mesh, its ModRevision (0 when there is no mesh), and the value of
+// PREFIX/signature (nil when none).
+func (s *Store) read(ctx context.Context) (kv map[string][]byte, rev int64, sig []byte, err error) {
 	resp, err := s.cli.Get(ctx, s.target.Prefix+"/", clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("etcd at %s: %w", strings.Join(s.target.Endpoints, ","), err)
+		return nil, 0, nil, fmt.Errorf("etcd at %s: %w", strings.Join(s.target.Endpoints, ","), err)
 	}
-	kv := map[string][]byte{}
-	var rev int64
+	kv = map[string][]byte{}
 	for _, e := range resp.Kvs {
 		k := string(e.Key)
+		if k == s.target.Prefix+signatureKey {
+			sig = e.Value
+			continue
+		}
 		if k == s.target.Prefix+settingsKey {
 			rev = e.ModRevision
 		} else if !strings.HasPrefix(k, s.target.Prefix+peersDir) {
@@ -78,21 +88,33 @@ func (s *Store) read(ctx context.Context) (map[string][]byte, int64, error) {
 		}
 		kv[k] = e.Value
 	}
-	return kv, rev, nil
+	return kv, rev, sig, nil
 }
 
-// Pull reads the mesh with one Get and checks it with config.Parse.
+// Pull reads the mesh with one Get, checks it with config.Parse and
+// verifies its signature. The leading comment says who signed it: "#
+// signed by KEY" only when the signature verified.
 func (s *Store) Pull(ctx context.Context) (*Pulled, error) {
-	kv, rev, err := s.read(ctx)
+	kv, rev, sig, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	head := fmt.Sprintf("# mesh from %s at revision %d (peer mesh pull)", s.target.URL(), rev)
+	signer, serr := verify(s.target.Prefix, kv, sig)
+	head := fmt.Sprintf("# mesh from %s at revision %d (peer mesh pull)\n", s.target.URL(), rev)
+	switch {
+	case serr == nil:
+		head += "# signed by " + config.SignerString(signer)
+	case errors.Is(serr, ErrUnsigned):
+		head += "# unsigned"
+	default:
+		head += "# NOT signed: " + serr.Error()
+		signer = nil
+	}
 	doc, m, err := decode(s.target, kv, head)
 	if err != nil {
 		return nil, err
 	}
-	return &Pulled{YAML: doc, Mesh: m, Revision: rev}, nil
+	return &Pulled{YAML: doc, Mesh: m, Revision: rev, Signer: signer, SignErr: serr}, nil
 }
 
 // Snapshot returns the mesh file and its revision. A watch of the prefix
@@ -201,7 +223,7 @@ func (s *Store) Diff(ctx context.Context, m *config.Mesh) (*Diff, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, rev, err := s.read(ctx)
+	cur, rev, _, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -218,15 +240,28 @@ const maxPushTries = 5
 // Push writes m (checked by config.Load or config.Parse) in one
 // transaction. With ifRevision other than NoRevision it is refused with a
 // *ConflictError unless the mesh is still at that revision (0: no mesh
-// yet). The Diff returned says what changed and the new revision.
+// yet). The Diff returned says what changed and the new revision. The push
+// deletes PREFIX/signature in the same transaction, so that a signature
+// never covers a mesh it was not made for; PushSigned writes a new one.
 func (s *Store) Push(ctx context.Context, m *config.Mesh, ifRevision int64) (*Diff, error) {
+	return s.push(ctx, m, ifRevision, nil)
+}
+
+// PushSigned is Push that also writes, in the same transaction,
+// PREFIX/signature: key's Ed25519 signature over exactly the keys of the
+// mesh pushed (see message).
+func (s *Store) PushSigned(ctx context.Context, m *config.Mesh, ifRevision int64, key ed25519.PrivateKey) (*Diff, error) {
+	return s.push(ctx, m, ifRevision, key)
+}
+
+func (s *Store) push(ctx context.Context, m *config.Mesh, ifRevision int64, key ed25519.PrivateKey) (*Diff, error) {
 	want, err := s.prepare(m)
 	if err != nil {
 		return nil, err
 	}
 	meshKey := s.target.Prefix + settingsKey
 	for try := 0; ; try++ {
-		cur, rev, err := s.read(ctx)
+		cur, rev, _, err := s.read(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -244,6 +279,12 @@ func (s *Store) Push(ctx context.Context, m *config.Mesh, ifRevision int64) (*Di
 		}
 		// Always, so that its ModRevision is this push's revision.
 		ops = append(ops, clientv3.OpPut(meshKey, string(want[meshKey])))
+		// The mesh after the push is exactly want: the signature covers it.
+		if sigKey := s.target.Prefix + signatureKey; key != nil {
+			ops = append(ops, clientv3.OpPut(sigKey, string(sign(s.target.Prefix, want, key))))
+		} else {
+			ops = append(ops, clientv3.OpDelete(sigKey))
+		}
 		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(meshKey), "=", rev)).
 			Then(ops...).

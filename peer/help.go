@@ -57,20 +57,26 @@ func commands() []command {
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdCapture(args, stdout, stderr)
 			}},
-		{"mesh push", "peer mesh push -config FILE -to URL [-if-revision N] [flags]", "Check the mesh file in full (FILE:LINE errors, as peer check) and write it to etcd\n" +
+		{"mesh push", "peer mesh push -config FILE -to URL [-if-revision N] [-sign KEYFILE] [flags]", "Check the mesh file in full (FILE:LINE errors, as peer check) and write it to etcd\n" +
 			"in one transaction; print the new revision and what changed. -if-revision N\n" +
-			"refuses the push (exit 1) if the mesh changed since revision N.",
+			"refuses the push (exit 1) if the mesh changed since revision N. -sign KEYFILE\n" +
+			"signs it (Ed25519) for nodes started with -trust.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdMeshPush(args, stdout, stderr)
 			}},
-		{"mesh pull", "peer mesh pull -from URL [flags]", "Print the mesh stored in etcd as a mesh file (peers by name), its revision in\n" +
-			"a leading comment.",
+		{"mesh pull", "peer mesh pull -from URL [flags]", "Print the mesh stored in etcd as a mesh file (peers by name), its revision and\n" +
+			"who signed it in a leading comment.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdMeshPull(args, stdout, stderr)
 			}},
 		{"mesh diff", "peer mesh diff -config FILE -to URL [flags]", "Show what peer mesh push would change in etcd, key by key, without writing.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdMeshDiff(args, stdout, stderr)
+			}},
+		{"mesh signkey", "peer mesh signkey -out FILE | -pub FILE", "Make an Ed25519 key to sign meshes with (peer mesh push -sign) and print its\n" +
+			"public key, or print the public key of one, for trusted_signers.",
+			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return cmdMeshSignkey(args, stdout, stderr)
 			}},
 		{"decode", "peer decode FILE", "Print a pcap or pcapng file one line per packet.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
-	"github.com/peer-vpn/peer/config"
+	cfg "github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/meshstore"
 )
 
@@ -53,11 +57,11 @@ func (f *etcdFlags) open() (*meshstore.Store, error) {
 // loadForStore reads the mesh file as peer check does, and checks it is
 // one etcd can hold; every problem is a usage error with FILE:LINE, found
 // before etcd is contacted.
-func loadForStore(path string) (*config.Mesh, error) {
+func loadForStore(path string) (*cfg.Mesh, error) {
 	if path == "" {
 		return nil, usageError{errors.New("-config FILE is required")}
 	}
-	m, err := config.Load(path)
+	m, err := cfg.Load(path)
 	if err == nil {
 		err = meshstore.Check(m)
 	}
@@ -71,6 +75,7 @@ func cmdMeshPush(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("mesh push", stderr)
 	config := fs.String("config", "", "mesh `FILE` to push (checked in full first, as by peer check)")
 	ifRev := fs.Int64("if-revision", meshstore.NoRevision, "push only if the mesh is still at revision `N` (as pull or diff printed it; 0: no mesh yet)")
+	signFile := fs.String("sign", "", "sign the mesh with the Ed25519 key in `KEYFILE` (peer mesh signkey; mode 0600); without it\nthe push removes any old signature")
 	var ef etcdFlags
 	ef.register(fs, "to", "write")
 	if err := parseFlags(fs, args); err != nil {
@@ -80,6 +85,12 @@ func cmdMeshPush(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var key ed25519.PrivateKey
+	if *signFile != "" {
+		if key, err = cfg.ReadSigningKey(*signFile); err != nil {
+			return usageError{err}
+		}
+	}
 	s, err := ef.open()
 	if err != nil {
 		return err
@@ -87,12 +98,59 @@ func cmdMeshPush(args []string, stdout, stderr io.Writer) error {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
 	defer cancel()
-	d, err := s.Push(ctx, m, *ifRev)
+	var d *meshstore.Diff
+	if key != nil {
+		d, err = s.PushSigned(ctx, m, *ifRev, key)
+	} else {
+		d, err = s.Push(ctx, m, *ifRev)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pushed revision %d: %s\n", d.Revision, d.Summary())
+	signed := ""
+	if key != nil {
+		signed = "; signed by " + cfg.SignerString(key.Public().(ed25519.PublicKey))
+	}
+	fmt.Fprintf(stdout, "pushed revision %d: %s%s\n", d.Revision, d.Summary(), signed)
 	return nil
+}
+
+// cmdMeshSignkey makes a mesh signing key, or shows the public key of one.
+func cmdMeshSignkey(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("mesh signkey", stderr)
+	out := fs.String("out", "", "write a new Ed25519 signing key to `FILE` (mode 0600; never replaced) and print its public key")
+	show := fs.String("pub", "", "print the public key of the signing key in `FILE`, for trusted_signers")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*out == "") == (*show == "") {
+		return usageError{errors.New("give one of -out FILE or -pub FILE")}
+	}
+	if *show != "" {
+		k, err := cfg.ReadSigningKey(*show)
+		if err != nil {
+			return usageError{err}
+		}
+		_, err = fmt.Fprintln(stdout, cfg.SignerString(k.Public().(ed25519.PublicKey)))
+		return err
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return usageError{err}
+	}
+	if _, err := fmt.Fprintln(f, base64.StdEncoding.EncodeToString(key.Seed())); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, cfg.SignerString(pub))
+	return err
 }
 
 func cmdMeshPull(args []string, stdout, stderr io.Writer) error {

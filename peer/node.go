@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 
@@ -23,6 +24,9 @@ type nodeFlags struct {
 	// watch is -watch: reload a mesh file when it changes (a mesh in etcd
 	// is always watched).
 	watch bool
+	// trust is -trust: the local file whose trusted_signers a mesh from
+	// etcd must be signed by ("": any mesh).
+	trust string
 
 	src meshSource // made by source on first use
 }
@@ -36,6 +40,7 @@ func (nf *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&nf.etcdCA, "etcd-ca", "", "PEM `FILE` of the CA that signed etcd's certificate (-config etcds://)")
 	fs.StringVar(&nf.etcdCert, "etcd-cert", "", "PEM `FILE` of our client certificate (-config etcds://)")
 	fs.StringVar(&nf.etcdKey, "etcd-key", "", "PEM `FILE` of our client certificate's key (-config etcds://)")
+	fs.StringVar(&nf.trust, "trust", "", "with -config etcd://: accept only a mesh signed by a key in trusted_signers of the local `FILE`\n(a mesh file, or a file with only trusted_signers)")
 }
 
 // source returns where the mesh comes from, made once.
@@ -47,12 +52,22 @@ func (nf *nodeFlags) source() (meshSource, error) {
 		return nil, usageError{errors.New("-config FILE is required")}
 	}
 	if !isEtcdURL(nf.config) {
+		if nf.trust != "" {
+			return nil, usageError{errors.New("-trust needs -config etcd://...: a local mesh file is trusted as it is")}
+		}
 		nf.src = &fileSource{path: nf.config, watchOn: nf.watch}
 		return nf.src, nil
 	}
 	o := meshstore.OptionsFromEnv()
 	o.CA, o.Cert, o.Key = nf.etcdCA, nf.etcdCert, nf.etcdKey
-	s, err := newEtcdSource(nf.config, o, nf.cache)
+	var trusted []ed25519.PublicKey
+	if nf.trust != "" {
+		var err error
+		if trusted, err = config.LoadTrust(nf.trust); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	s, err := newEtcdSource(nf.config, o, nf.cache, trusted)
 	if err != nil {
 		return nil, usageError{err}
 	}

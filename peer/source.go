@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,11 +99,16 @@ type etcdSource struct {
 	// its cache, nil when it started from etcd.
 	fromCache error
 	loaded    []byte // what the last load parsed: the cache once applied
+	// trusted is the node's -trust list: when not nil, a mesh from etcd
+	// is applied only if one of these keys signed it. refused is why etcd's
+	// mesh was refused at the start, for the watch to log.
+	trusted []ed25519.PublicKey
+	refused error
 }
 
 // newEtcdSource opens the mesh at url; cache is the file that keeps the
 // last applied mesh ("" for none).
-func newEtcdSource(url string, o meshstore.Options, cache string) (*etcdSource, error) {
+func newEtcdSource(url string, o meshstore.Options, cache string, trusted []ed25519.PublicKey) (*etcdSource, error) {
 	t, err := meshstore.ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -111,7 +118,7 @@ func newEtcdSource(url string, o meshstore.Options, cache string) (*etcdSource, 
 		return nil, err
 	}
 	return &etcdSource{store: st, cache: cache, timeout: etcdTimeout, probeEvery: etcdProbeEvery,
-		backoffMin: etcdBackoffMin, backoffMax: etcdBackoffMax}, nil
+		backoffMin: etcdBackoffMin, backoffMax: etcdBackoffMax, trusted: trusted}, nil
 }
 
 // isMeshError reports whether err (from Snapshot) is about the mesh etcd
@@ -123,23 +130,61 @@ func isMeshError(err error) bool {
 }
 
 // snapshot reads the whole mesh at its latest revision.
-func (s *etcdSource) snapshot(ctx context.Context) ([]byte, int64, error) {
+func (s *etcdSource) snapshot(ctx context.Context) (*meshstore.Pulled, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.store.Snapshot(ctx)
+	return s.store.Pull(ctx)
 }
 
-// first is the read of the start: etcd, else the cache.
-func (s *etcdSource) first() error {
-	data, rev, err := s.snapshot(context.Background())
-	if err == nil {
-		s.setLocked(data, rev, nil)
+// untrustedError is a mesh from etcd that the node's -trust list refuses.
+type untrustedError struct{ reason string }
+
+func (e *untrustedError) Error() string {
+	return "mesh from etcd refused: not signed by a trusted signer (" + e.reason + ")"
+}
+
+// isTrusted reports whether k is in the -trust list.
+func (s *etcdSource) isTrusted(k ed25519.PublicKey) bool {
+	return slices.ContainsFunc(s.trusted, func(t ed25519.PublicKey) bool { return t.Equal(k) })
+}
+
+// check refuses, with the reason, a mesh not signed by a trusted signer;
+// without a -trust list every mesh passes.
+func (s *etcdSource) check(p *meshstore.Pulled) error {
+	switch {
+	case s.trusted == nil || (p.Signer != nil && s.isTrusted(p.Signer)):
 		return nil
+	case p.Signer != nil:
+		return &untrustedError{"unknown signer " + config.SignerString(p.Signer)}
+	case errors.Is(p.SignErr, meshstore.ErrUnsigned):
+		return &untrustedError{"unsigned"}
+	default:
+		return &untrustedError{p.SignErr.Error()}
+	}
+}
+
+// first is the read of the start: etcd, else the cache. With a -trust list
+// a mesh from etcd the list refuses is no start either, and the cache is
+// used only if it says a trusted signer signed it: the cache holds what the
+// node applied, and what it applied was checked.
+func (s *etcdSource) first() error {
+	p, err := s.snapshot(context.Background())
+	if err == nil {
+		if err = s.check(p); err == nil {
+			s.setLocked(p.YAML, p.Revision, nil)
+			return nil
+		}
+		s.refused = err
 	}
 	if s.cache == "" {
 		return err
 	}
 	cached, cerr := readCache(s.cache)
+	if cerr == nil && s.trusted != nil {
+		if k := cachedSigner(cached); k == nil || !s.isTrusted(k) {
+			cerr = fmt.Errorf("%s was not signed by a trusted signer", s.cache)
+		}
+	}
 	if cerr != nil {
 		return fmt.Errorf("%w; and no usable cache: %v", err, cerr)
 	}
@@ -193,11 +238,24 @@ func (s *etcdSource) revision() int64 {
 
 // refresh reads the latest revision and reports it on out when it is news.
 // A mesh etcd holds that is not valid is reported too, for the reload to
-// refuse with its reason; only a failure to reach etcd is an error.
-func (s *etcdSource) refresh(ctx context.Context, out chan<- struct{}) error {
-	data, rev, err := s.snapshot(ctx)
+// refuse with its reason; a mesh the -trust list refuses is logged and not
+// reported, so the node keeps the mesh it runs. Only a failure to reach
+// etcd is an error.
+func (s *etcdSource) refresh(ctx context.Context, log *slog.Logger, out chan<- struct{}) error {
+	p, err := s.snapshot(ctx)
 	if err != nil && !isMeshError(err) {
 		return err
+	}
+	var data []byte
+	var rev int64
+	if err == nil {
+		if rerr := s.check(p); rerr != nil {
+			var re *untrustedError
+			errors.As(rerr, &re)
+			log.Warn("mesh from etcd refused: not signed by a trusted signer", "url", s.store.Target().URL(), "revision", p.Revision, "reason", re.reason, "running_revision", s.revision())
+			return nil
+		}
+		data, rev = p.YAML, p.Revision
 	}
 	s.mu.Lock()
 	if err == nil && rev == s.rev && s.err == nil {
@@ -229,9 +287,15 @@ func (s *etcdSource) watch(ctx context.Context, log *slog.Logger) (<-chan struct
 	out := make(chan struct{}, 1)
 	url := s.store.Target().URL()
 	s.mu.Lock()
-	lost := s.fromCache
+	lost, refused := s.fromCache, s.refused
 	s.mu.Unlock()
-	if lost != nil {
+	var re *untrustedError
+	if errors.As(refused, &re) {
+		log.Warn("started from the cached mesh, which a trusted signer signed: etcd's is refused", "url", url, "cache", s.cache, "revision", s.revision(), "reason", re.reason)
+		// etcd answered: follow it from the cached revision (the watch logs
+		// the refusal of each newer push it is shown).
+		lost = nil
+	} else if lost != nil {
 		log.Warn("etcd unreachable: started from the cached mesh", "url", url, "cache", s.cache, "revision", s.revision(), "error", lost)
 	}
 	go func() {
@@ -275,7 +339,7 @@ func (s *etcdSource) follow(ctx context.Context, log *slog.Logger, out chan<- st
 	rev := s.revision()
 	if rev == 0 {
 		// Nothing to resume after (a cache without a revision).
-		if err := s.refresh(ctx, out); err != nil {
+		if err := s.refresh(ctx, log, out); err != nil {
 			return err
 		}
 		if rev = s.revision(); rev == 0 {
@@ -302,7 +366,7 @@ func (s *etcdSource) follow(ctx context.Context, log *slog.Logger, out chan<- st
 			}
 			if resp.CompactRevision != 0 {
 				log.Info("etcd compacted past our revision: reading the whole mesh again", "url", s.store.Target().URL(), "revision", rev, "compacted", resp.CompactRevision)
-				if err := s.refresh(ctx, out); err != nil {
+				if err := s.refresh(ctx, log, out); err != nil {
 					return err
 				}
 				return errRewatch
@@ -314,7 +378,7 @@ func (s *etcdSource) follow(ctx context.Context, log *slog.Logger, out chan<- st
 			// without it is no whole push.
 			for _, ev := range resp.Events {
 				if string(ev.Kv.Key) == prefix+"/mesh" {
-					if err := s.refresh(ctx, out); err != nil {
+					if err := s.refresh(ctx, log, out); err != nil {
 						return err
 					}
 					break
@@ -348,6 +412,22 @@ func writeCache(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// cachedSigner is the key of the "# signed by KEY" line meshstore.Pull
+// writes after the first when the signature verified, nil if none.
+func cachedSigner(data []byte) ed25519.PublicKey {
+	_, rest, _ := strings.Cut(string(data), "\n")
+	second, _, _ := strings.Cut(rest, "\n")
+	k, ok := strings.CutPrefix(second, "# signed by ")
+	if !ok {
+		return nil
+	}
+	pub, err := config.ParseSigner(k)
+	if err != nil {
+		return nil
+	}
+	return pub
 }
 
 // cachedRevision is the revision in the leading comment meshstore writes
