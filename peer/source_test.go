@@ -13,6 +13,12 @@ import (
 	"github.com/peer-vpn/peer/meshstore/etcdtest"
 )
 
+// etcdEventWait bounds how long a test waits for the node to notice etcd
+// going or coming back: a probe every etcdProbeEvery that may itself take
+// up to etcdTimeout to fail, plus the backoff, with room for a loaded CI
+// machine. A bound on a hang, not a measurement.
+var etcdEventWait = 3*etcdProbeEvery + etcdTimeout + etcdBackoffMax
+
 // The node with -config etcd://: each test starts a real etcd
 // (meshstore/etcdtest) and the whole node in memory (startNode), pushes
 // with `peer mesh push` and waits on conditions with deadlines.
@@ -128,7 +134,7 @@ func TestEtcdNodeOutage(t *testing.T) {
 	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
 
 	srv.Stop()
-	n.waitLog("lost etcd", 1, 5*time.Second)
+	n.waitLog("lost etcd", 1, etcdEventWait)
 	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
 	n.stop()
 
@@ -137,7 +143,7 @@ func TestEtcdNodeOutage(t *testing.T) {
 	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
 
 	srv.Restart(t)
-	n.waitLog("etcd back", 1, 5*time.Second)
+	n.waitLog("etcd back", 1, etcdEventWait)
 	m.writeV2(t)
 	m.push(t, url)
 	n.waitStatus([]string{"delta"}, []string{"gamma"}, 5*time.Second)
@@ -163,7 +169,7 @@ func TestEtcdNodeCompaction(t *testing.T) {
 	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
 
 	srv.Stop()
-	n.waitLog("lost etcd", 1, 5*time.Second)
+	n.waitLog("lost etcd", 1, etcdEventWait)
 	start := time.Now()
 	srv.Restart(t)
 	m.writeV2(t)
