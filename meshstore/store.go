@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/peer-vpn/peer/config"
@@ -289,6 +290,12 @@ func (s *Store) push(ctx context.Context, m *config.Mesh, ifRevision int64, key 
 			If(clientv3.Compare(clientv3.ModRevision(meshKey), "=", rev)).
 			Then(ops...).
 			Commit()
+		if errors.Is(err, rpctypes.ErrTooManyOps) {
+			// One transaction is what keeps readers from seeing half a
+			// mesh; splitting it silently would give that up.
+			return nil, fmt.Errorf("etcd at %s refused the push as one transaction of %d operations (etcd's --max-txn-ops, 128 unless set): start etcd with --max-txn-ops %d or more, or push the mesh in steps of fewer changed peers: %w",
+				strings.Join(s.target.Endpoints, ","), len(ops), len(ops), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("etcd at %s: %w", strings.Join(s.target.Endpoints, ","), err)
 		}

@@ -323,3 +323,23 @@ func TestPullNoMesh(t *testing.T) {
 		t.Errorf("empty etcd: %v", err)
 	}
 }
+
+// TestPushTooLargeForOneTransaction: etcd refuses a transaction of more
+// than --max-txn-ops operations (128 by default); a push that needs more
+// says so, with what to do, and changes nothing, rather than splitting
+// itself (readers would see half a mesh).
+func TestPushTooLargeForOneTransaction(t *testing.T) {
+	s, srv := open(t)
+	var names []string
+	for i := range 130 {
+		names = append(names, fmt.Sprintf("p%03d", i))
+	}
+	before := dump(t, srv.Client(t))
+	_, err := s.Push(ctx(t), load(t, meshText(t, names, "")), NoRevision)
+	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops 132 or more") {
+		t.Fatalf("push of 130 new peers: %v", err)
+	}
+	if after := dump(t, srv.Client(t)); after != before {
+		t.Errorf("etcd changed:\n%s", after)
+	}
+}
