@@ -65,9 +65,10 @@ var (
 	// still answers: a watch of an unreachable etcd just stays silent.
 	etcdProbeEvery = 2 * time.Second
 	// etcdBackoffMin and etcdBackoffMax bound the wait between two tries
-	// to reach a lost etcd, doubling from one to the other.
+	// to reach a lost etcd, doubling from one to the other. A try is one
+	// small read, so a node comes back within a few seconds of etcd.
 	etcdBackoffMin = 200 * time.Millisecond
-	etcdBackoffMax = 10 * time.Second
+	etcdBackoffMax = 4 * time.Second
 )
 
 // defaultCacheDir is where a node keeps the last mesh it applied from etcd.
