@@ -37,6 +37,19 @@ func (f *etcdFlags) register(fs *flag.FlagSet, name, action string) {
 
 // open checks the URL and the TLS flags (a usage error if wrong) and
 // connects.
+// with opens the store, runs do with a context bounded by meshTimeout,
+// and closes the store.
+func (f *etcdFlags) with(do func(context.Context, *meshstore.Store) error) error {
+	s, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
+	defer cancel()
+	return do(ctx, s)
+}
+
 func (f *etcdFlags) open() (*meshstore.Store, error) {
 	if *f.url == "" {
 		return nil, usageError{fmt.Errorf("-%s URL is required", f.urlFlag)}
@@ -91,19 +104,15 @@ func cmdMeshPush(args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
-	s, err := ef.open()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
-	defer cancel()
 	var d *meshstore.Diff
-	if key != nil {
-		d, err = s.PushSigned(ctx, m, *ifRev, key)
-	} else {
-		d, err = s.Push(ctx, m, *ifRev)
-	}
+	err = ef.with(func(ctx context.Context, s *meshstore.Store) (err error) {
+		if key != nil {
+			d, err = s.PushSigned(ctx, m, *ifRev, key)
+		} else {
+			d, err = s.Push(ctx, m, *ifRev)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -160,14 +169,11 @@ func cmdMeshPull(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := ef.open()
-	if err != nil {
+	var p *meshstore.Pulled
+	err := ef.with(func(ctx context.Context, s *meshstore.Store) (err error) {
+		p, err = s.Pull(ctx)
 		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
-	defer cancel()
-	p, err := s.Pull(ctx)
+	})
 	if err != nil {
 		return err
 	}
@@ -187,14 +193,11 @@ func cmdMeshDiff(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := ef.open()
-	if err != nil {
+	var d *meshstore.Diff
+	err = ef.with(func(ctx context.Context, s *meshstore.Store) (err error) {
+		d, err = s.Diff(ctx, m)
 		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
-	defer cancel()
-	d, err := s.Diff(ctx, m)
+	})
 	if err != nil {
 		return err
 	}
