@@ -251,9 +251,11 @@ func (s *etcdSource) refresh(ctx context.Context, log *slog.Logger, out chan<- s
 	var rev int64
 	if err == nil {
 		if rerr := s.check(p); rerr != nil {
-			var re *untrustedError
-			errors.As(rerr, &re)
-			log.Warn("mesh from etcd refused: not signed by a trusted signer", "url", s.store.Target().URL(), "revision", p.Revision, "reason", re.reason, "running_revision", s.revision())
+			reason := rerr.Error()
+			if re := (*untrustedError)(nil); errors.As(rerr, &re) {
+				reason = re.reason
+			}
+			log.Warn("mesh from etcd refused: not signed by a trusted signer", "url", s.store.Target().URL(), "revision", p.Revision, "reason", reason, "running_revision", s.revision())
 			return nil
 		}
 		data, rev = p.YAML, p.Revision
