@@ -33,6 +33,10 @@ type Server struct {
 	cmd      *exec.Cmd
 	log      *syncBuffer
 	done     chan struct{}
+	// held keeps the ports while Stop has etcd down, so that another
+	// test's etcd (go test runs packages in parallel) cannot take them
+	// and answer in its place.
+	held []net.Listener
 }
 
 // URL returns etcd://ENDPOINT/PREFIX for this server.
@@ -67,7 +71,7 @@ func Start(tb testing.TB) *Server {
 	for try := 0; try < 3; try++ {
 		s, err := start(bin, filepath.Join(dir, strconv.Itoa(try)), freePort(), freePort())
 		if err == nil {
-			tb.Cleanup(s.stop)
+			tb.Cleanup(func() { s.stop(); s.release() })
 			return s
 		}
 		lastErr = err
@@ -76,12 +80,30 @@ func Start(tb testing.TB) *Server {
 	return nil
 }
 
-// Stop ends etcd, keeping its data for Restart.
-func (s *Server) Stop() { s.stop() }
+// Stop ends etcd, keeping its data and its ports for Restart: clients
+// that connect meanwhile reach a listener that never answers, as they
+// would reach a host whose etcd hangs, never another etcd.
+func (s *Server) Stop() {
+	s.stop()
+	for _, port := range []int{s.client, s.peer} {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			s.held = append(s.held, l)
+		}
+	}
+}
+
+// release gives back the ports Stop kept.
+func (s *Server) release() {
+	for _, l := range s.held {
+		l.Close()
+	}
+	s.held = nil
+}
 
 // Restart runs etcd again on the same ports and data after Stop.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
+	s.release()
 	n, err := start(s.bin, s.dataDir, s.client, s.peer)
 	if err != nil {
 		tb.Fatal(err)
