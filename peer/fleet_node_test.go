@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -189,19 +188,8 @@ func startFleetNode(b *testing.B, url string, fm *fleetMesh, i int, net *udptest
 	b.Helper()
 	dir := b.TempDir()
 	n := &fleetNode{logs: &fleetLog{node: i, events: events}, cmds: &recorder{}, done: make(chan error, 1)}
-	var rf runFlags
-	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
-	rf.register(fs)
-	rf.capture.register(fs)
-	rf.metrics.register(fs)
-	fs.StringVar(&rf.cache, "cache", "", "")
-	if err := fs.Parse([]string{"-config", url, "-key", fm.keyFile(i), "-cache", filepath.Join(dir, "fleet.mesh.yaml")}); err != nil {
-		b.Fatal(err)
-	}
-	rf.socket = filepath.Join(dir, "peer.sock")
-	if err := rf.checkCache(); err != nil {
-		b.Fatal(err)
-	}
+	rf := testRunFlags(b, []string{"-config", url, "-key", fm.keyFile(i), "-cache", filepath.Join(dir, "fleet.mesh.yaml"),
+		"-socket", filepath.Join(dir, "peer.sock")})
 	node, capOpts, err := rf.checkStart(netconf.Linux)
 	if err != nil {
 		b.Fatal(err)
@@ -230,7 +218,7 @@ func startFleetNode(b *testing.B, url string, fm *fleetMesh, i int, net *udptest
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go func() { n.done <- runNode(ctx, node, &rf, capOpts, log, level, sys) }()
+	go func() { n.done <- runNode(ctx, node, rf, capOpts, log, level, sys) }()
 	b.Cleanup(func() {
 		if err := n.stop(); err != nil {
 			b.Errorf("p%d: %v", i, err)

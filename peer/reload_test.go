@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -236,30 +237,26 @@ func startNode(t *testing.T, path, key string, o nodeOpts) *runningNode {
 	return startNodeAt(t, path, key, filepath.Join(t.TempDir(), "peer.sock"), o)
 }
 
+// testRunFlags parses args as `peer ARGS` does (runFlags.parse), for a
+// node a test runs in memory.
+func testRunFlags(tb testing.TB, args []string) *runFlags {
+	tb.Helper()
+	var rf runFlags
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := rf.parse(fs, args); err != nil {
+		tb.Fatal(err)
+	}
+	return &rf
+}
+
 // startNodeAt is startNode with the control socket at socket.
 func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNode {
 	t.Helper()
 	n := &runningNode{t: t, socket: socket, cmds: &recorder{}, logs: &lockedBuffer{},
 		hangup: make(chan os.Signal, 1), done: make(chan error, 1)}
-	var rf runFlags
-	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
-	rf.register(fs)
-	rf.capture.register(fs)
-	rf.metrics.register(fs)
-	fs.BoolVar(&rf.noRoutes, "no-routes", false, "")
-	fs.StringVar(&rf.driver, "driver", "", "")
-	fs.BoolVar(&rf.verbose, "v", false, "")
-	fs.StringVar(&rf.cache, "cache", "", "")
-	if err := fs.Parse(append([]string{"-config", path, "-key", key}, o.args...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := rf.metrics.check(fs); err != nil {
-		t.Fatal(err)
-	}
+	rf := testRunFlags(t, append([]string{"-config", path, "-key", key}, o.args...))
 	rf.socket, rf.watch, rf.wgSocket, rf.wgOptional = n.socket, o.watch, o.wg, o.wgOpt
-	if err := rf.checkCache(); err != nil {
-		t.Fatal(err)
-	}
 	node, capOpts, err := rf.checkStart(netconf.Linux)
 	if err != nil && o.refused != nil {
 		*o.refused = err
@@ -328,7 +325,7 @@ func startNodeAt(t *testing.T, path, key, socket string, o nodeOpts) *runningNod
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go func() { n.done <- runNode(ctx, node, &rf, capOpts, log, level, sys) }()
+	go func() { n.done <- runNode(ctx, node, rf, capOpts, log, level, sys) }()
 	t.Cleanup(n.stop)
 	deadline := time.Now().Add(5 * time.Second)
 	for {

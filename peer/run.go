@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,30 +48,8 @@ type runFlags struct {
 const watchQuiet = 200 * time.Millisecond
 
 func cmdRun(args []string, stderr io.Writer) error {
-	fs := newFlagSet("peer", stderr)
 	var rf runFlags
-	rf.register(fs)
-	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
-	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
-	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
-	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
-	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
-	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do;\na mesh in etcd is always watched)")
-	fs.StringVar(&rf.cache, "cache", "", "with -config etcd://: `FILE` keeping the last applied mesh, to start from when etcd is\nunreachable (default /var/lib/peer/PREFIX.mesh.yaml)")
-	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
-	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
-	rf.metrics.register(fs)
-	rf.capture.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := rf.metrics.check(fs); err != nil {
-		return err
-	}
-	if rf.logFmt != "text" && rf.logFmt != "json" {
-		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
-	}
-	if err := rf.checkCache(); err != nil {
+	if err := rf.parse(newFlagSet("peer", stderr), args); err != nil {
 		return err
 	}
 	node, capOpts, err := rf.checkStart(runtime.GOOS)
@@ -111,6 +90,34 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer signal.Stop(hangup)
 	sys.hangup = hangup
 	return runNode(ctx, node, &rf, capOpts, log, level, sys)
+}
+
+// parse registers the node's flags on fs, parses args and checks what the
+// flags alone decide: the one flag set of `peer` and of the tests that run
+// a node in memory.
+func (rf *runFlags) parse(fs *flag.FlagSet, args []string) error {
+	rf.register(fs)
+	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
+	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
+	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
+	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
+	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do;\na mesh in etcd is always watched)")
+	fs.StringVar(&rf.cache, "cache", "", "with -config etcd://: `FILE` keeping the last applied mesh, to start from when etcd is\nunreachable (default /var/lib/peer/PREFIX.mesh.yaml)")
+	fs.StringVar(&rf.logFmt, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log shippers)")
+	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
+	rf.metrics.register(fs)
+	rf.capture.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := rf.metrics.check(fs); err != nil {
+		return err
+	}
+	if rf.logFmt != "text" && rf.logFmt != "json" {
+		return usageError{fmt.Errorf("-log-format %q: want text or json", rf.logFmt)}
+	}
+	return rf.checkCache()
 }
 
 // checkStart is every check of the mesh file and of the flags that shape
