@@ -391,7 +391,7 @@ func (c *mmsgConn) prepareWrite(msgs []Message, gso bool) (nmsg, nhdr int, err e
 	i := 0
 	for i < limit {
 		m := &msgs[i]
-		if err = checkOutgoing(m); err != nil {
+		if err = CheckOutgoing(m); err != nil {
 			break
 		}
 		namelen, serr := encodeSockaddr(&b.names[nhdr], m.Addr, c.v6, &c.zones)

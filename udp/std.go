@@ -45,7 +45,7 @@ func (c *stdConn) WriteBatch(msgs []Message) (int, error) {
 	defer c.writeMu.Unlock()
 	for i := range msgs {
 		m := &msgs[i]
-		if err := checkOutgoing(m); err != nil {
+		if err := CheckOutgoing(m); err != nil {
 			return i, err
 		}
 		if _, err := c.pc.WriteToUDPAddrPort(m.Buf[:m.N], m.Addr); err != nil {

@@ -95,8 +95,10 @@ func Listen(port int) (Conn, error) {
 	return c, nil
 }
 
-// checkOutgoing validates a message before it is sent.
-func checkOutgoing(m *Message) error {
+// CheckOutgoing is what every Conn checks of a message before it sends
+// it: a length within the buffer and a destination with an address and a
+// port. Conns outside this package (udptest's) apply the same rule.
+func CheckOutgoing(m *Message) error {
 	if m.N < 0 || m.N > len(m.Buf) {
 		return fmt.Errorf("udp: write to %v: length %d outside buffer of %d bytes", m.Addr, m.N, len(m.Buf))
 	}

@@ -226,7 +226,7 @@ func (c *memConn) WriteBatch(msgs []udp.Message) (int, error) {
 		if c.closed() {
 			return i, fmt.Errorf("udptest: write: %w", net.ErrClosed)
 		}
-		if err := checkOutgoing(m); err != nil {
+		if err := udp.CheckOutgoing(m); err != nil {
 			return i, err
 		}
 		c.net.mu.Lock()
@@ -273,17 +273,6 @@ func (c *memConn) Close() error {
 		close(c.done)
 		c.net.mu.Unlock()
 	})
-	return nil
-}
-
-// checkOutgoing validates a message before it is sent, as udp's Conns do.
-func checkOutgoing(m *udp.Message) error {
-	if m.N < 0 || m.N > len(m.Buf) {
-		return fmt.Errorf("udptest: write to %v: length %d outside buffer of %d bytes", m.Addr, m.N, len(m.Buf))
-	}
-	if !m.Addr.IsValid() || m.Addr.Port() == 0 {
-		return fmt.Errorf("udptest: write: invalid destination %v", m.Addr)
-	}
 	return nil
 }
 
