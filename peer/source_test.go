@@ -30,6 +30,19 @@ func fastEtcd(t *testing.T, backoffMin time.Duration) {
 	t.Cleanup(func() { etcdTimeout, etcdProbeEvery, etcdBackoffMin, etcdBackoffMax = old[0], old[1], old[2], old[3] })
 }
 
+// etcdFleet starts etcd (with fastEtcd's timing) and pushes the first
+// mesh of alpha, beta, gamma and delta to prefix fleet.
+func etcdFleet(t *testing.T, backoffMin time.Duration) (*etcdtest.Server, string, *testMesh) {
+	t.Helper()
+	fastEtcd(t, backoffMin)
+	srv := etcdtest.Start(t)
+	url := srv.URL("fleet")
+	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
+	m.writeV1(t)
+	m.push(t, url)
+	return srv, url, m
+}
+
 // push runs `peer mesh push` of the test mesh's file to url.
 func (m *testMesh) push(t *testing.T, url string) {
 	t.Helper()
@@ -66,12 +79,7 @@ func (n *runningNode) waitStatus(want, absent []string, within time.Duration) {
 // push with no signal, refuses a mesh in etcd that does not parse and keeps
 // the old one, and caches what it applied (0600); peer check reads etcd.
 func TestEtcdNode(t *testing.T) {
-	fastEtcd(t, 100*time.Millisecond)
-	srv := etcdtest.Start(t)
-	url := srv.URL("fleet")
-	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
-	m.writeV1(t)
-	m.push(t, url)
+	srv, url, m := etcdFleet(t, 100*time.Millisecond)
 	cache := filepath.Join(t.TempDir(), "cache", "fleet.mesh.yaml")
 
 	if code, out, errOut := runCmd(t, "", "check", "-config", url, "-key", m.keyFile("alpha")); code != 0 ||
@@ -122,12 +130,7 @@ func TestEtcdNode(t *testing.T) {
 // while etcd is down starts from its cache and says so; once etcd is back
 // (same data) a push is applied again, each transition logged once.
 func TestEtcdNodeOutage(t *testing.T) {
-	fastEtcd(t, 100*time.Millisecond)
-	srv := etcdtest.Start(t)
-	url := srv.URL("fleet")
-	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
-	m.writeV1(t)
-	m.push(t, url)
+	srv, url, m := etcdFleet(t, 100*time.Millisecond)
 	cache := filepath.Join(t.TempDir(), "fleet.mesh.yaml")
 	opts := nodeOpts{real: true, args: []string{"-cache", cache}}
 	n := startNode(t, url, m.keyFile("alpha"), opts)
@@ -159,12 +162,7 @@ func TestEtcdNodeOutage(t *testing.T) {
 func TestEtcdNodeCompaction(t *testing.T) {
 	// The node's first retry comes well after etcd is back, and the
 	// pushes and the compaction are in by then.
-	fastEtcd(t, 4*time.Second)
-	srv := etcdtest.Start(t)
-	url := srv.URL("fleet")
-	m := newTestMesh(t, "alpha", "beta", "gamma", "delta")
-	m.writeV1(t)
-	m.push(t, url)
+	srv, url, m := etcdFleet(t, 4*time.Second)
 	n := startNode(t, url, m.keyFile("alpha"), nodeOpts{real: true, args: []string{"-cache", filepath.Join(t.TempDir(), "c.yaml")}})
 	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
 
