@@ -49,8 +49,8 @@ func TestBatchable(t *testing.T) {
 // from: once -4/-6 is dropped, the family ip infers from the line must be
 // the one the command asked for.
 func TestBatchKeepsFamily(t *testing.T) {
-	p := Plan{OS: Linux, Iface: "p0", MTU: 1420, Addresses: pfxs("10.10.0.1/24", "fd10::1/64"),
-		Routes: pfxs("10.20.0.0/16", "fd20::/64"), UseExit: true, Exit: true, ClampMSS: true}
+	p := Plan{OS: Linux, Iface: "p0", MTU: 1420, Addresses: pfx("10.10.0.1/24", "fd10::1/64"),
+		Routes: pfx("10.20.0.0/16", "fd20::/64"), UseExit: true, Exit: true, ClampMSS: true}
 	for _, c := range slices.Concat(p.LinkUp(), p.NetworkUp(), p.NetworkDown()) {
 		if !batchable(c) {
 			continue

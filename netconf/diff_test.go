@@ -15,8 +15,8 @@ func reloadedPlan(os, iface string) Plan {
 		OS:        os,
 		Iface:     iface,
 		MTU:       1380,
-		Addresses: pfxs("10.10.0.5/24", "fd10::1/64"),
-		Routes: pfxs("fd10::2/128", "10.10.0.2/32", "10.20.1.1/24", "fd00:20:1::/64",
+		Addresses: pfx("10.10.0.5/24", "fd10::1/64"),
+		Routes: pfx("fd10::2/128", "10.10.0.2/32", "10.20.1.1/24", "fd00:20:1::/64",
 			"10.20.3.0/24", "fd00:30::/64"),
 	}
 }
@@ -80,7 +80,7 @@ func TestDiffOfTheSamePlanIsNothing(t *testing.T) {
 func TestDiffOnlyRoutes(t *testing.T) {
 	from := examplePlan(Linux, "peer0")
 	to := from
-	to.Routes = pfxs("10.10.0.2/32", "fd00:20:1::/64", "192.0.2.0/24", "fd10::2/128", "10.30.0.0/16")
+	to.Routes = pfx("10.10.0.2/32", "fd00:20:1::/64", "192.0.2.0/24", "fd10::2/128", "10.30.0.0/16")
 	if cmds := LinkDiff(from, to); len(cmds) != 0 {
 		t.Errorf("routes alone changed the link: %q", cmds)
 	}
@@ -96,7 +96,7 @@ func TestDiffOnlyRoutes(t *testing.T) {
 func TestLinkDiffIPv6AddressOnly(t *testing.T) {
 	from := examplePlan(Linux, "peer0")
 	to := from
-	to.Addresses = pfxs("10.10.0.1/24", "fd10::9/64")
+	to.Addresses = pfx("10.10.0.1/24", "fd10::9/64")
 	// IPv6 routes survive an address removal: no restore.
 	want := [][]string{
 		{"ip", "-6", "addr", "replace", "fd10::9/64", "dev", "peer0"},

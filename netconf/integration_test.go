@@ -250,11 +250,11 @@ func TestIntegrationDiff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	otherNet := examplePlan(Linux, "d0")
-	otherNet.Addresses = pfxs("10.11.0.1/24", "fd10::1/64")
+	otherNet.Addresses = pfx("10.11.0.1/24", "fd10::1/64")
 	twoV4 := examplePlan(Linux, "d0")
-	twoV4.Addresses = pfxs("10.10.0.1/24", "10.10.0.7/24", "fd10::1/64")
+	twoV4.Addresses = pfx("10.10.0.1/24", "10.10.0.7/24", "fd10::1/64")
 	keepSecondary := examplePlan(Linux, "d0")
-	keepSecondary.Addresses = pfxs("10.10.0.7/24", "fd10::1/64")
+	keepSecondary.Addresses = pfx("10.10.0.7/24", "fd10::1/64")
 	for _, tc := range []struct {
 		name     string
 		from, to Plan
@@ -312,8 +312,8 @@ func exitIntegrationPlan(before map[string]string) Plan {
 		OS:        Linux,
 		Iface:     "d0",
 		MTU:       1420,
-		Addresses: pfxs("10.10.0.1/24", "fd10::1/64"),
-		Routes:    pfxs("10.10.0.2/32", "10.20.1.0/24", "fd00:20:1::/64"),
+		Addresses: pfx("10.10.0.1/24", "fd10::1/64"),
+		Routes:    pfx("10.10.0.2/32", "10.20.1.0/24", "fd00:20:1::/64"),
 		UseExit:   true, Exit: true, ClampMSS: true,
 		SysctlsBefore: before,
 	}
@@ -522,7 +522,7 @@ func TestIntegrationPolicyDiff(t *testing.T) {
 	client := with(func(p *Plan) { p.UseExit = true })
 	clientMoved := with(func(p *Plan) {
 		p.UseExit, p.ClampMSS, p.MTU = true, true, 1380
-		p.Addresses = pfxs("10.10.0.9/24", "fd10::9/64")
+		p.Addresses = pfx("10.10.0.9/24", "fd10::9/64")
 	})
 	exit := with(func(p *Plan) { p.Exit, p.ClampMSS = true, true })
 	router := with(func(p *Plan) { p.ClampMSS = true })

@@ -15,14 +15,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-func pfxs(ss ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParsePrefix(s)
-	}
-	return out
-}
-
 // examplePlan has v4 and v6 addresses, a route inside the connected
 // network (kept), a route with host bits (masked), a duplicate (dropped),
 // and an IPv6 route.
@@ -31,8 +23,8 @@ func examplePlan(os, iface string) Plan {
 		OS:        os,
 		Iface:     iface,
 		MTU:       1420,
-		Addresses: pfxs("10.10.0.1/24", "fd10::1/64"),
-		Routes: pfxs("10.10.0.2/32", "10.20.1.9/24", "fd00:20:1::/64", "10.10.0.2/32",
+		Addresses: pfx("10.10.0.1/24", "fd10::1/64"),
+		Routes: pfx("10.10.0.2/32", "10.20.1.9/24", "fd00:20:1::/64", "10.10.0.2/32",
 			"192.0.2.0/24", "fd10::2/128"),
 	}
 }
@@ -40,7 +32,7 @@ func examplePlan(os, iface string) Plan {
 // v4OnlyPlan has only IPv4 addresses but still an IPv6 route: it must be
 // generated anyway.
 func v4OnlyPlan(os, iface string) Plan {
-	return Plan{OS: os, Iface: iface, MTU: 1420, Addresses: pfxs("10.10.0.3/24"), Routes: pfxs("10.10.0.1/32", "fd00:20:1::/64")}
+	return Plan{OS: os, Iface: iface, MTU: 1420, Addresses: pfx("10.10.0.3/24"), Routes: pfx("10.10.0.1/32", "fd00:20:1::/64")}
 }
 
 func golden(t *testing.T, name, got string) {
@@ -178,8 +170,8 @@ func TestValidate(t *testing.T) {
 		{"mtu v6", func(p *Plan) { p.MTU = 1279 }, "IPv6 minimum"},
 		{"bad address", func(p *Plan) { p.Addresses = append(p.Addresses, netip.Prefix{}) }, "invalid address"},
 		{"bad route", func(p *Plan) { p.Routes = append(p.Routes, netip.PrefixFrom(netip.MustParseAddr("10.0.0.1"), 33)) }, "invalid route"},
-		{"mapped route", func(p *Plan) { p.Routes = pfxs("::ffff:10.0.0.0/104") }, "IPv4-mapped"},
-		{"mapped address", func(p *Plan) { p.Addresses = pfxs("::ffff:10.0.0.1/104") }, "IPv4-mapped"},
+		{"mapped route", func(p *Plan) { p.Routes = pfx("::ffff:10.0.0.0/104") }, "IPv4-mapped"},
+		{"mapped address", func(p *Plan) { p.Addresses = pfx("::ffff:10.0.0.1/104") }, "IPv4-mapped"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,7 +198,7 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	// An MTU below 1280 is fine without IPv6.
-	v4 := Plan{OS: Linux, Iface: "peer0", MTU: 576, Addresses: pfxs("10.0.0.1/24"), Routes: pfxs("10.0.1.0/24")}
+	v4 := Plan{OS: Linux, Iface: "peer0", MTU: 576, Addresses: pfx("10.0.0.1/24"), Routes: pfx("10.0.1.0/24")}
 	if err := v4.Validate(); err != nil {
 		t.Errorf("IPv4-only plan with MTU 576: %v", err)
 	}

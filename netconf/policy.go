@@ -294,6 +294,7 @@ func (p Plan) darwinSplit() Plan {
 	return Plan{OS: p.OS, Iface: p.Iface, Routes: pfx("0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1")}
 }
 
+// pfx parses prefixes written as constants (it panics on a bad one).
 func pfx(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
 	for i, s := range ss {

@@ -47,7 +47,7 @@ func subnetRouterPlan(os, iface string) Plan {
 
 func TestPolicyGolden(t *testing.T) {
 	v4Client := exitClientPlan(Linux, "peer0")
-	v4Client.Addresses = pfxs("10.10.0.3/24")
+	v4Client.Addresses = pfx("10.10.0.3/24")
 	mtu0 := subnetRouterPlan(Linux, "peer0")
 	mtu0.MTU = 0
 	for _, tc := range []struct {
