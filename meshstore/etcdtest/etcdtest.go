@@ -37,6 +37,8 @@ type Server struct {
 	// test's etcd (go test runs packages in parallel) cannot take them
 	// and answer in its place.
 	held []net.Listener
+	// aside marks a server of Aside, whose Stop gives its ports back.
+	aside bool
 }
 
 // URL returns etcd://ENDPOINT/PREFIX for this server.
@@ -85,11 +87,39 @@ func Start(tb testing.TB) *Server {
 // would reach a host whose etcd hangs, never another etcd.
 func (s *Server) Stop() {
 	s.stop()
+	if s.aside {
+		return
+	}
 	for _, port := range []int{s.client, s.peer} {
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			s.held = append(s.held, l)
 		}
 	}
+}
+
+// Aside runs etcd on the data of a stopped s, its peer port and a new
+// client port, while s's client port stays held: a test can change the
+// mesh (push, compact) where the clients of s cannot see it, and they see
+// it all at once after Restart. Stop the returned server (it keeps no
+// ports) before Restart.
+func (s *Server) Aside(tb testing.TB) *Server {
+	tb.Helper()
+	// The peer port is the member's own address in its data; only the
+	// client port may move.
+	for i, l := range s.held {
+		if l.Addr().(*net.TCPAddr).Port == s.peer {
+			l.Close()
+			s.held = append(s.held[:i], s.held[i+1:]...)
+			break
+		}
+	}
+	a, err := start(s.bin, s.dataDir, freePort(), s.peer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a.aside = true
+	tb.Cleanup(a.stop)
+	return a
 }
 
 // release gives back the ports Stop kept.
