@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -151,5 +152,46 @@ func TestOpenNetstackRefuses(t *testing.T) {
 	}
 	if _, err := Open("x", DriverNetstack, 1420); err == nil || !strings.Contains(err.Error(), "OpenNetstack") {
 		t.Errorf("Open with driver netstack: %v", err)
+	}
+}
+
+func TestNetstackListenUDPEitherFamily(t *testing.T) {
+	a, b := openPair(t)
+	for _, at := range []string{"10.9.0.2:9000", "[fd00:9::2]:9000"} {
+		l, err := b.ListenUDP(netip.MustParseAddrPort(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			buf := make([]byte, 100)
+			for {
+				n, from, err := l.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				l.WriteTo(buf[:n], from)
+			}
+		}()
+	}
+	pc, err := a.ListenUDP(netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, at := range []string{"10.9.0.2:9000", "[fd00:9::2]:9000"} {
+		if _, err := pc.WriteTo([]byte("echo "+at), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(at))); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 100)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "echo "+at || from.String() != at {
+			t.Fatalf("got %q from %v, err %v", buf[:n], from, err)
+		}
+	}
+	pc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, _, err := pc.ReadFrom(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadFrom with nothing to read: %v", err)
 	}
 }
