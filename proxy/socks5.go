@@ -70,7 +70,7 @@ func (s *SOCKS5Server) handle(ctx context.Context, c net.Conn) error {
 	case cmdConnect:
 		return s.connect(ctx, c, req.Dst)
 	case cmdUDPAssociate:
-		return s.associate(ctx, c, req.Dst, timeout)
+		return s.associate(ctx, c, req.Dst)
 	default:
 		c.Write(appendReply(nil, repCommandNotSupported, netip.AddrPort{}))
 		return fmt.Errorf("socks5: command %#x not supported", req.Cmd)

@@ -21,7 +21,7 @@ const maxUDPHeader = 3 + 1 + 16 + 2
 // the client said it will send from; only its port is used (the IP is c's
 // remote IP, which a client behind NAT cannot know), and a zero port
 // accepts the client's first source port and then only that one.
-func (s *SOCKS5Server) associate(ctx context.Context, c net.Conn, want socksAddr, timeout time.Duration) error {
+func (s *SOCKS5Server) associate(ctx context.Context, c net.Conn, want socksAddr) error {
 	local, _ := addrPortOfTCP(c.LocalAddr())
 	remote, _ := addrPortOfTCP(c.RemoteAddr())
 	relay, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr(), 0)))
