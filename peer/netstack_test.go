@@ -187,7 +187,8 @@ func TestNetstackNodes(t *testing.T) {
 	udpForward := fmt.Sprint(freeUDPPort(t))
 	beta := startNetstackNode(t, mesh, betaKey, "-expose", "tcp:8080="+web.Addr().String(),
 		"-expose", "udp:53="+echo.LocalAddr().String())
-	alpha := startNetstackNode(t, mesh, alphaKey,
+	pcap := filepath.Join(t.TempDir(), "alpha.pcapng")
+	alpha := startNetstackNode(t, mesh, alphaKey, "-pcap", pcap,
 		"-socks5", socks, "-http-proxy", httpProxy,
 		"-forward", "tcp:"+forward+"=beta:8080", "-forward", "udp:"+udpForward+"=beta:53")
 
@@ -320,6 +321,20 @@ func TestNetstackNodes(t *testing.T) {
 		}
 		if p := st.Peers[0]; p.Name != "beta" || p.TxBytes < 20<<20 || p.RxPackets == 0 {
 			t.Fatalf("alpha's counters of beta: %+v", p)
+		}
+	})
+	t.Run("pcap", func(t *testing.T) {
+		// The capture sees the stack's packets as it would a TUN's.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			fi, err := os.Stat(pcap)
+			if err == nil && fi.Size() > 1<<20 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pcap after 20 MiB: %v, %v", fi, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
