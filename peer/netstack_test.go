@@ -394,6 +394,9 @@ func TestNetstackRefusals(t *testing.T) {
 			}
 		}
 	}
+	if code, _, stderr := runCmd(t, "", "check", "-config", withSubnet, "-key", alphaKey); code != 2 || !strings.Contains(stderr, withSubnet+":4:") {
+		t.Errorf("check of a netstack node with subnets: exit %d, stderr %q", code, stderr)
+	}
 	// The check and the script say there is nothing to do on the host.
 	if code, out, _ := runCmd(t, "", "check", "-config", mesh, "-key", alphaKey); code != 0 || !strings.Contains(out, "driver netstack") || strings.Contains(out, "ip ") {
 		t.Errorf("check: exit %d\n%s", code, out)
