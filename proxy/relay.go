@@ -32,11 +32,11 @@ func (r *TCPRelay) Serve(ctx context.Context, l net.Listener) error {
 	return serveConns(ctx, l, or(r.MaxConns, MaxConns), log, func(ctx context.Context, c net.Conn) {
 		far, err := r.Dial(ctx)
 		if err != nil {
-			log.Debug("proxy: relay", "from", c.RemoteAddr().String(), "err", err)
+			log.Debug("proxy: relay", "from", c.RemoteAddr(), "err", err)
 			return
 		}
 		if _, _, err := splice(ctx, c, far); err != nil {
-			log.Debug("proxy: relay", "from", c.RemoteAddr().String(), "to", far.RemoteAddr().String(), "err", err)
+			log.Debug("proxy: relay", "from", c.RemoteAddr(), "to", far.RemoteAddr(), "err", err)
 		}
 	})
 }
@@ -111,7 +111,7 @@ func (r *UDPRelay) Serve(ctx context.Context, pc net.PacketConn) error {
 				r.mu.Unlock()
 				if !refusing {
 					refusing = true
-					log.Warn("proxy: UDP session limit reached, dropping datagrams from new clients", "addr", pc.LocalAddr().String(), "limit", limit)
+					log.Warn("proxy: UDP session limit reached, dropping datagrams from new clients", "addr", pc.LocalAddr(), "limit", limit)
 				}
 				continue
 			}
@@ -199,6 +199,10 @@ func (r *UDPRelay) run(ctx context.Context, s *udpSession, pc net.PacketConn, id
 // addrPortOf returns the address of a datagram's source, unmapped so that a
 // dual-stack socket's IPv4 clients key the same as on an IPv4 socket.
 func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	if a == nil {
+		// A gVisor connection that was reset has no addresses any more.
+		return netip.AddrPort{}, false
+	}
 	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.UDPAddr:

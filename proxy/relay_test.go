@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -170,5 +172,45 @@ func TestUDPExposeLimit(t *testing.T) {
 	b.WriteTo([]byte("b"), pc.LocalAddr())
 	if n, _, err := b.ReadFrom(make([]byte, 16)); err == nil {
 		t.Fatalf("client over the session limit got a %d-byte reply", n)
+	}
+}
+
+// resetConn is the far side of a relay as gVisor leaves it after a reset:
+// every read fails, and it no longer knows its addresses.
+type resetConn struct{ net.Conn }
+
+func (resetConn) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+func (resetConn) RemoteAddr() net.Addr     { return nil }
+func (resetConn) LocalAddr() net.Addr      { return nil }
+
+func TestTCPRelayFarSideReset(t *testing.T) {
+	l := listen(t)
+	dial := func(ctx context.Context) (net.Conn, error) {
+		a, b := net.Pipe()
+		go io.Copy(io.Discard, b)
+		return resetConn{a}, nil
+	}
+	// Debug, so that the line about the failed relay is written, not
+	// only built.
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := &TCPRelay{Dial: dial, Log: log}
+	serve(t, func(ctx context.Context) error { return r.Serve(ctx, l) })
+	for range 2 { // the relay lives on after the first
+		c, err := net.DialTimeout("tcp", l.Addr().String(), testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testTimeout))
+		c.Write([]byte("x"))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("read through a reset relay succeeded")
+		}
+		c.Close()
+	}
+	if _, ok := addrPortOf(nil); ok {
+		t.Error("addrPortOf(nil) ok")
+	}
+	if _, ok := addrPortOfTCP(nil); ok {
+		t.Error("addrPortOfTCP(nil) ok")
 	}
 }

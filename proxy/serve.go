@@ -58,13 +58,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		select {
 		case l.slots <- struct{}{}:
 			if n := l.refused.Swap(0); n > 0 {
-				l.log.Info("proxy: connection limit burst over", "addr", l.Addr().String(), "refused", n)
+				l.log.Info("proxy: connection limit burst over", "addr", l.Addr(), "refused", n)
 			}
 			return &limitedConn{Conn: c, release: l.release}, nil
 		default:
 			c.Close()
 			if l.refused.Add(1) == 1 {
-				l.log.Warn("proxy: connection limit reached, refusing new connections", "addr", l.Addr().String(), "limit", cap(l.slots))
+				l.log.Warn("proxy: connection limit reached, refusing new connections", "addr", l.Addr(), "limit", cap(l.slots))
 			}
 		}
 	}
@@ -124,7 +124,7 @@ func serveConns(ctx context.Context, l net.Listener, limit int, log *slog.Logger
 			}
 			if temporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
-				log.Debug("proxy: accept", "addr", l.Addr().String(), "err", err)
+				log.Debug("proxy: accept", "addr", l.Addr(), "err", err)
 				select {
 				case <-time.After(backoff):
 				case <-ctx.Done():

@@ -33,7 +33,7 @@ func (s *SOCKS5Server) Serve(ctx context.Context, l net.Listener) error {
 	log := orDiscard(s.Log)
 	return serveConns(ctx, l, or(s.MaxConns, MaxConns), log, func(ctx context.Context, c net.Conn) {
 		if err := s.handle(ctx, c); err != nil {
-			log.Debug("proxy: socks5", "client", c.RemoteAddr().String(), "err", err)
+			log.Debug("proxy: socks5", "client", c.RemoteAddr(), "err", err)
 		}
 	})
 }
@@ -98,6 +98,10 @@ func (s *SOCKS5Server) connect(ctx context.Context, c net.Conn, dst socksAddr) e
 
 // addrPortOfTCP returns a stream's address as an AddrPort, unmapped.
 func addrPortOfTCP(a net.Addr) (netip.AddrPort, bool) {
+	if a == nil {
+		// A gVisor connection that was reset has no addresses any more.
+		return netip.AddrPort{}, false
+	}
 	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.TCPAddr:
