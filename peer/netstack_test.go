@@ -63,8 +63,8 @@ func startNetstackNode(t *testing.T, mesh, key string, args ...string) *netstack
 	}
 	sys := hostSystem()
 	var mu sync.Mutex
-	sys.openNetstack = func(addrs []netip.Addr, mtu int) (*tundev.Netstack, error) {
-		s, err := tundev.OpenNetstack(addrs, mtu)
+	sys.openNetstack = func(name string, addrs []netip.Addr, mtu int) (*tundev.Netstack, error) {
+		s, err := tundev.OpenNetstack(name, addrs, mtu)
 		mu.Lock()
 		n.stack = s
 		mu.Unlock()
@@ -339,7 +339,7 @@ func TestNetstackNodes(t *testing.T) {
 	})
 	t.Run("status", func(t *testing.T) {
 		code, out, stderr := runCmd(t, "", "status", "-socket", alpha.socket)
-		if code != 0 || !strings.Contains(out, "driver netstack") || !strings.Contains(out, "serves: socks5 127.0.0.1:") ||
+		if code != 0 || !strings.Contains(out, "interface peer0  driver netstack") || !strings.Contains(out, "serves: socks5 127.0.0.1:") ||
 			!regexp.MustCompile(`(?m)^beta .* ago `).MatchString(out) {
 			t.Fatalf("status exit %d:\n%s%s", code, out, stderr)
 		}

@@ -26,7 +26,7 @@ type system struct {
 	openTUN func(name, driver string, mtu int) (tundev.Device, error)
 	// openNetstack creates the device of driver netstack
 	// (tundev.OpenNetstack, also when nil: it touches nothing on the host).
-	openNetstack func(addrs []netip.Addr, mtu int) (*tundev.Netstack, error)
+	openNetstack func(name string, addrs []netip.Addr, mtu int) (*tundev.Netstack, error)
 	// listenUDP opens the socket on port (udp.Listen).
 	listenUDP func(port int) (udp.Conn, error)
 	// run executes commands, stopping at the first failure (netconf.Run).

@@ -126,7 +126,7 @@ func openDevice(sys system, node *config.Node) (tundev.Device, *tundev.Netstack,
 	for _, p := range node.Self.Addresses {
 		addrs = append(addrs, p.Addr())
 	}
-	stack, err := open(addrs, iface.MTU)
+	stack, err := open(iface.Name, addrs, iface.MTU)
 	if err != nil {
 		return nil, nil, err
 	}

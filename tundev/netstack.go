@@ -20,6 +20,7 @@ import (
 // tunnel addresses live in that stack, which answers pings to them itself;
 // Net dials and listens there.
 type Netstack struct {
+	name  string
 	dev   tun.Device
 	net   *netstack.Net
 	mtu   int
@@ -35,7 +36,9 @@ var _ Device = (*Netstack)(nil)
 
 // OpenNetstack creates a stack holding addrs, with a default route of each
 // of their families into the device, whose packets are at most mtu bytes.
-func OpenNetstack(addrs []netip.Addr, mtu int) (*Netstack, error) {
+// name is what Name says (the interface name of the mesh file, for status
+// and logs); no interface of that name exists.
+func OpenNetstack(name string, addrs []netip.Addr, mtu int) (*Netstack, error) {
 	// The stack takes whatever the kernel would refuse; keep the one range
 	// every driver has, so that a mesh file means the same on each.
 	if err := CheckMTU(mtu, hasIPv6(addrs)); err != nil {
@@ -48,7 +51,7 @@ func OpenNetstack(addrs []netip.Addr, mtu int) (*Netstack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tundev: open netstack with %v: %w", addrs, err)
 	}
-	return &Netstack{dev: dev, net: tnet, mtu: mtu, addrs: addrs}, nil
+	return &Netstack{name: name, dev: dev, net: tnet, mtu: mtu, addrs: addrs}, nil
 }
 
 // hasIPv6 reports whether any of addrs is IPv6.
@@ -124,8 +127,9 @@ func (n *Netstack) BatchSize() int { return 1 }
 // MTU is the MTU the stack was opened with; it does not change.
 func (n *Netstack) MTU() int { return n.mtu }
 
-// Name is "netstack": there is no interface on the host.
-func (n *Netstack) Name() string { return DriverNetstack }
+// Name is the name the stack was opened with: no interface of that name
+// exists on the host.
+func (n *Netstack) Name() string { return n.name }
 
 // Driver is "netstack".
 func (n *Netstack) Driver() string { return DriverNetstack }

@@ -32,11 +32,11 @@ func pump(from, to *Netstack) {
 
 func openPair(t *testing.T) (a, b *Netstack) {
 	t.Helper()
-	a, err := OpenNetstack([]netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("fd00:9::1")}, 1420)
+	a, err := OpenNetstack("ns0", []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("fd00:9::1")}, 1420)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err = OpenNetstack([]netip.Addr{netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("fd00:9::2")}, 1420)
+	b, err = OpenNetstack("ns0", []netip.Addr{netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("fd00:9::2")}, 1420)
 	if err != nil {
 		a.Close()
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func openPair(t *testing.T) (a, b *Netstack) {
 
 func TestNetstackTCPAndPing(t *testing.T) {
 	a, b := openPair(t)
-	if a.Name() != DriverNetstack || a.Driver() != DriverNetstack || a.MTU() != 1420 || a.BatchSize() != 1 {
+	if a.Name() != "ns0" || a.Driver() != DriverNetstack || a.MTU() != 1420 || a.BatchSize() != 1 {
 		t.Fatalf("name %q driver %q mtu %d batch %d", a.Name(), a.Driver(), a.MTU(), a.BatchSize())
 	}
 	want := make([]byte, 1<<20)
@@ -89,7 +89,7 @@ func TestNetstackTCPAndPing(t *testing.T) {
 }
 
 func TestNetstackClose(t *testing.T) {
-	a, err := OpenNetstack([]netip.Addr{netip.MustParseAddr("10.9.0.1")}, 1420)
+	a, err := OpenNetstack("ns0", []netip.Addr{netip.MustParseAddr("10.9.0.1")}, 1420)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestOpenNetstackRefuses(t *testing.T) {
 		for _, s := range tc.addrs {
 			addrs = append(addrs, netip.MustParseAddr(s))
 		}
-		if n, err := OpenNetstack(addrs, tc.mtu); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if n, err := OpenNetstack("ns0", addrs, tc.mtu); err == nil || !strings.Contains(err.Error(), tc.want) {
 			if n != nil {
 				n.Close()
 			}
