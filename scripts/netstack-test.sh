@@ -24,6 +24,8 @@
 #      beta's file (by the peer's name) with the right size and SHA-256;
 #   3. so do curl -x http://127.0.0.1:8118 (absolute-URI forwarding), the same with
 #      --proxytunnel (HTTP CONNECT) and a plain curl of http://127.0.0.1:8001/ (the -forward);
+#      and 20 datagrams of 1-1200 random bytes through SOCKS5 UDP ASSOCIATE (scripts/socks5udp.py)
+#      to a UDP echo server on each of beta's tunnel addresses come back whole;
 #   4. beta pings alpha's 10.10.0.1 and fd10::1 (answered by alpha's in-process stack);
 #   5. curl in b of http://10.10.0.1:8080/ and http://[fd10::1]:8080/ (the -expose) downloads
 #      namespace a's loopback file with the right size and SHA-256;
@@ -55,6 +57,7 @@ HTTP_PORT=8000                         # beta's HTTP servers, and a's loopback o
 SOCKS_PORT=1080 PROXY_PORT=8118        # alpha's -socks5 and -http-proxy (on 127.0.0.1)
 FWD_PORT=8001                          # alpha's -forward tcp:127.0.0.1:8001=$B4:8000
 EXPOSE_PORT=8080                       # alpha's -expose tcp:8080=127.0.0.1:8000
+ECHO_PORT=7007 DGRAMS=20               # beta's UDP echo servers, datagrams sent to each
 FETCH_SECS=20                          # curl --max-time of each download
 NOBODY=nobody
 NOGROUP=nogroup
@@ -206,10 +209,14 @@ pt_add_log http-b4 "$PT_DIR/http-b4.log"
 pt_spawn "$NS_B" "$PT_DIR/http-b4.log" python3 -u -m http.server --bind "$B4" --directory "$WWW_B" "$HTTP_PORT"
 pt_spawn "$NS_B" "$PT_DIR/http-b6.log" python3 -u -m http.server --bind "$B6" --directory "$WWW_B" "$HTTP_PORT"
 pt_spawn "$NS_A" "$PT_DIR/http-a.log" python3 -u -m http.server --bind 127.0.0.1 --directory "$WWW_A" "$HTTP_PORT"
+pt_spawn "$NS_B" "$PT_DIR/echo-b4.log" python3 "$PT_LIB_DIR/socks5udp.py" echo "$B4" "$ECHO_PORT"
+pt_spawn "$NS_B" "$PT_DIR/echo-b6.log" python3 "$PT_LIB_DIR/socks5udp.py" echo "$B6" "$ECHO_PORT"
 servers_up() {
-	(($(ip netns exec "$NS_B" ss -Hltn "sport = :$HTTP_PORT" | wc -l) == 2)) && listening "$NS_A" "$HTTP_PORT"
+	(($(ip netns exec "$NS_B" ss -Hltn "sport = :$HTTP_PORT" | wc -l) == 2)) && listening "$NS_A" "$HTTP_PORT" &&
+		(($(ip netns exec "$NS_B" ss -Hlun "sport = :$ECHO_PORT" | wc -l) == 2))
 }
-check "HTTP servers listen on beta's $B4, [$B6] and a's 127.0.0.1, port $HTTP_PORT" pt_wait_until 10 servers_up
+check "servers: HTTP on beta's $B4, [$B6] and a's 127.0.0.1 port $HTTP_PORT; UDP echo on beta's port $ECHO_PORT" \
+	pt_wait_until 10 servers_up
 
 # fetch NS FILE KEY CURL_ARGS...: curl in NS (at most FETCH_SECS) must get the size and
 # SHA-256 of FILE; "BYTES bytes in T s (R Mbit/s)" goes to MEASURED[KEY].
@@ -244,6 +251,10 @@ check "3. curl -x http://127.0.0.1:$PROXY_PORT --proxytunnel $URL_B (CONNECT): s
 	fetch "$NS_A" "$WWW_B/beta.bin" http-connect -x "http://127.0.0.1:$PROXY_PORT" --proxytunnel "$URL_B"
 check "3. curl http://127.0.0.1:$FWD_PORT/beta.bin (-forward to $B4:$HTTP_PORT): same SHA-256" \
 	fetch "$NS_A" "$WWW_B/beta.bin" forward --noproxy '*' "http://127.0.0.1:$FWD_PORT/beta.bin"
+for dst in "$B4" "$B6"; do
+	check "3. SOCKS5 UDP ASSOCIATE: $DGRAMS datagrams to beta's $dst port $ECHO_PORT echoed whole" \
+		ip netns exec "$NS_A" timeout 30 python3 "$PT_LIB_DIR/socks5udp.py" ask "127.0.0.1:$SOCKS_PORT" "$dst" "$ECHO_PORT" "$DGRAMS"
+done
 
 # ---- 4-5: from the mesh into alpha ----
 
