@@ -29,11 +29,25 @@ import (
 	"time"
 )
 
-// DefaultDir is where sockets live: /run/peer/<iface>.sock.
+// DefaultDir is where root's sockets live: /run/peer/<iface>.sock.
 const DefaultDir = "/run/peer"
 
-// SocketPath returns the default socket path of interface iface.
-func SocketPath(iface string) string { return filepath.Join(DefaultDir, iface+".sock") }
+// SocketPath returns the default socket path of interface iface: in
+// DefaultDir for root, in $XDG_RUNTIME_DIR/peer for another user who has
+// one (a node of driver netstack needs no root; /run/peer is root's, and
+// a socket of mode 0600 there would let that user in anyway).
+func SocketPath(iface string) string {
+	return filepath.Join(socketDir(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")), iface+".sock")
+}
+
+// socketDir is the directory of SocketPath for user euid with
+// XDG_RUNTIME_DIR xdg ("" if unset).
+func socketDir(euid int, xdg string) string {
+	if euid != 0 && filepath.IsAbs(xdg) {
+		return filepath.Join(xdg, "peer")
+	}
+	return DefaultDir
+}
 
 // Handler answers one request; the value it returns is sent as JSON. It
 // may take long (a reload runs system commands): the connection waits.

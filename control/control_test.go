@@ -291,3 +291,21 @@ func TestCloseEndsStreams(t *testing.T) {
 		t.Errorf("socket left after Close: %v", err)
 	}
 }
+
+func TestSocketDir(t *testing.T) {
+	for _, tc := range []struct {
+		euid int
+		xdg  string
+		want string
+	}{
+		{0, "", DefaultDir},
+		{0, "/run/user/0", DefaultDir},
+		{1000, "/run/user/1000", "/run/user/1000/peer"},
+		{1000, "", DefaultDir},
+		{1000, "relative", DefaultDir},
+	} {
+		if got := socketDir(tc.euid, tc.xdg); got != tc.want {
+			t.Errorf("socketDir(%d, %q) = %q, want %q", tc.euid, tc.xdg, got, tc.want)
+		}
+	}
+}

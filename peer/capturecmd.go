@@ -24,7 +24,7 @@ import (
 func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("capture", stderr)
 	iface := fs.String("iface", "peer0", "interface of the node to capture on")
-	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock, for users but root\n$XDG_RUNTIME_DIR/peer/<iface>.sock)")
 	peerName := fs.String("peer", "", "only this peer's packets (and with -outer its endpoint's datagrams)")
 	outer := fs.Bool("outer", false, "also capture the encrypted UDP datagrams")
 	withKeys := fs.Bool("keys", false, "embed the key log Wireshark needs to decrypt (needs -outer): it holds this node's\n"+

@@ -11,6 +11,7 @@ import (
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
@@ -112,6 +113,10 @@ func printNode(w io.Writer, n *config.Node) {
 			fmt.Fprint(w, "  preshared key")
 		}
 		fmt.Fprintln(w)
+	}
+	if n.Interface.Driver == tundev.DriverNetstack {
+		fmt.Fprintln(w, "routes and policy: none (driver netstack: the tunnel addresses live in the process; nothing on the host changes)")
+		return
 	}
 	fmt.Fprintln(w, "routes and policy (peer routes prints them as a script):")
 	for _, cmd := range plan(n, runtime.GOOS).NetworkUp() {

@@ -168,6 +168,7 @@ const helpTail = `FILES
         The mesh file of the systemd unit peer@NAME.service.
     /run/peer/IFACE.sock
         The control socket of the node on IFACE (peer status, peer reload).
+        For a user other than root: $XDG_RUNTIME_DIR/peer/IFACE.sock.
     /run/peer/IFACE.sysctl
         The forwarding settings as they were before the node changed them
         (an exit, or a node using one); restored when it stops.
@@ -176,9 +177,20 @@ const helpTail = `FILES
     /usr/share/doc/peer/peers.example.yaml
         An example mesh file.
 
+USERSPACE MODE
+    With -driver netstack (interface.driver: netstack) the node needs no root
+    and no /dev/net/tun: its tunnel addresses live in a TCP/IP stack inside
+    the process (gVisor's), which answers pings and the ports of -expose.
+    Programs on the host reach the mesh through -socks5, -http-proxy and
+    -forward, which resolve peer names to tunnel addresses. Such a node
+    changes nothing on the host, so it can neither route subnets nor serve
+    as an exit; it can use one.
+
 ENVIRONMENT
     ETCD_USERNAME, ETCD_PASSWORD
         The user and password peer mesh push, pull and diff give etcd.
+    XDG_RUNTIME_DIR
+        Where a user other than root keeps the control socket (see FILES).
     NOTIFY_SOCKET
         Set by systemd for a Type=notify unit: the node sends READY=1 once its
         interface, addresses and routes are up, RELOADING=1 and READY=1 around

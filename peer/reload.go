@@ -13,6 +13,7 @@ import (
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
 )
 
@@ -182,6 +183,7 @@ type reloader struct {
 	level      *slog.LevelVar
 	verbose    bool // -v: debug logs, whatever the file says
 	routes     bool // the node installs its routes (no -no-routes)
+	userspace  bool // driver netstack: nothing on the host to configure
 	// mark sets (true) or clears the firewall mark of the node's UDP
 	// socket, which keeps the encrypted traffic of a node using an exit
 	// out of its own tunnel.
@@ -260,6 +262,9 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	if err := needsRestart(r.node, node); err != nil {
 		return reloadReport{}, refusedError{err}
 	}
+	if err := checkNetstack(node); err != nil {
+		return reloadReport{}, refusedError{err}
+	}
 	capOpts := r.captureFor(node.Mesh.Capture)
 	if err := capOpts.validate(); err != nil {
 		return reloadReport{}, refusedError{fmt.Errorf("%s: capture: %w", node.Mesh.File, err)}
@@ -300,6 +305,11 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	from, next := r.plan, to
 	if !r.routes {
 		from, next = withoutNetwork(from), withoutNetwork(next)
+	}
+	if r.userspace {
+		// Nothing on the host to change (needsRestart refused the
+		// addresses and the MTU).
+		next = from
 	}
 	// The socket is marked whenever the node uses an exit, -no-routes or
 	// not (the operator's rules need the mark too): before the rules go
@@ -476,6 +486,15 @@ func needsRestart(old, node *config.Node) error {
 	}
 	if old.Interface.Driver != node.Interface.Driver {
 		add(0, "interface driver %s -> %s", old.Interface.Driver, node.Interface.Driver)
+	}
+	if old.Interface.Driver == tundev.DriverNetstack {
+		// The stack is made with its addresses and MTU, once.
+		if !slices.Equal(old.Self.Addresses, node.Self.Addresses) {
+			add(node.Self.Line, "addresses of a netstack node %v -> %v (peer %q)", old.Self.Addresses, node.Self.Addresses, node.Self.Name)
+		}
+		if old.Interface.MTU != node.Interface.MTU {
+			add(0, "mtu of a netstack node %d -> %d", old.Interface.MTU, node.Interface.MTU)
+		}
 	}
 	if old.Mesh.Metrics != node.Mesh.Metrics {
 		add(node.Mesh.MetricsLine, "metrics address %q -> %q", old.Mesh.Metrics, node.Mesh.Metrics)

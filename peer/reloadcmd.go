@@ -22,7 +22,7 @@ const reloadTimeout = 2 * time.Minute
 func cmdReload(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reload", stderr)
 	iface := fs.String("iface", "peer0", "interface of the node to reload")
-	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock, for users but root\n$XDG_RUNTIME_DIR/peer/<iface>.sock)")
 	asJSON := fs.Bool("json", false, "print what changed as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/netconf"
+	"github.com/peer-vpn/peer/tundev"
 )
 
 func cmdRoutes(args []string, stdout, stderr io.Writer) error {
@@ -15,7 +16,7 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 	nf.register(fs)
 	goos := fs.String("os", runtime.GOOS, "target system: linux or darwin")
 	down := fs.Bool("down", false, "print the teardown script instead")
-	socket := fs.String("socket", "", "control socket of the node, beside which it saved the sysctls -down restores (default /run/peer/<iface>.sock)")
+	socket := fs.String("socket", "", "control socket of the node, beside which it saved the sysctls -down restores (default /run/peer/<iface>.sock, for users but root\n$XDG_RUNTIME_DIR/peer/<iface>.sock)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -24,6 +25,11 @@ func cmdRoutes(args []string, stdout, stderr io.Writer) error {
 	}
 	node, err := nf.load()
 	if err != nil {
+		return err
+	}
+	if node.Interface.Driver == tundev.DriverNetstack {
+		header := fmt.Sprintf("nothing to do for node %s from %s: driver netstack changes nothing on the host", node.Self.Name, node.Mesh.File)
+		_, err = io.WriteString(stdout, netconf.Script(header, nil))
 		return err
 	}
 	p := plan(node, *goos)

@@ -26,14 +26,19 @@ import (
 // runFlags are the flags of the node itself.
 type runFlags struct {
 	nodeFlags
-	socket   string
-	noRoutes bool
-	driver   string
-	workers  int
-	verbose  bool
-	logFmt   string
-	capture  captureFlags
-	metrics  metricsFlag
+	socket string
+	// socketOptional: socket is the default path, not one asked for; if it
+	// cannot be had (no $XDG_RUNTIME_DIR for an unprivileged node), the
+	// node says so and runs without it.
+	socketOptional bool
+	noRoutes       bool
+	driver         string
+	workers        int
+	verbose        bool
+	logFmt         string
+	capture        captureFlags
+	metrics        metricsFlag
+	proxies        proxyFlags
 
 	// wgSocket is where wg(8) is answered, "" for nowhere. wgOptional: it
 	// is the default path, not one asked for; if it cannot be had, the
@@ -57,7 +62,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	if rf.socket == "" {
-		rf.socket = control.SocketPath(node.Interface.Name)
+		rf.socket, rf.socketOptional = control.SocketPath(node.Interface.Name), true
 	}
 	// Before any device is touched: a -socket naming a file, or a directory
 	// others can write, is a usage error.
@@ -97,10 +102,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 // a node in memory.
 func (rf *runFlags) parse(fs *flag.FlagSet, args []string) error {
 	rf.register(fs)
-	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	fs.StringVar(&rf.socket, "socket", "", "control socket path (default /run/peer/<iface>.sock, for users but root\n$XDG_RUNTIME_DIR/peer/<iface>.sock)")
 	fs.StringVar(&rf.wgSocket, "wg-socket", "", "socket wg(8) reads the interface from, or none (default /var/run/wireguard/<iface>.sock)")
 	fs.BoolVar(&rf.noRoutes, "no-routes", false, "do not install routes (run the script of 'peer routes' yourself)")
-	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water or offload (default: interface.driver of the mesh file)")
+	fs.StringVar(&rf.driver, "driver", "", "TUN driver: auto, water, offload, or netstack: no TUN and no root, the tunnel addresses\nlive in a userspace TCP/IP stack reached with -socks5, -http-proxy, -forward, -expose\n(default: interface.driver of the mesh file)")
 	fs.BoolVar(&rf.verbose, "v", false, "verbose logs")
 	fs.BoolVar(&rf.watch, "watch", false, "reload the mesh file whenever it changes on disk (as SIGHUP and 'peer reload' do;\na mesh in etcd is always watched)")
 	fs.StringVar(&rf.cache, "cache", "", "with -config etcd://: `FILE` keeping the last applied mesh, to start from when etcd is\nunreachable (default /var/lib/peer/PREFIX.mesh.yaml)")
@@ -108,7 +113,11 @@ func (rf *runFlags) parse(fs *flag.FlagSet, args []string) error {
 	fs.IntVar(&rf.workers, "crypto-workers", 0, "goroutines helping each direction with encryption and decryption (0: GOMAXPROCS-2, -1: none)")
 	rf.metrics.register(fs)
 	rf.capture.register(fs)
+	rf.proxies.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := rf.proxies.check(); err != nil {
 		return err
 	}
 	if err := rf.metrics.check(fs); err != nil {
@@ -136,7 +145,15 @@ func (rf *runFlags) checkStart(goos string) (*config.Node, captureOptions, error
 	if err != nil {
 		return nil, captureOptions{}, err
 	}
-	if err := plan(node, goos).Validate(); err != nil {
+	if err := checkNetstack(node); err != nil {
+		return nil, captureOptions{}, usageError{err}
+	}
+	if err := rf.checkProxies(node); err != nil {
+		return nil, captureOptions{}, err
+	}
+	if node.Interface.Driver == tundev.DriverNetstack {
+		// No plan runs: nothing of the host's is touched.
+	} else if err := plan(node, goos).Validate(); err != nil {
 		// An exit on darwin, say: refused before any device is touched.
 		return nil, captureOptions{}, usageError{fmt.Errorf("%s: %w", node.Mesh.File, err)}
 	}
@@ -193,11 +210,14 @@ func peerEndpoint(dev device) func(string) netip.AddrPort {
 // takes down what it set up, in reverse order. sys is how it reaches the
 // system; level is the logger's level, which reloads set.
 func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captureOptions, log *slog.Logger, level *slog.LevelVar, sys system) error {
-	iface := node.Interface
-	tun, err := sys.openTUN(iface.Name, iface.Driver, iface.MTU)
+	tun, stack, err := openDevice(sys, node)
 	if err != nil {
 		return err
 	}
+	// A netstack node changes nothing on the host: no link, no route, no
+	// policy, no mark (nothing routes its datagrams into the tunnel).
+	userspace := stack != nil
+	routes := !rf.noRoutes && !userspace
 	defer func() {
 		// Closing the TUN removes the interface: a failure may leave it behind.
 		if err := tun.Close(); err != nil {
@@ -206,8 +226,10 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}()
 	p := plan(node, sys.goos)
 	p.Iface = tun.Name()
-	if err := sys.run(ctx, p.LinkUp()); err != nil {
-		return fmt.Errorf("configuring %s: %w", p.Iface, err)
+	if !userspace {
+		if err := sys.run(ctx, p.LinkUp()); err != nil {
+			return fmt.Errorf("configuring %s: %w", p.Iface, err)
+		}
 	}
 	conn, err := sys.listenUDP(node.ListenPort)
 	if err != nil {
@@ -215,7 +237,10 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	}
 	defer conn.Close()
 	mark := func(on bool) error { return markSocket(conn, sys.goos, on) }
-	if p.UseExit {
+	if userspace {
+		mark = func(bool) error { return nil }
+	}
+	if p.UseExit && !userspace {
 		// Before any rule sends unmarked traffic into the tunnel.
 		if err := mark(true); err != nil {
 			return fmt.Errorf("marking the UDP socket for exit %s: %w", node.Exit.Peer.Name, err)
@@ -231,7 +256,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	// The reloader owns the tap from here: a reload may replace it.
 	r := &reloader{
 		load: rf.loadNode, captureFor: rf.capture.merge, sys: sys, log: log, level: level,
-		verbose: rf.verbose, routes: !rf.noRoutes, mark: mark,
+		verbose: rf.verbose, routes: routes, userspace: userspace, mark: mark,
 		node: node, plan: p, capture: capOpts, closeTap: closeTap, captureDrops: capDrops,
 	}
 	defer r.close()
@@ -248,7 +273,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	r.dev = fanoutDevice{liveDevice: dev, fan: fan}
 	live := newLiveCaptures(fan, r.currentNode, peerEndpoint(dev), log)
 
-	if !rf.noRoutes {
+	if routes {
 		statePath, err := r.prepareSysctls(ctx, rf.socket)
 		if err != nil {
 			return err
@@ -297,17 +322,33 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		return err
 	}
 
+	stopProxies, proxies, err := startProxies(ctx, rf, stack, r.currentNode, log)
+	if err != nil {
+		return err
+	}
+	defer stopProxies()
+
 	sock := rf.socket
 	ctl, err := control.ListenStreams(sock, control.Handlers{
-		control.RequestStatus: func() any { return nodeStatusOf(dev.Status(), r.currentNode()) },
+		control.RequestStatus: func() any {
+			ns := nodeStatusOf(dev.Status(), r.currentNode())
+			ns.Proxies = proxies
+			return ns
+		},
 		control.RequestReload: func() any { return r.reloadLogged(ctx, "peer reload") },
 	}, control.Streams{
 		control.RequestCapture: live.handle,
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+		defer ctl.Close()
+	case rf.socketOptional:
+		// An unprivileged node with no $XDG_RUNTIME_DIR: it still runs.
+		log.Warn("running without a control socket: peer status, reload and capture will not reach this node (-socket PATH to choose one)", "err", err)
+		sock = ""
+	default:
 		return err
 	}
-	defer ctl.Close()
 	wgSock := rf.wgSocket
 	if wgSock != "" {
 		stopWG, err := serveWG(wgSock, dev.Status, r.currentNode, log)
@@ -328,7 +369,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	go r.serve(ctx, sys.hangup, changed, changedBy)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
 		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", changedBy,
-		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit)
+		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit, "proxies", proxies)
 	err = dev.Run(ctx)
 	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")
 	// No reload after this one: an unfinished one completes first.

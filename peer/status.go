@@ -18,7 +18,7 @@ import (
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	iface := fs.String("iface", "peer0", "interface of the node to ask")
-	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock)")
+	socket := fs.String("socket", "", "control socket path (default /run/peer/<iface>.sock, for users but root\n$XDG_RUNTIME_DIR/peer/<iface>.sock)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,6 +54,9 @@ type nodeStatus struct {
 	Exit string `json:"exit,omitempty"`
 	// ServesExit says this node is an exit for the others.
 	ServesExit bool `json:"serves_exit,omitempty"`
+	// Proxies are the proxies, forwards and exposes the node serves
+	// ("socks5 127.0.0.1:1080", "expose tcp:10.10.0.1:80=127.0.0.1:8080").
+	Proxies []string `json:"proxies,omitempty"`
 }
 
 // nodeStatusOf is the status of a node running n's view of the mesh.
@@ -73,6 +76,9 @@ func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 	}
 	if st.ServesExit {
 		fmt.Fprintln(w, "serves as exit: forwards the mesh's traffic to the outside world")
+	}
+	for _, p := range st.Proxies {
+		fmt.Fprintf(w, "serves: %s\n", p)
 	}
 	if len(st.Drops) > 0 {
 		fmt.Fprintf(w, "dropped: %s\n", formatDrops(st.Drops))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 
@@ -23,6 +24,9 @@ type system struct {
 	goos string
 	// openTUN creates the TUN device (tundev.Open).
 	openTUN func(name, driver string, mtu int) (tundev.Device, error)
+	// openNetstack creates the device of driver netstack
+	// (tundev.OpenNetstack, also when nil: it touches nothing on the host).
+	openNetstack func(addrs []netip.Addr, mtu int) (*tundev.Netstack, error)
 	// listenUDP opens the socket on port (udp.Listen).
 	listenUDP func(port int) (udp.Conn, error)
 	// run executes commands, stopping at the first failure (netconf.Run).
@@ -69,14 +73,15 @@ func newTunnel(cfg tunnel.Config) (device, error) {
 // subscribes to SIGHUP itself).
 func hostSystem() system {
 	return system{
-		goos:        runtime.GOOS,
-		openTUN:     tundev.Open,
-		listenUDP:   udp.Listen,
-		run:         netconf.Run,
-		runTolerant: netconf.RunTolerant,
-		newDevice:   newTunnel,
-		readSysctl:  procSysctl,
-		notify:      sdNotify,
+		goos:         runtime.GOOS,
+		openTUN:      tundev.Open,
+		openNetstack: tundev.OpenNetstack,
+		listenUDP:    udp.Listen,
+		run:          netconf.Run,
+		runTolerant:  netconf.RunTolerant,
+		newDevice:    newTunnel,
+		readSysctl:   procSysctl,
+		notify:       sdNotify,
 	}
 }
 

@@ -36,7 +36,7 @@ type Device interface {
 	MTU() int
 	// Name is the actual interface name (the kernel may have chosen it).
 	Name() string
-	// Driver is "water", "offload" or "memory".
+	// Driver is "water", "offload", "netstack" or "memory".
 	Driver() string
 	// Close closes the device and unblocks a pending Read.
 	Close() error
@@ -46,19 +46,21 @@ type Device interface {
 // driver writes in front of each packet, inside the caller's headroom.
 const VirtioHeaderLen = 10
 
-// Driver names accepted by Open. DriverMemory is the in-memory fake's and
-// is not one of them.
+// Driver names. Open takes the kernel's (auto, water, offload), OpenNetstack
+// makes a netstack device. DriverMemory is the in-memory fake's and is not
+// one of them.
 const (
-	DriverAuto    = "auto"
-	DriverWater   = "water"
-	DriverOffload = "offload"
-	DriverMemory  = "memory"
+	DriverAuto     = "auto"
+	DriverWater    = "water"
+	DriverOffload  = "offload"
+	DriverNetstack = "netstack"
+	DriverMemory   = "memory"
 )
 
-// Drivers returns the names Open accepts, default first. Every other package
-// that names drivers (the mesh file's interface.driver, the -driver flag)
-// asks this list instead of keeping its own.
-func Drivers() []string { return []string{DriverAuto, DriverWater, DriverOffload} }
+// Drivers returns the names a node may be given, default first. Every other
+// package that names drivers (the mesh file's interface.driver, the -driver
+// flag) asks this list instead of keeping its own.
+func Drivers() []string { return []string{DriverAuto, DriverWater, DriverOffload, DriverNetstack} }
 
 // CheckDriver reports whether Open accepts driver. It says nothing of the
 // platform: offload is a known name on darwin too, where Open reports
@@ -121,6 +123,9 @@ func Open(name, driver string, mtu int) (Device, error) {
 	}
 	if err := CheckDriver(driver); err != nil {
 		return nil, fmt.Errorf("tundev: open %q: %w", name, err)
+	}
+	if driver == DriverNetstack {
+		return nil, fmt.Errorf("tundev: open %q: driver netstack has no kernel device: use OpenNetstack", name)
 	}
 	dev, err := openPlatform(name, driver, mtu)
 	if err != nil {
