@@ -13,7 +13,8 @@
 # inheritable and bounding sets, no_new_privs) with XDG_RUNTIME_DIR a scratch directory
 # owned by nobody and its key owned by nobody (mode 0600); it is started with
 #   -driver netstack -socks5 1080 -http-proxy 8118 -forward tcp:127.0.0.1:8001=10.10.0.2:8000
-#   -expose tcp:8080=127.0.0.1:8000
+#   -expose tcp:8080=127.0.0.1:8000 -forward tcp:127.0.0.1:8002=10.10.0.2:9000
+#   -expose tcp:9000=127.0.0.1:9000
 # and no -socket, so its control socket must be $XDG_RUNTIME_DIR/peer/p1.sock. Beta serves
 # a random file of 4 MiB (MIB) over HTTP on its two tunnel addresses, port 8000; namespace
 # a serves another on its loopback 127.0.0.1:8000. The checks:
@@ -25,10 +26,14 @@
 #   3. so do curl -x http://127.0.0.1:8118 (absolute-URI forwarding), the same with
 #      --proxytunnel (HTTP CONNECT) and a plain curl of http://127.0.0.1:8001/ (the -forward);
 #      and 20 datagrams of 1-1200 random bytes through SOCKS5 UDP ASSOCIATE (scripts/socks5udp.py)
-#      to a UDP echo server on each of beta's tunnel addresses come back whole;
+#      to a UDP echo server on each of beta's tunnel addresses come back whole; a connection
+#      through the second forward to beta's 9000, where scripts/tcpreset.py sends 1 MiB and
+#      resets, leaves alpha running, and the first forward still works after it;
 #   4. beta pings alpha's 10.10.0.1 and fd10::1 (answered by alpha's in-process stack);
 #   5. curl in b of http://10.10.0.1:8080/ and http://[fd10::1]:8080/ (the -expose) downloads
-#      namespace a's loopback file with the right size and SHA-256;
+#      namespace a's loopback file with the right size and SHA-256; beta connecting to the
+#      second expose (tcpreset.py on a's 127.0.0.1:9000 at both ends, so both reset) leaves
+#      alpha running, and the first expose still works after it;
 #   6. `peer status -socket $XDG_RUNTIME_DIR/peer/p1.sock`, run as nobody, shows beta with
 #      a handshake less than 2 minutes old (-json), and the human form names beta;
 #   7. alpha exits on SIGTERM within 5 s with status 0 and leaves no socket file; its log has
@@ -60,6 +65,7 @@ SOCKS_PORT=1080 PROXY_PORT=8118        # alpha's -socks5 and -http-proxy (on 127
 FWD_PORT=8001                          # alpha's -forward tcp:127.0.0.1:8001=$B4:8000
 EXPOSE_PORT=8080                       # alpha's -expose tcp:8080=127.0.0.1:8000
 ECHO_PORT=7007 DGRAMS=20               # beta's UDP echo servers, datagrams sent to each
+RESET_PORT=9000 RESET_FWD_PORT=8002    # tcpreset.py's in b and a; alpha's forward to b's
 FETCH_SECS=20                          # curl --max-time of each download
 NOBODY=nobody
 NOGROUP=nogroup
@@ -140,7 +146,9 @@ B_PID=$PT_LAST_PID
 A_ARGS=(-config "$MESH" -key "$A_KEY" -iface "$A_IF" -driver netstack -v
 	-socks5 "$SOCKS_PORT" -http-proxy "$PROXY_PORT"
 	-forward "tcp:127.0.0.1:$FWD_PORT=$B4:$HTTP_PORT"
-	-expose "tcp:$EXPOSE_PORT=127.0.0.1:$HTTP_PORT")
+	-expose "tcp:$EXPOSE_PORT=127.0.0.1:$HTTP_PORT"
+	-forward "tcp:127.0.0.1:$RESET_FWD_PORT=$B4:$RESET_PORT"
+	-expose "tcp:$RESET_PORT=127.0.0.1:$RESET_PORT")
 log "alpha: ${AS_NOBODY[*]} peer ${A_ARGS[*]}"
 # ip netns exec, env and setpriv each exec the next, so the pid is the node's.
 pt_spawn "$NS_A" "$A_LOG" env -i PATH=/usr/bin:/bin HOME="$A_HOME" XDG_RUNTIME_DIR="$A_RUN" \
@@ -213,12 +221,20 @@ pt_spawn "$NS_B" "$PT_DIR/http-b6.log" python3 -u -m http.server --bind "$B6" --
 pt_spawn "$NS_A" "$PT_DIR/http-a.log" python3 -u -m http.server --bind 127.0.0.1 --directory "$WWW_A" "$HTTP_PORT"
 pt_spawn "$NS_B" "$PT_DIR/echo-b4.log" python3 "$PT_LIB_DIR/socks5udp.py" echo "$B4" "$ECHO_PORT"
 pt_spawn "$NS_B" "$PT_DIR/echo-b6.log" python3 "$PT_LIB_DIR/socks5udp.py" echo "$B6" "$ECHO_PORT"
+pt_spawn "$NS_B" "$PT_DIR/reset-b.log" python3 "$PT_LIB_DIR/tcpreset.py" serve "$B4" "$RESET_PORT"
+pt_spawn "$NS_A" "$PT_DIR/reset-a.log" python3 "$PT_LIB_DIR/tcpreset.py" serve 127.0.0.1 "$RESET_PORT"
 servers_up() {
 	(($(ip netns exec "$NS_B" ss -Hltn "sport = :$HTTP_PORT" | wc -l) == 2)) && listening "$NS_A" "$HTTP_PORT" &&
+		listening "$NS_B" "$RESET_PORT" && listening "$NS_A" "$RESET_PORT" &&
 		(($(ip netns exec "$NS_B" ss -Hlun "sport = :$ECHO_PORT" | wc -l) == 2))
 }
-check "servers: HTTP on beta's $B4, [$B6] and a's 127.0.0.1 port $HTTP_PORT; UDP echo on beta's port $ECHO_PORT" \
+check "servers: HTTP on beta's $B4, [$B6] and a's 127.0.0.1 port $HTTP_PORT; UDP echo on beta's port $ECHO_PORT; tcpreset.py" \
 	pt_wait_until 10 servers_up
+
+# alpha_must_live: after a check that may kill alpha, the rest would only time out.
+alpha_must_live() {
+	pt_alive "$A_PID" || die "alpha is gone (see its log); the remaining checks are not run"
+}
 
 # fetch NS FILE KEY CURL_ARGS...: curl in NS (at most FETCH_SECS) must get the size and
 # SHA-256 of FILE; "BYTES bytes in T s (R Mbit/s)" goes to MEASURED[KEY].
@@ -257,6 +273,19 @@ for dst in "$B4" "$B6"; do
 	check "3. SOCKS5 UDP ASSOCIATE: $DGRAMS datagrams to beta's $dst port $ECHO_PORT echoed whole" \
 		ip netns exec "$NS_A" timeout 30 python3 "$PT_LIB_DIR/socks5udp.py" ask "127.0.0.1:$SOCKS_PORT" "$dst" "$ECHO_PORT" "$DGRAMS"
 done
+# forward_reset: a reads from the second forward until beta's end resets it; alpha lives on.
+forward_reset() {
+	local rc=0
+	ip netns exec "$NS_A" timeout 10 bash -c "cat </dev/tcp/127.0.0.1/$RESET_FWD_PORT >/dev/null" || rc=$?
+	echo "read from 127.0.0.1:$RESET_FWD_PORT until the end: exit $rc"
+	sleep 0.5 # time for the relay to see the reset and tidy up
+	pt_alive "$A_PID" || { echo "alpha died"; tail -n 30 "$A_LOG"; return 1; }
+	echo "alpha still runs"
+}
+check "3. a connection through -forward to beta's $B4:$RESET_PORT that beta resets leaves alpha running" forward_reset
+alpha_must_live
+check "3. after the reset, the first forward still works: same SHA-256" \
+	fetch "$NS_A" "$WWW_B/beta.bin" forward-after --noproxy '*' "http://127.0.0.1:$FWD_PORT/beta.bin"
 
 # ---- 4-5: from the mesh into alpha ----
 
@@ -267,6 +296,17 @@ check "5. beta: curl http://$A4:$EXPOSE_PORT/alpha.bin (-expose to a's 127.0.0.1
 	fetch "$NS_B" "$WWW_A/alpha.bin" expose4 --noproxy '*' "http://$A4:$EXPOSE_PORT/alpha.bin"
 check "5. beta: curl http://[$A6]:$EXPOSE_PORT/alpha.bin: same SHA-256" \
 	fetch "$NS_B" "$WWW_A/alpha.bin" expose6 --noproxy '*' "http://[$A6]:$EXPOSE_PORT/alpha.bin"
+# expose_reset: beta's connection to the second expose resets, and so does a's server; alpha lives on.
+expose_reset() {
+	ip netns exec "$NS_B" timeout 15 python3 "$PT_LIB_DIR/tcpreset.py" client "$A4" "$RESET_PORT" || return 1
+	sleep 0.5
+	pt_alive "$A_PID" || { echo "alpha died"; tail -n 30 "$A_LOG"; return 1; }
+	echo "alpha still runs"
+}
+check "5. beta's connection to -expose $A4:$RESET_PORT, reset at both ends, leaves alpha running" expose_reset
+alpha_must_live
+check "5. after the reset, the first expose still works: same SHA-256" \
+	fetch "$NS_B" "$WWW_A/alpha.bin" expose-after --noproxy '*' "http://$A4:$EXPOSE_PORT/alpha.bin"
 
 # ---- 6: status over the socket in XDG_RUNTIME_DIR ----
 
