@@ -13,7 +13,7 @@
 # inheritable and bounding sets, no_new_privs) with XDG_RUNTIME_DIR a scratch directory
 # owned by nobody and its key owned by nobody (mode 0600); it is started with
 #   -driver netstack -socks5 1080 -http-proxy 8118 -forward tcp:127.0.0.1:8001=10.10.0.2:8000
-#   -expose tcp:8080=127.0.0.1:8000 -forward tcp:127.0.0.1:8002=10.10.0.2:9000
+#   -expose tcp:8080=127.0.0.1:8000 -forward tcp:127.0.0.1:8002=beta:9000 (by name)
 #   -expose tcp:9000=127.0.0.1:9000
 # and no -socket, so its control socket must be $XDG_RUNTIME_DIR/peer/p1.sock. Beta serves
 # a random file of 4 MiB (MIB) over HTTP on its two tunnel addresses, port 8000; namespace
@@ -31,14 +31,16 @@
 #      resets, leaves alpha running, and the first forward still works after it;
 #   4. beta pings alpha's 10.10.0.1 and fd10::1 (answered by alpha's in-process stack);
 #   5. curl in b of http://10.10.0.1:8080/ and http://[fd10::1]:8080/ (the -expose) downloads
-#      namespace a's loopback file with the right size and SHA-256; beta connecting to the
-#      second expose (tcpreset.py on a's 127.0.0.1:9000 at both ends, so both reset) leaves
-#      alpha running, and the first expose still works after it;
+#      namespace a's loopback file with the right size and SHA-256; a connection to the
+#      second expose that both ends reset (tcpreset.py's client in b, its server on a's
+#      127.0.0.1:9000) leaves alpha running, and the first expose still works after it;
 #   6. `peer status -socket $XDG_RUNTIME_DIR/peer/p1.sock`, run as nobody, shows beta with
-#      a handshake less than 2 minutes old (-json), and the human form names beta;
+#      a handshake less than 2 minutes old (-json), and the human form names beta; so does
+#      `peer status -iface p1` with no -socket (its default for nobody is the same path);
 #   7. alpha exits on SIGTERM within 5 s with status 0 and leaves no socket file; its log has
 #      one WARN, that it runs without a wg(8) socket (/var/run/wireguard is root's), and no
 #      other WARN or ERROR.
+# If alpha dies at a reset the run stops there (the rest would only time out).
 # Needs root (to make the namespaces and to drop to nobody); skips without it (fails if
 # CI=true). Bounded to 90 s; a run takes about 5 s after the build.
 set -euo pipefail
@@ -147,7 +149,7 @@ A_ARGS=(-config "$MESH" -key "$A_KEY" -iface "$A_IF" -driver netstack -v
 	-socks5 "$SOCKS_PORT" -http-proxy "$PROXY_PORT"
 	-forward "tcp:127.0.0.1:$FWD_PORT=$B4:$HTTP_PORT"
 	-expose "tcp:$EXPOSE_PORT=127.0.0.1:$HTTP_PORT"
-	-forward "tcp:127.0.0.1:$RESET_FWD_PORT=$B4:$RESET_PORT"
+	-forward "tcp:127.0.0.1:$RESET_FWD_PORT=beta:$RESET_PORT"
 	-expose "tcp:$RESET_PORT=127.0.0.1:$RESET_PORT")
 log "alpha: ${AS_NOBODY[*]} peer ${A_ARGS[*]}"
 # ip netns exec, env and setpriv each exec the next, so the pid is the node's.
@@ -282,7 +284,7 @@ forward_reset() {
 	pt_alive "$A_PID" || { echo "alpha died"; tail -n 30 "$A_LOG"; return 1; }
 	echo "alpha still runs"
 }
-check "3. a connection through -forward to beta's $B4:$RESET_PORT that beta resets leaves alpha running" forward_reset
+check "3. a connection through -forward to beta:$RESET_PORT (by name) that beta resets leaves alpha running" forward_reset
 alpha_must_live
 check "3. after the reset, the first forward still works: same SHA-256" \
 	fetch "$NS_A" "$WWW_B/beta.bin" forward-after --noproxy '*' "http://127.0.0.1:$FWD_PORT/beta.bin"
@@ -331,9 +333,12 @@ status_recent() {
 		if not -5 < age < 120:
 		    sys.exit("not recent")
 	EOF
-	"${AS_NOBODY[@]}" "$BIN" status -socket "$A_SOCK" | tee "$PT_DIR/status-alpha.txt" | grep -Eq '^beta .* ago'
+	"${AS_NOBODY[@]}" "$BIN" status -socket "$A_SOCK" | tee "$PT_DIR/status-alpha.txt" | grep -Eq '^beta .* ago' ||
+		{ echo "peer status -socket $A_SOCK shows no handshake with beta"; return 1; }
+	env XDG_RUNTIME_DIR="$A_RUN" "${AS_NOBODY[@]}" "$BIN" status -iface "$A_IF" | grep -Eq '^beta .* ago' ||
+		{ echo "peer status -iface $A_IF (XDG_RUNTIME_DIR=$A_RUN) shows no handshake with beta"; return 1; }
 }
-check "6. peer status -socket \$XDG_RUNTIME_DIR/peer/$A_IF.sock (as nobody): beta, handshake under 2 min ago" status_recent
+check "6. peer status -socket \$XDG_RUNTIME_DIR/peer/$A_IF.sock, and -iface $A_IF (as nobody): beta, handshake under 2 min ago" status_recent
 
 # ---- 7: SIGTERM ----
 
