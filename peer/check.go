@@ -37,12 +37,18 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := checkNetstack(node); err != nil {
+			return usageError{err}
+		}
 		printNode(stdout, node)
 		return nil
 	}
 	node, err := nf.load()
 	if err != nil {
 		return err
+	}
+	if err := checkNetstack(node); err != nil {
+		return usageError{err}
 	}
 	printNode(stdout, node)
 	return nil

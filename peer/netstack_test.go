@@ -187,7 +187,8 @@ func TestNetstackNodes(t *testing.T) {
 	udpForward := fmt.Sprint(freeUDPPort(t))
 	beta := startNetstackNode(t, mesh, betaKey, "-expose", "tcp:8080="+web.Addr().String(),
 		"-expose", "udp:53="+echo.LocalAddr().String())
-	alpha := startNetstackNode(t, mesh, alphaKey,
+	pcap := filepath.Join(t.TempDir(), "alpha.pcapng")
+	alpha := startNetstackNode(t, mesh, alphaKey, "-pcap", pcap,
 		"-socks5", socks, "-http-proxy", httpProxy,
 		"-forward", "tcp:"+forward+"=beta:8080", "-forward", "udp:"+udpForward+"=beta:53")
 
@@ -322,6 +323,20 @@ func TestNetstackNodes(t *testing.T) {
 			t.Fatalf("alpha's counters of beta: %+v", p)
 		}
 	})
+	t.Run("pcap", func(t *testing.T) {
+		// The capture sees the stack's packets as it would a TUN's.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			fi, err := os.Stat(pcap)
+			if err == nil && fi.Size() > 1<<20 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pcap after 20 MiB: %v, %v", fi, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	t.Run("status", func(t *testing.T) {
 		code, out, stderr := runCmd(t, "", "status", "-socket", alpha.socket)
 		if code != 0 || !strings.Contains(out, "driver netstack") || !strings.Contains(out, "serves: socks5 127.0.0.1:") ||
@@ -378,6 +393,9 @@ func TestNetstackRefusals(t *testing.T) {
 				t.Errorf("%s: stderr %q, want %q", tc.name, stderr, w)
 			}
 		}
+	}
+	if code, _, stderr := runCmd(t, "", "check", "-config", withSubnet, "-key", alphaKey); code != 2 || !strings.Contains(stderr, withSubnet+":4:") {
+		t.Errorf("check of a netstack node with subnets: exit %d, stderr %q", code, stderr)
 	}
 	// The check and the script say there is nothing to do on the host.
 	if code, out, _ := runCmd(t, "", "check", "-config", mesh, "-key", alphaKey); code != 0 || !strings.Contains(out, "driver netstack") || strings.Contains(out, "ip ") {

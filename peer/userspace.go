@@ -192,17 +192,18 @@ func startProxies(ctx context.Context, rf *runFlags, stack *tundev.Netstack, cur
 		network = netstackNetwork{stack}
 	}
 	d := &proxy.Dialer{Net: network, Resolve: meshResolver(current)}
-	// Every server ends with ctx: gonet's listeners, once closed, say
-	// "operation canceled" rather than net.ErrClosed.
+	// Every server ends with ctx, cancelled before the listeners close:
+	// gonet's, once closed, say "operation canceled", not net.ErrClosed,
+	// and only an error while ctx lives is worth a log line.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var closers []io.Closer
 	stop = func() {
 		cancel()
-		wg.Wait()
 		for _, c := range closers {
 			c.Close()
 		}
+		wg.Wait()
 	}
 	serve := func(what string, c io.Closer, f func() error) {
 		closers = append(closers, c)
