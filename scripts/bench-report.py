@@ -12,7 +12,9 @@ Metrics: ab_bps, ba_bps, p4_bps (receiver bits/s), ab_bytes, ba_bytes, ab_cpu_s,
 (utime+stime of both tunnel processes during that transfer), ping_ms (median of one ping run),
 rss_kib (max VmHWM of the two tunnel processes), retransmit counts, the slowest 1 s interval
 (NAME_min_interval_bps) and load1 (the 1-minute load average before each configuration). A missing metric (a
-failed measurement) is simply absent and shows as "n/a".
+failed measurement) is simply absent and shows as "n/a". peer-netstack also has socks_bps and socks_bytes
+(curl --socks5 through a's proxy, b→a) and socks_cpu_s: a line of their own under the table. It is reported
+beside the others, never in the peer/wireguard-go ratios.
 """
 
 import json
@@ -25,6 +27,7 @@ CONFIGS = [
     ("wg", "wireguard-go"),
     ("peer-offload", "peer (offload)"),
     ("peer-water", "peer (water)"),
+    ("peer-netstack", "peer (netstack)"),
 ]
 
 
@@ -126,6 +129,19 @@ def table(path):
         ]
         print("| " + " | ".join(cells) + " |")
     print()
+    ns = data.get("peer-netstack")
+    if ns is not None:
+        print("peer (netstack): a is -driver netstack, b -driver offload; iperf3 in a connects to a's"
+              " -forward on 127.0.0.1 (host TCP spliced to a netstack TCP connection); ping is b→a.")
+        socks = ns.get("socks_bps", [])
+        line = f"peer (netstack) SOCKS5 download b→a (curl --socks5, 1 stream): {gbit(socks)} Gbit/s"
+        if socks:
+            line += f", {med(socks) / 8 / 1e6:.0f} MB/s"
+        cpu = [c / (b / 1e9) for c, b in zip(ns.get("socks_cpu_s", []), ns.get("socks_bytes", [])) if b > 0]
+        if cpu:
+            line += f", CPU {med(cpu):.2f} s/GB"
+        print(line)
+        print()
     loads = [v for m in data.values() for v in m.get("load1", [])]
     if loads:
         print(f"1-minute load average before each configuration: {min(loads):.2f}–{max(loads):.2f}"

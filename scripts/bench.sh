@@ -3,6 +3,7 @@
 #
 #   bash scripts/bench.sh [--time SECONDS] [--rounds N] [--out FILE] [--raw FILE] [--profile DIR]
 #                         [--configs "none wg peer-offload peer-water"] [--bin PATH] [--wireguard-go PATH]
+#   (configurations: none wg peer-offload peer-water peer-netstack; the default is the first four)
 #
 # Two namespaces b<pid>a and b<pid>b joined by a veth pair (underlay 10.98.0.1/2, MTU 1500,
 # default offloads). One tunnel runs at a time between them (10.10.0.1/2, MTU 1420) and is torn
@@ -12,6 +13,15 @@
 #                 --wireguard-go PATH for another), wg(8) + ip(8); the report names the version
 #   peer-offload  peer -driver offload (TUN with GSO/GRO offloads)
 #   peer-water    peer -driver water (one packet per read/write)
+#   peer-netstack a runs peer -driver netstack (no TUN: the tunnel address lives in the node's
+#                 own gVisor stack), b peer -driver offload. Not in the default list: it is not
+#                 compared with wireguard-go and adds a fourth transfer. iperf3 cannot speak
+#                 SOCKS5, so a's iperf3 connects to 127.0.0.1:5201, which a's node forwards
+#                 (-forward tcp:127.0.0.1:5201=10.10.0.2:5201) into its stack: host TCP spliced to
+#                 a netstack TCP connection, the path a SOCKS5 CONNECT takes. Its ping row is b→a
+#                 (a ping from a cannot enter a stack that has no device); its one extra row, the
+#                 SOCKS5 download, is curl --socks5 127.0.0.1:1080 (a's -socks5) fetching an endless
+#                 HTTP stream from b (scripts/httpstream.py on 10.10.0.2:8000) for --time seconds.
 # The loop is "for each round, for each configuration", so machine noise hits every one alike.
 # Per configuration and round, from a to b: ping -c 50 -i 0.01 (median RTT); iperf3 one TCP stream
 # a→b and b→a (-R), then 4 streams a→b (-P 4), --time seconds each, receiver-side bits/s from -J.
@@ -60,12 +70,13 @@ done
 read -r -a CONFIG_LIST <<<"$CONFIGS"
 ((${#CONFIG_LIST[@]} > 0)) || { echo "bench.sh: --configs is empty" >&2; exit 2; }
 for c in "${CONFIG_LIST[@]}"; do
-	case $c in none | wg | peer-offload | peer-water) ;; *) echo "bench.sh: unknown config '$c'" >&2; exit 2 ;; esac
+	case $c in none | wg | peer-offload | peer-water | peer-netstack) ;; *) echo "bench.sh: unknown config '$c'" >&2; exit 2 ;; esac
 done
 
 source "$BENCH_DIR/lib.sh"
-# Bound: builds, plus per configuration and round three transfers, a ping run, start and stop.
-pt_init $((900 + ROUNDS * ${#CONFIG_LIST[@]} * (3 * TIME + 45))) "${ARGS[@]}"
+# Bound: builds, plus per configuration and round three transfers (four for peer-netstack),
+# a ping run, start and stop.
+pt_init $((900 + ROUNDS * ${#CONFIG_LIST[@]} * (4 * TIME + 45))) "${ARGS[@]}"
 require_cmds ip wg iperf3 ping python3 timeout ss getconf go git
 REPORT="python3 $BENCH_DIR/bench-report.py"
 TICK=$(getconf CLK_TCK)
@@ -98,6 +109,7 @@ log "raw results: $RAW"
 UA=10.98.0.1 UB=10.98.0.2 # underlay
 TA=10.10.0.1 TB=10.10.0.2 # tunnel
 PORT=51820 IPERF_PORT=5201
+SOCKS=127.0.0.1:1080 STREAM_PORT=8000 # peer-netstack: a's -socks5, b's httpstream.py
 pt_netns NSA a
 pt_netns NSB b
 pt_veth "$NSA" veth0 "$NSB" veth0
@@ -165,20 +177,31 @@ wg_up() {
 	ip -n "$ns" addr add "$7/24" dev "$ifc"
 }
 
-# peer_up NS NODE DRIVER CONFIG ROUND: one peer node on interface bt0 (one per namespace).
+# peer_up NS NODE DRIVER CONFIG ROUND [FLAGS...]: one peer node on interface bt0 (one per
+# namespace; with driver netstack only a name).
 peer_up() {
 	local ns=$1 node=$2 drv=$3 ifc=bt0 envs=()
 	[[ -z $PROFILE ]] || envs=(PEER_CPUPROFILE="$PROFILE/$4-r$5-$node.pprof")
 	pt_spawn "$ns" "$PT_DIR/$4-r$5-$node.log" env "${envs[@]}" "$BIN" -config "$MESH" \
-		-key "$PT_DIR/keys/$node.key" -iface "$ifc" -socket "$PT_DIR/$node.sock" -driver "$drv"
+		-key "$PT_DIR/keys/$node.key" -iface "$ifc" -socket "$PT_DIR/$node.sock" -driver "$drv" "${@:6}"
 	TUN_PIDS+=("$PT_LAST_PID")
 	TUN_IFS+=("$ns:$ifc")
 	pt_add_log "peer $node ($4 round $5)" "$PT_DIR/$4-r$5-$node.log"
 }
 
+# tcp_listens NS PORT: something listens on TCP PORT in NS.
+tcp_listens() { [[ -n $(ip netns exec "$1" ss -Hltn "sport = :$2") ]]; }
+
+# netstack_ready PID: a's netstack node listens on its forward and SOCKS5 ports (or it died).
+netstack_ready() {
+	! pt_alive "$1" && return 0
+	tcp_listens "$NSA" "$IPERF_PORT" && tcp_listens "$NSA" "${SOCKS##*:}"
+}
+
 # tunnel_up CONFIG ROUND: starts CONFIG's two nodes and waits for traffic through the tunnel.
 tunnel_up() {
 	local cfg=$1 rnd=$2 pid i
+	local -A drv=([a]=${cfg#peer-} [b]=${cfg#peer-})
 	TUN_PIDS=() TUN_IFS=()
 	case $cfg in
 	none) return 0 ;;
@@ -187,7 +210,19 @@ tunnel_up() {
 		wg_up "$NSA" "${PT_PREFIX}wa" "$PT_DIR/keys/a.key" "$PUBB" "$TB" "$UB" "$TA" || return 1
 		wg_up "$NSB" "${PT_PREFIX}wb" "$PT_DIR/keys/b.key" "$PUBA" "$TA" "$UA" "$TB" || return 1
 		;;
-	peer-*)
+	peer-netstack)
+		TUN_EXE=$BIN
+		drv[b]=offload
+		peer_up "$NSA" a netstack "$cfg" "$rnd" -forward "tcp:127.0.0.1:$IPERF_PORT=$TB:$IPERF_PORT" -socks5 "$SOCKS"
+		TUN_IFS=() # a has no device
+		peer_up "$NSB" b offload "$cfg" "$rnd"
+		pt_wait_until 15 netstack_ready "${TUN_PIDS[0]}" || true
+		pt_alive "${TUN_PIDS[0]}" || { echo "peer node a exited during start-up"; return 1; }
+		netstack_ready "${TUN_PIDS[0]}" || { echo "node a does not listen on 127.0.0.1:$IPERF_PORT and $SOCKS"; return 1; }
+		pt_wait_until 15 eval "! pt_alive ${TUN_PIDS[1]} || v4_ready $NSB bt0 $TB" || true
+		pt_alive "${TUN_PIDS[1]}" || { echo "peer node b exited during start-up"; return 1; }
+		;;&
+	peer-offload | peer-water)
 		TUN_EXE=$BIN
 		peer_up "$NSA" a "${cfg#peer-}" "$cfg" "$rnd"
 		peer_up "$NSB" b "${cfg#peer-}" "$cfg" "$rnd"
@@ -196,11 +231,13 @@ tunnel_up() {
 			pt_wait_until 15 eval "! pt_alive $pid || v4_ready ${TUN_IFS[i]%%:*} ${TUN_IFS[i]#*:} $([[ $i == 0 ]] && echo $TA || echo $TB)" || true
 			pt_alive "$pid" || { echo "peer node $i exited during start-up"; return 1; }
 		done
+		;;&
+	peer-*)
 		# The driver really in use is in the start-up log line; a silent fallback would
 		# measure the wrong thing.
 		for i in a b; do
-			pt_wait_until 5 grep -q "driver=${cfg#peer-}" "$PT_DIR/$cfg-r$rnd-$i.log" || {
-				echo "node $i does not log driver=${cfg#peer-}:"
+			pt_wait_until 5 grep -q "driver=${drv[$i]}" "$PT_DIR/$cfg-r$rnd-$i.log" || {
+				echo "node $i does not log driver=${drv[$i]}:"
 				grep -m1 'peer up' "$PT_DIR/$cfg-r$rnd-$i.log" || tail -n 5 "$PT_DIR/$cfg-r$rnd-$i.log"
 				return 1
 			}
@@ -213,7 +250,12 @@ tunnel_up() {
 			return 1
 		}
 	done
-	pt_await_ping 15 "$NSA" "$TB" >/dev/null || { echo "no ping through the $cfg tunnel"; return 1; }
+	if [[ $cfg == peer-netstack ]]; then
+		# Only b can ping: a's tunnel address is in a's node, not in namespace a.
+		pt_await_ping 15 "$NSB" "$TA" >/dev/null || { echo "no ping through the $cfg tunnel (b to a)"; return 1; }
+	else
+		pt_await_ping 15 "$NSA" "$TB" >/dev/null || { echo "no ping through the $cfg tunnel"; return 1; }
+	fi
 }
 
 # tunnel_down: stops the running configuration's nodes and waits for their interfaces to go.
@@ -265,11 +307,12 @@ srv_listening() {
 	[[ -n $(ip netns exec "$NSB" ss -Hltn "sport = :$IPERF_PORT") ]]
 }
 
-# iperf ROUND CONFIG NAME DST ARGS...: one iperf3 run from a to a one-off server in b; records
-# NAME_bps, NAME_bytes, NAME_retransmits, NAME_min_interval_bps and, with a tunnel, NAME_cpu_s.
+# iperf ROUND CONFIG NAME DST CONNECT ARGS...: one iperf3 run from a (connecting to CONNECT)
+# to a one-off server in b on DST; records NAME_bps, NAME_bytes, NAME_retransmits,
+# NAME_min_interval_bps and, with a tunnel, NAME_cpu_s.
 iperf() {
-	local rnd=$1 cfg=$2 name=$3 dst=$4 spid json out rc=0 c0 c1 bps bytes retr slow
-	shift 4
+	local rnd=$1 cfg=$2 name=$3 dst=$4 connect=$5 spid json out rc=0 c0 c1 bps bytes retr slow
+	shift 5
 	json=$PT_DIR/$cfg-r$rnd-$name.json
 	pt_spawn "$NSB" "$PT_DIR/iperf3-server.log" timeout $((TIME + 40)) iperf3 -s -1 -B "$dst" -p "$IPERF_PORT"
 	spid=$PT_LAST_PID
@@ -280,7 +323,7 @@ iperf() {
 		return 1
 	fi
 	c0=$(cpu_ticks) || c0=
-	ip netns exec "$NSA" timeout $((TIME + 30)) iperf3 -c "$dst" -p "$IPERF_PORT" -t "$TIME" -J "$@" >"$json" 2>&1 || rc=$?
+	ip netns exec "$NSA" timeout $((TIME + 30)) iperf3 -c "$connect" -p "$IPERF_PORT" -t "$TIME" -J "$@" >"$json" 2>&1 || rc=$?
 	c1=$(cpu_ticks) || c1=
 	pt_wait_pid_exit "$spid" 5 || pt_stop "$spid" 2 || true
 	wait "$spid" 2>/dev/null || true
@@ -304,20 +347,53 @@ iperf() {
 	log "  $cfg $name: $(awk -v b="$bps" 'BEGIN{printf "%.2f Gbit/s", b/1e9}'), $retr retransmits"
 }
 
+# socks_stream ROUND CONFIG: curl --socks5 in a downloads httpstream.py's endless stream from b
+# for TIME seconds through a's SOCKS5 proxy; records socks_bps, socks_bytes and socks_cpu_s.
+socks_stream() {
+	local rnd=$1 cfg=$2 spid out rc=0 c0 c1 bytes secs
+	pt_spawn "$NSB" "$PT_DIR/httpstream.log" timeout $((TIME + 40)) python3 "$BENCH_DIR/httpstream.py" "$TB" "$STREAM_PORT"
+	spid=$PT_LAST_PID
+	if ! pt_wait_until 5 tcp_listens "$NSB" "$STREAM_PORT"; then
+		pt_stop "$spid" 2 || true
+		forget_pid "$spid"
+		warn "$cfg round $rnd socks: httpstream.py did not listen: $(tail -n 3 "$PT_DIR/httpstream.log")"
+		return 1
+	fi
+	c0=$(cpu_ticks) || c0=
+	# curl ends the endless download at --max-time, with exit 28: expected.
+	out=$(ip netns exec "$NSA" curl -sS --socks5 "$SOCKS" --max-time "$TIME" -o /dev/null \
+		-w '%{size_download} %{time_total}' "http://$TB:$STREAM_PORT/stream" 2>"$PT_DIR/curl.err") || rc=$?
+	c1=$(cpu_ticks) || c1=
+	pt_stop "$spid" 2 || true
+	forget_pid "$spid"
+	read -r bytes secs <<<"$out"
+	if ((rc != 0 && rc != 28)) || [[ -z $bytes ]] || ((bytes == 0)); then
+		warn "$cfg round $rnd socks: curl --socks5 failed (exit $rc, ${bytes:-0} bytes): $(cat "$PT_DIR/curl.err")"
+		return 1
+	fi
+	rec "$rnd" "$cfg" socks_bps "$(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.0f", b*8/s}')"
+	rec "$rnd" "$cfg" socks_bytes "$bytes"
+	[[ -z $c0 || -z $c1 ]] || rec "$rnd" "$cfg" socks_cpu_s "$(awk -v t=$((c1 - c0)) -v hz="$TICK" 'BEGIN{printf "%.2f", t/hz}')"
+	log "  $cfg socks5 download b→a: $(awk -v b="$bytes" -v s="$secs" 'BEGIN{printf "%.2f Gbit/s (%d bytes in %.1f s)", b*8/s/1e9, b, s}')"
+}
+
 # measure ROUND CONFIG: everything for one configuration in one round.
 measure() {
-	local rnd=$1 cfg=$2 dst=$TB out rss pid
-	[[ $cfg != none ]] || dst=$UB
-	if ip netns exec "$NSA" ping -n -c 50 -i 0.01 -W 1 "$dst" >"$PT_DIR/ping.txt" 2>&1 &&
+	local rnd=$1 cfg=$2 dst=$TB connect=$TB from=$NSA to=$TB out rss pid
+	[[ $cfg != none ]] || dst=$UB connect=$UB to=$UB
+	# peer-netstack: iperf3 reaches b through a's -forward; ping goes b→a (see the header).
+	[[ $cfg != peer-netstack ]] || connect=127.0.0.1 from=$NSB to=$TA
+	if ip netns exec "$from" ping -n -c 50 -i 0.01 -W 1 "$to" >"$PT_DIR/ping.txt" 2>&1 &&
 		out=$($REPORT ping "$PT_DIR/ping.txt" 2>&1); then
 		rec "$rnd" "$cfg" ping_ms "${out%% *}"
 		log "  $cfg ping: median ${out%% *} ms"
 	else
 		warn "$cfg round $rnd: ping failed: $(tail -n 2 "$PT_DIR/ping.txt")"
 	fi
-	iperf "$rnd" "$cfg" ab "$dst" || true
-	iperf "$rnd" "$cfg" ba "$dst" -R || true
-	iperf "$rnd" "$cfg" p4 "$dst" -P 4 || true
+	iperf "$rnd" "$cfg" ab "$dst" "$connect" || true
+	iperf "$rnd" "$cfg" ba "$dst" "$connect" -R || true
+	iperf "$rnd" "$cfg" p4 "$dst" "$connect" -P 4 || true
+	[[ $cfg != peer-netstack ]] || socks_stream "$rnd" "$cfg" || true
 	((${#TUN_PIDS[@]} > 0)) || return 0
 	for pid in "${TUN_PIDS[@]}"; do
 		pt_alive "$pid" || warn "$cfg round $rnd: tunnel process $pid died during the run"
@@ -367,7 +443,7 @@ if [[ -n $OUT ]]; then
 fi
 
 if [[ -n $PROFILE ]]; then
-	for cfg in peer-offload peer-water; do
+	for cfg in peer-offload peer-water peer-netstack; do
 		profs=("$PROFILE/$cfg"-r*-[ab].pprof)
 		[[ -e ${profs[0]} ]] || continue
 		echo
