@@ -406,10 +406,21 @@ func TestNetstackRefusals(t *testing.T) {
 	}
 }
 
-func TestNetstackReloadRefusesAddressChange(t *testing.T) {
+func TestNetstackReload(t *testing.T) {
 	mesh, alphaKey, _ := writeNetstackMesh(t)
 	alpha := startNetstackNode(t, mesh, alphaKey)
 	y, _ := os.ReadFile(mesh)
+	// A new peer: applied, and no system command runs (startNetstackNode
+	// fails the test if one does).
+	g, _ := keys.NewPrivate()
+	withGamma := string(y) + fmt.Sprintf("  - name: gamma\n    public_key: %q\n    address: [10.10.0.3/24]\n", g.Public())
+	if err := os.WriteFile(mesh, []byte(withGamma), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCmd(t, "", "reload", "-socket", alpha.socket); code != 0 || !strings.Contains(out, "added peers: gamma") {
+		t.Fatalf("reload adding gamma: exit %d\n%s%s", code, out, stderr)
+	}
+	y = []byte(withGamma)
 	if err := os.WriteFile(mesh, []byte(strings.Replace(string(y), "10.10.0.1/24", "10.10.0.9/24", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
