@@ -40,6 +40,12 @@ type PeerConfig struct {
 	Endpoint netip.AddrPort
 	// Keepalive is the persistent keepalive interval; zero disables it.
 	Keepalive time.Duration
+	// Relay says the peer is a relay (`relay: true` in the mesh file): it
+	// forwards this node's datagrams to peers it cannot reach directly and
+	// introduces them to each other (see docs/relay.md). Only a peer of
+	// ours with an endpoint may be one; a stock WireGuard peer is never
+	// sent a control message.
+	Relay bool
 }
 
 // Direction is which way a packet shown to a Tap crosses the device.
@@ -87,6 +93,15 @@ type Config struct {
 	// loops with encryption and decryption: 0 means GOMAXPROCS-2 (none on
 	// two cores), negative none.
 	CryptoWorkers int
+	// ServeRelay makes this node a relay for the peers that name it one:
+	// it forwards their datagrams between them and introduces them to each
+	// other. SetServeRelay changes it on a running device.
+	ServeRelay bool
+	// LocalAddrs, if set, returns this node's own addresses with the
+	// socket's port, offered to peers behind the same NAT as candidates
+	// for a direct path over their LAN. It is called off the data path,
+	// about every 20 seconds.
+	LocalAddrs func() []netip.AddrPort
 }
 
 // Device is a running tunnel node.
@@ -122,6 +137,9 @@ type Device struct {
 	running  bool // Run has started the peers; guarded by reconfMu
 
 	cryptoWorkers int
+
+	serveRelay atomic.Bool
+	localAddrs func() []netip.AddrPort
 
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
@@ -193,8 +211,10 @@ func New(cfg Config) (*Device, error) {
 		localAddr:  netip.AddrPortFrom(netip.Addr{}, cfg.Conn.LocalPort()),
 
 		cryptoWorkers: cfg.CryptoWorkers,
+		localAddrs:    cfg.LocalAddrs,
 	}
 	d.SetTap(cfg.Tap)
+	d.serveRelay.Store(cfg.ServeRelay)
 	d.mtu.Store(int64(cfg.TUN.MTU()))
 	d.cookies = noise.NewCookieChecker(d.local.Public)
 	if d.clock == nil {
@@ -427,3 +447,7 @@ func (d *Device) SetMTU(mtu int) {
 	}
 	d.mtu.Store(int64(mtu))
 }
+
+// SetServeRelay turns serving as a relay on or off while the device runs
+// (a reload that changes `relay:` of this node's own entry).
+func (d *Device) SetServeRelay(on bool) { d.serveRelay.Store(on) }

@@ -167,7 +167,7 @@ func diffPeer(p *Peer, pc *PeerConfig) peerUpdate {
 		p:   p,
 		old: cur,
 		new: pc,
-		fields: cur.Name != pc.Name || cur.Endpoint != pc.Endpoint || cur.Keepalive != pc.Keepalive ||
+		fields: cur.Name != pc.Name || cur.Endpoint != pc.Endpoint || cur.Keepalive != pc.Keepalive || cur.Relay != pc.Relay ||
 			!samePrefixes(cur.Prefixes, pc.Prefixes),
 		psk: cur.Preshared != pc.Preshared,
 	}

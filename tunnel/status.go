@@ -22,6 +22,28 @@ type PeerStatus struct {
 	// its reject limits of time and messages).
 	Session    bool            `json:"session"`
 	Handshakes HandshakeCounts `json:"handshakes"`
+	// Path is how datagrams reach the peer now: "direct ADDR:PORT", or
+	// "via RELAY" (the name of the relay forwarding them); empty while
+	// there is nowhere to send.
+	Path string `json:"path,omitempty"`
+	// PathChanged is when Path last took its present value.
+	PathChanged time.Time `json:"path_changed,omitzero"`
+	// Relay is true for a peer the mesh file makes a relay.
+	Relay bool `json:"relay,omitempty"`
+}
+
+// RelayStatus counts what this node did as a relay since it started.
+type RelayStatus struct {
+	// Registered is how many peers use it as their relay now (they sent
+	// a hello within the registration lifetime).
+	Registered int `json:"registered"`
+	// Forwarded counts the datagrams forwarded between two peers.
+	Forwarded uint64 `json:"forwarded"`
+	// Introductions counts the introductions sent.
+	Introductions uint64 `json:"introductions"`
+	// Refused counts the requests refused: the target was not a
+	// registered member, or a limit was reached.
+	Refused uint64 `json:"refused"`
 }
 
 // HandshakeCounts counts a peer's handshakes by result (see
@@ -49,6 +71,8 @@ type Status struct {
 	MTU        int               `json:"mtu"`
 	Drops      map[string]uint64 `json:"drops,omitempty"`
 	Peers      []PeerStatus      `json:"peers"`
+	// Relay is set while this node serves as a relay.
+	Relay *RelayStatus `json:"relay,omitempty"`
 }
 
 // Status returns current counters and session state.
@@ -87,7 +111,9 @@ func (d *Device) Status() Status {
 		}
 		if ep := p.Endpoint(); ep.IsValid() {
 			ps.Endpoint = ep.String()
+			ps.Path = "direct " + ep.String() // TODO(relay): the path proper
 		}
+		ps.Relay = c.Relay
 		if c.Keepalive > 0 {
 			ps.Keepalive = c.Keepalive.String()
 		}
