@@ -199,6 +199,14 @@ tfields() {
 	fi
 	[[ -z $out ]] || echo "$out"
 }
+# any_of FIELD VALUE...: display filter for FIELD being one of VALUE... (written out: the
+# syntax of sets changed between tshark versions).
+any_of() {
+	local f=$1 v out=
+	shift
+	for v in "$@"; do out+="${out:+ || }$f == $v"; done
+	echo "($out)"
+}
 # tcount FILE FILTER: how many frames of FILE match FILTER.
 tcount() {
 	local lines
@@ -396,6 +404,9 @@ unsolicited_dropped() {
 	return $ok
 }
 
+# last_passed: the last check passed (a node that did not start makes the rest pointless).
+last_passed() { [[ $PT_LAST_RESULT == PASS:* ]]; }
+
 # start_nodes HOST...: starts the nodes of HOST... (mesh_start on them alone).
 start_nodes() {
 	local MESH_HOSTS=("$@")
@@ -407,6 +418,7 @@ declare -A MEASURED
 # ---- phase 1: two cone NATs ----
 
 log "phase 1 topology: namespaces ${PT_PREFIX}{inet,lan1,n1,n2,r,a,b,c}1"
+FAILED0=$PT_FAILED
 nat_topology 1 masquerade
 check "underlay: a, b, c ping r's $R_WAN; a pings c's ${UL[c]}" pt_wait_until 10 underlay_ok
 check "n1 masquerades: a's datagrams to r's ports ${PROBE_PORTS[*]} come from $N1_WAN, one source port" \
@@ -414,7 +426,7 @@ check "n1 masquerades: a's datagrams to r's ports ${PROBE_PORTS[*]} come from $N
 check "n2 masquerades: b's datagrams to r's ports ${PROBE_PORTS[*]} come from $N2_WAN, one source port" \
 	nat_maps b "$N2_WAN" SAME
 check "n2 drops unsolicited inbound (to b's LAN and to itself)" unsolicited_dropped
-((PT_FAILED == 0)) || die "the topology is not what the checks need"
+((PT_FAILED == FAILED0)) || die "the topology is not what the checks need"
 
 # ---- the mesh file ----
 
@@ -444,7 +456,7 @@ done
 
 log "starting r"
 check "r starts" start_nodes r
-((PT_FAILED == 0)) || exit 1
+last_passed || exit 1
 R_IF=${MESH_IFACE[r]}
 TUN_CAP=$PT_DIR/r-tun.pcapng
 # The probe: a ping from r to an address of the tunnel's prefix that no peer has.
@@ -455,14 +467,14 @@ TUN_CAP_PID=$PT_CAP_PID
 log "starting a, b and c (time zero)"
 T0=${EPOCHREALTIME/./}
 check "a, b and c start" start_nodes a b c
-((PT_FAILED == 0)) || exit 1
+last_passed || exit 1
 
 check "1. a pings b's $(mesh_v4 b) within ${FIRST_PING_SECS}s of time zero" \
 	await_first_ping "$T0" "$FIRST_PING_SECS" a b
 registered() { [[ $(relay_count registered) == 3 ]]; }
 r_registered() {
 	by "$(after "$T0" "$FIRST_PING_SECS")" registered || true
-	echo "r's relay status: registered $(relay_count registered), forwarded $(relay_count forwarded)"
+	echo "r's relay status: registered $(relay_count registered || true), forwarded $(relay_count forwarded || true)"
 	registered
 }
 check "1. r counts 3 registered members (a, b, c) within ${FIRST_PING_SECS}s of time zero" r_registered
@@ -507,7 +519,7 @@ not_forwarded() {
 }
 check "2. r's relay forwarded nothing during the burst" not_forwarded
 # nat_flow: display filter for datagrams between r and n1 or n2.
-NAT_FLOW="udp && ((ip.src == $R_WAN && ip.dst in {$N1_WAN $N2_WAN}) || (ip.dst == $R_WAN && ip.src in {$N1_WAN $N2_WAN}))"
+NAT_FLOW="udp && ((ip.src == $R_WAN && $(any_of ip.dst "$N1_WAN" "$N2_WAN")) || (ip.dst == $R_WAN && $(any_of ip.src "$N1_WAN" "$N2_WAN")))"
 no_big_on_r() {
 	local all big
 	all=$(tcount "$BURST_CAP" "$NAT_FLOW") || return 1
@@ -521,7 +533,7 @@ check "2. r's eth0 during the burst: no datagram over $BIG bytes to or from $N1_
 # ---- 3: r's TUN ----
 
 capture_stop_settled "$TUN_CAP_PID" "$TUN_CAP"
-MEMBERS_FILTER="ip.addr in {$(mesh_v4 a) $(mesh_v4 b) $(mesh_v4 c)} || ipv6.addr in {$(mesh_v6 a) $(mesh_v6 b) $(mesh_v6 c)}"
+MEMBERS_FILTER="$(any_of ip.addr "$(mesh_v4 a)" "$(mesh_v4 b)" "$(mesh_v4 c)") || $(any_of ipv6.addr "$(mesh_v6 a)" "$(mesh_v6 b)" "$(mesh_v6 c)")"
 tun_clean() {
 	local all seen
 	all=$(tcount "$TUN_CAP" "frame") || return 1
@@ -536,10 +548,16 @@ check "3. r's $R_IF, from r's start until now: no packet to or from a's, b's or 
 # ---- 5: the relay goes away ----
 
 log "5. SIGKILL to r's node; a and b ping each other for 15 s"
-kill -KILL "${MESH_PID[r]}" 2>/dev/null || true
-pt_wait_pid_exit "${MESH_PID[r]}" 5 || true
-wait "${MESH_PID[r]}" 2>/dev/null || true
-forget_pid "${MESH_PID[r]}"
+# kill_quietly PID: SIGKILL, and the shell's "Killed" notice of the job kept out of the output.
+kill_quietly() {
+	{
+		kill -KILL "$1"
+		pt_wait_pid_exit "$1" 5
+		wait "$1"
+	} 2>/dev/null || true
+	forget_pid "$1"
+}
+kill_quietly "${MESH_PID[r]}"
 NR_BA=$PT_DIR/norelay-b-a.txt
 (ping_replies "${MESH_NS[b]}" "$(mesh_v4 a)" "$NORELAY_PINGS" 0.2 >"$NR_BA") &
 NR_PID=$!
@@ -573,19 +591,20 @@ done
 nat_topology_down
 MESH_LOG_SUFFIX=-2
 log "phase 2 topology: namespaces ${PT_PREFIX}{inet,lan1,n1,n2,r,a,b,c}2, n2 with masquerade random"
+FAILED0=$PT_FAILED
 nat_topology 2 "masquerade random"
 check "underlay: a, b, c ping r's $R_WAN; a pings c's ${UL[c]}" pt_wait_until 10 underlay_ok
 check "n2 (masquerade random) maps b's datagrams to r's ports ${PROBE_PORTS[*]} to two source ports of $N2_WAN" \
 	nat_maps b "$N2_WAN" DIFFERENT
 check "n1 still maps a's datagrams to one source port of $N1_WAN" nat_maps a "$N1_WAN" SAME
-((PT_FAILED == 0)) || die "the topology is not what the checks need"
+((PT_FAILED == FAILED0)) || die "the topology is not what the checks need"
 
 check "r starts (phase 2)" start_nodes r
-((PT_FAILED == 0)) || exit 1
+last_passed || exit 1
 log "starting a and b (time zero)"
 T0=${EPOCHREALTIME/./}
 check "a and b start (phase 2)" start_nodes a b
-((PT_FAILED == 0)) || exit 1
+last_passed || exit 1
 check "6. a pings b's $(mesh_v4 b) within ${FIRST_PING_SECS}s of time zero (b behind the symmetric NAT)" \
 	await_first_ping "$T0" "$FIRST_PING_SECS" a b
 bg_ping PING_AB a b "$((DIRECT_SECS + 1))"
