@@ -91,3 +91,42 @@ func TestPeerConfigsRelay(t *testing.T) {
 		t.Errorf("relays %v, want %v", got, want)
 	}
 }
+
+// TestCheckRelays: peer check says which peers are relays, and whether
+// this node is one; seen from no node, it marks the relays of the mesh.
+func TestCheckRelays(t *testing.T) {
+	m := newTestMesh(t, "alpha", "beta", "gamma")
+	m.write(t, "",
+		"alpha 10.10.0.1/24 endpoint=192.0.2.1:51820",
+		"beta 10.10.0.2/24 endpoint=192.0.2.2:51820 relay=true",
+		"gamma 10.10.0.3/24")
+	for _, tc := range []struct {
+		node      string
+		want, not []string
+	}{
+		{"alpha", []string{"relays: beta (a peer this node cannot reach directly is reached through them)\n",
+			"  beta  endpoint 192.0.2.2:51820  routes 10.10.0.2/32  relay\n", "  gamma  endpoint none (waits for it to connect)  routes 10.10.0.3/32\n"},
+			[]string{"serves as relay"}},
+		{"beta", []string{"serves as relay: forwards between the peers that cannot reach each other directly and introduces them\n"},
+			[]string{"relays:", "  relay\n"}},
+	} {
+		code, out, errOut := runCmd(t, "", "check", "-config", m.path(), "-key", m.keyFile(tc.node))
+		if code != 0 {
+			t.Fatalf("%s: exit %d, %s", tc.node, code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.node, w, out)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(out, w) {
+				t.Errorf("%s: output has %q:\n%s", tc.node, w, out)
+			}
+		}
+	}
+	code, out, _ := runCmd(t, "", "check", "-config", m.path())
+	if code != 0 || !strings.Contains(out, "  beta  endpoint 192.0.2.2:51820  routes 10.10.0.2/32  relay\n") || strings.Contains(out, "gamma  endpoint none  routes 10.10.0.3/32  relay") {
+		t.Errorf("without a key: exit %d:\n%s", code, out)
+	}
+}
