@@ -34,6 +34,10 @@
 //     the same prefix may not be routed to two peers. A default route
 //     (0.0.0.0/0, ::/0) is never a subnet: a peer offers it with exit: true,
 //     and only the nodes that say use_exit route through it.
+//   - relay: true makes a peer a relay for the others: a peer with no
+//     endpoint, or one that cannot be reached directly, is reached through
+//     it. A relay must have an endpoint. A mesh may have several relays or
+//     none; every peer may use every relay, and nothing else names them.
 package config
 
 import (
@@ -112,6 +116,13 @@ type Peer struct {
 	// the node whose own entry it is; UseExitLine is its line.
 	UseExit     string
 	UseExitLine int
+	// Relay is relay: true: this peer forwards the datagrams of the peers
+	// that cannot reach each other directly (both behind NATs, say) and
+	// introduces them to each other so that they may find a direct path.
+	// Parse refuses a relay without an endpoint: the others must be able
+	// to reach it. On this node's own entry it makes the node serve as a
+	// relay.
+	Relay bool
 	// Line is the line of the list item in the mesh file.
 	Line int
 }

@@ -22,6 +22,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(keyNames.Replace("interface: {mtu: 1280}\n" + edit(7, "    address: [10.10.0.2/24, fd10::2/64]\n    subnets: 10.20.0.0/16\n    endpoint: b.example:1\n    keepalive: 25"))))
 	f.Add([]byte(keyNames.Replace(edit(7, "    address: *x"))))
 	f.Add([]byte("peers:\n  - &a {name: a}\n  - *a\n"))
+	f.Add([]byte(keyNames.Replace(edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2:51820\n    relay: true"))))
+	f.Add([]byte(keyNames.Replace(edit(7, "    address: 10.10.0.2/24\n    relay: true"))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse("f.yaml", data)
 		if err != nil {
@@ -80,6 +82,9 @@ func checkMesh(t *testing.T, m *Mesh) {
 				t.Fatalf("bad endpoint %q", p.Endpoint)
 			}
 		}
+		if p.Relay && p.Endpoint == "" {
+			t.Fatalf("relay %s without an endpoint", p.Name)
+		}
 		if p.Keepalive < 0 || p.Keepalive > MaxKeepalive {
 			t.Fatalf("bad keepalive %v", p.Keepalive)
 		}
@@ -98,7 +103,8 @@ func checkMesh(t *testing.T, m *Mesh) {
 // TestFuzzSeedsAccepted makes sure the valid seeds really pass checkMesh, so
 // the fuzz target exercises the accepting path too.
 func TestFuzzSeedsAccepted(t *testing.T) {
-	for _, src := range []string{two, strings.Replace(two, "10.10.0.2/24", "[10.10.0.2/24, fd10::2/64]\n    subnets: 10.20.0.0/16", 1)} {
+	for _, src := range []string{two, strings.Replace(two, "10.10.0.2/24", "[10.10.0.2/24, fd10::2/64]\n    subnets: 10.20.0.0/16", 1),
+		strings.Replace(two, "10.10.0.2/24", "10.10.0.2/24\n    endpoint: 203.0.113.2:51820\n    relay: true", 1)} {
 		checkMesh(t, mustParse(t, "f.yaml", src))
 	}
 }

@@ -319,8 +319,11 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Peers) != 3 || m.Peers[0].Name != "alpha" || m.Peers[1].Name != "beta" || m.Peers[2].Name != "gamma" {
+	if len(m.Peers) != 4 || m.Peers[0].Name != "alpha" || m.Peers[1].Name != "beta" || m.Peers[2].Name != "gamma" || m.Peers[3].Name != "delta" {
 		t.Fatalf("peers = %+v", m.Peers)
+	}
+	if !m.Peers[0].Relay || m.Peers[1].Relay || m.Peers[2].Relay || m.Peers[3].Relay || m.Peers[3].Endpoint != "" {
+		t.Errorf("relays: want alpha only, and delta without an endpoint: %+v", m.Peers)
 	}
 	if m.PrivateKeyFile != "/etc/peer/private.key" || m.Interface != (Interface{"peer0", 1420, "auto"}) {
 		t.Errorf("mesh = %+v", m)
@@ -350,7 +353,7 @@ func TestExampleFile(t *testing.T) {
 		n.Remotes[1].Endpoint != netip.MustParseAddrPort("[2001:db8::3]:51820") {
 		t.Errorf("endpoints %v %v", n.Remotes[0].Endpoint, n.Remotes[1].Endpoint)
 	}
-	want := pfx("10.10.0.1/32", "10.10.0.3/32", "fd10::1/128", "fd10::3/128")
+	want := pfx("10.10.0.1/32", "10.10.0.3/32", "10.10.0.4/32", "fd10::1/128", "fd10::3/128", "fd10::4/128")
 	if got := n.Routes(); !equalPrefixes(got, want) {
 		t.Errorf("Routes = %v, want %v", got, want)
 	}

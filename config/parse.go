@@ -565,7 +565,7 @@ func validName(s string) bool {
 func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 	label := peerLabel(i, n)
 	out := Peer{Line: n.Line}
-	fs, ok := p.mapping(n, label, "name", "public_key", "address", "subnets", "endpoint", "keepalive", "preshared_key_file", "exit", "use_exit")
+	fs, ok := p.mapping(n, label, "name", "public_key", "address", "subnets", "endpoint", "keepalive", "preshared_key_file", "exit", "use_exit", "relay")
 	if !ok {
 		return out, nil
 	}
@@ -662,6 +662,15 @@ func (p *parser) peer(i int, n *yaml.Node) (Peer, []routed) {
 	if f, ok := fs["use_exit"]; ok {
 		if s, ok := p.str(f, label+": use_exit"); ok && s != "" {
 			out.UseExit, out.UseExitLine = s, f.val.Line
+		}
+	}
+	if f, ok := fs["relay"]; ok && !isNull(f.val) {
+		out.Relay, _ = p.boolean(f, label+": relay")
+		// A bad endpoint has been reported already; only a missing one
+		// is reported here.
+		if ep, given := fs["endpoint"]; out.Relay && (!given || isNull(ep.val) || ep.val.Kind == yaml.ScalarNode && ep.val.Value == "") {
+			p.errorf(f.val.Line, "%s: relay: true needs an endpoint: the peers that cannot reach each other "+
+				"reach the relay instead, so they must know where it is; add endpoint: HOST:PORT or remove relay: true", label)
 		}
 	}
 	return out, rs

@@ -187,6 +187,15 @@ func TestParseRefusals(t *testing.T) {
 `, 10, `peer "beta": use_exit: this peer is an exit itself`},
 		{"use_exit not a string", edit(7, "    address: 10.10.0.2/24\n    use_exit: [alpha]"), 8, `peer "beta": use_exit: expected a string`},
 
+		// Relays.
+		{"relay without endpoint", edit(7, "    address: 10.10.0.2/24\n    relay: true"), 8,
+			`peer "beta": relay: true needs an endpoint: the peers that cannot reach each other reach the relay instead`},
+		{"relay with empty endpoint", edit(7, "    address: 10.10.0.2/24\n    endpoint: \"\"\n    relay: true"), 9, `peer "beta": relay: true needs an endpoint`},
+		{"relay with null endpoint", edit(7, "    address: 10.10.0.2/24\n    endpoint:\n    relay: true"), 9, `peer "beta": relay: true needs an endpoint`},
+		{"relay unnamed without endpoint", "peers:\n  - public_key: K1\n    address: 10.10.0.1/24\n    relay: true\n", 4, `peers[0]: relay: true needs an endpoint`},
+		{"relay not a bool", edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2:51820\n    relay: \"yes\""), 9, `peer "beta": relay: expected true or false, got "yes"`},
+		{"relay typo", edit(7, "    address: 10.10.0.2/24\n    relais: true"), 8, `peer "beta": unknown field "relais" (did you mean "relay"?)`},
+
 		// Endpoints.
 		{"endpoint no port", edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2"), 8, `endpoint "203.0.113.2": missing port`},
 		{"endpoint port 0", edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2:0"), 8, "port \"0\" must be a number from 1 to 65535"},
@@ -376,6 +385,34 @@ log_level: debug
 	}
 	if !equalPrefixes(b.Addresses, pfx("10.10.0.2/32")) || !equalPrefixes(c.Addresses, pfx("fd10::3/128")) {
 		t.Errorf("bare addresses = %v %v", b.Addresses, c.Addresses)
+	}
+}
+
+// TestParseRelay: relay: true with an endpoint is accepted and kept;
+// false, null and leaving it out all mean no relay; a relay whose endpoint
+// is malformed gets the endpoint's error only, not a second one saying it
+// has none.
+func TestParseRelay(t *testing.T) {
+	for _, tc := range []struct {
+		name, line string
+		want       bool
+	}{
+		{"true", "    endpoint: 203.0.113.2:51820\n    relay: true", true},
+		{"true before endpoint", "    relay: true\n    endpoint: relay.example:51820", true},
+		{"false", "    relay: false", false},
+		{"null", "    relay:", false},
+		{"left out", "    keepalive: 25s", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mustParse(t, "mesh.yaml", keyNames.Replace(edit(7, "    address: 10.10.0.2/24\n"+tc.line)))
+			if m.Peers[1].Relay != tc.want || m.Peers[0].Relay {
+				t.Errorf("relay = %v (alpha %v), want %v", m.Peers[1].Relay, m.Peers[0].Relay, tc.want)
+			}
+		})
+	}
+	list := parseErrs(t, edit(7, "    address: 10.10.0.2/24\n    endpoint: 203.0.113.2\n    relay: true"))
+	if len(list) != 1 || list[0].Line != 8 || !strings.Contains(list[0].Msg, "missing port") {
+		t.Errorf("relay with a bad endpoint: got %v, want only the endpoint's error", list)
 	}
 }
 

@@ -54,6 +54,7 @@ type peerYAML struct {
 	PresharedKeyFile string   `yaml:"preshared_key_file,omitempty"`
 	Exit             bool     `yaml:"exit,omitempty"`
 	UseExit          string   `yaml:"use_exit,omitempty"`
+	Relay            bool     `yaml:"relay,omitempty"`
 }
 
 func marshal(v any) []byte {
@@ -92,6 +93,7 @@ func encodePeer(p *config.Peer) []byte {
 		PresharedKeyFile: p.PresharedKeyFile,
 		Exit:             p.Exit,
 		UseExit:          p.UseExit,
+		Relay:            p.Relay,
 	}
 	for _, a := range p.Addresses {
 		y.Address = append(y.Address, a.String())

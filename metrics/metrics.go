@@ -22,6 +22,17 @@ type Snapshot struct {
 	// tied to a peer; they are shown with peer="".
 	Drops map[string]uint64
 	Peers []Peer
+	// Relay is what the node did as a relay; nil while it serves as none,
+	// and then the peer_relay_ series are left out rather than shown as 0:
+	// a node that is no relay forwards nothing, and a 0 would make a
+	// relay that stopped serving look like one whose counters were reset.
+	Relay *Relay
+}
+
+// Relay counts what a node serving as a relay did since it started.
+type Relay struct {
+	Registered                        int // peers using it as their relay now
+	Forwarded, Introductions, Refused uint64
 }
 
 // Peer is one peer of a Snapshot.
@@ -33,6 +44,8 @@ type Peer struct {
 	LastHandshake      time.Time         // zero if never
 	Drops              map[string]uint64 // by reason
 	Up                 bool              // a session can carry data now
+	Relayed            bool              // its datagrams go through a relay now
+	PathChanged        time.Time         // when its path last changed; zero if never
 }
 
 var (
@@ -53,6 +66,18 @@ var (
 		"Packets dropped, by peer and reason; peer=\"\" for those that could not be tied to a peer.", []string{"peer", "reason"}, nil)
 	descUp = prometheus.NewDesc("peer_up",
 		"1 while the peer has a session that can carry data, else 0.", []string{"peer"}, nil)
+	descPathRelayed = prometheus.NewDesc("peer_path_relayed",
+		"1 while the datagrams to the peer go through a relay, 0 while they go directly or nowhere.", []string{"peer"}, nil)
+	descPathChanged = prometheus.NewDesc("peer_path_changed_timestamp_seconds",
+		"Unix time the path to the peer (direct, or through which relay) last changed; 0 if it never had one.", []string{"peer"}, nil)
+	descRelayRegistered = prometheus.NewDesc("peer_relay_registered_peers",
+		"Peers using this node as their relay now; only while it serves as a relay.", nil, nil)
+	descRelayForwarded = prometheus.NewDesc("peer_relay_forwarded_total",
+		"Datagrams this node forwarded as a relay between two peers; only while it serves as a relay.", nil, nil)
+	descRelayIntroductions = prometheus.NewDesc("peer_relay_introductions_total",
+		"Introductions this node sent as a relay, for two peers to try a direct path; only while it serves as a relay.", nil, nil)
+	descRelayRefused = prometheus.NewDesc("peer_relay_refused_total",
+		"Requests this node refused as a relay (the target not registered, or a limit reached); only while it serves as a relay.", nil, nil)
 	descCaptureDropped = prometheus.NewDesc("peer_capture_dropped_total",
 		"Packets the captures did not write (queue full, or the capture stopped).", nil, nil)
 )
@@ -74,7 +99,8 @@ func NewCollector(snapshot func() Snapshot, captureDropped func() uint64) *Colle
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRxBytes, descTxBytes, descRxPackets, descTxPackets,
-		descHandshakes, descLastHandshake, descDrops, descUp, descCaptureDropped} {
+		descHandshakes, descLastHandshake, descDrops, descUp, descPathRelayed, descPathChanged,
+		descRelayRegistered, descRelayForwarded, descRelayIntroductions, descRelayRefused, descCaptureDropped} {
 		ch <- d
 	}
 }
@@ -100,11 +126,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for result, v := range p.Handshakes {
 			counter(descHandshakes, v, p.Name, result)
 		}
-		var last float64
-		if !p.LastHandshake.IsZero() {
-			last = float64(p.LastHandshake.UnixNano()) / 1e9
-		}
-		gauge(descLastHandshake, last, p.Name)
+		gauge(descLastHandshake, unixSeconds(p.LastHandshake), p.Name)
 		for reason, v := range p.Drops {
 			counter(descDrops, v, p.Name, reason)
 		}
@@ -113,10 +135,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(descUp, up, p.Name)
+		relayed := 0.0
+		if p.Relayed {
+			relayed = 1
+		}
+		gauge(descPathRelayed, relayed, p.Name)
+		gauge(descPathChanged, unixSeconds(p.PathChanged), p.Name)
+	}
+	if r := s.Relay; r != nil {
+		gauge(descRelayRegistered, float64(r.Registered))
+		counter(descRelayForwarded, r.Forwarded)
+		counter(descRelayIntroductions, r.Introductions)
+		counter(descRelayRefused, r.Refused)
 	}
 	var dropped uint64
 	if c.captureDropped != nil {
 		dropped = c.captureDropped()
 	}
 	counter(descCaptureDropped, dropped)
+}
+
+// unixSeconds is t as a Prometheus timestamp gauge: Unix seconds, 0 for
+// the zero time (never).
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
 }

@@ -22,13 +22,17 @@ func twoPeers() Snapshot {
 				LastHandshake: time.Unix(1_700_000_000, 500_000_000),
 				Drops:         map[string]uint64{"replay": 1, "decrypt": 0},
 				Up:            true,
+				PathChanged:   time.Unix(1_700_000_100, 0),
 			},
 			{
-				Name:       "gamma",
-				Handshakes: map[string]uint64{"completed_initiator": 0, "completed_responder": 0, "failed": 0, "timeout": 2},
-				Drops:      map[string]uint64{"replay": 0, "decrypt": 0},
+				Name:        "gamma",
+				Handshakes:  map[string]uint64{"completed_initiator": 0, "completed_responder": 0, "failed": 0, "timeout": 2},
+				Drops:       map[string]uint64{"replay": 0, "decrypt": 0},
+				Relayed:     true,
+				PathChanged: time.Unix(1_700_000_200, 250_000_000),
 			},
 		},
+		Relay: &Relay{Registered: 2, Forwarded: 1234, Introductions: 3, Refused: 1},
 	}
 }
 
@@ -58,6 +62,26 @@ peer_handshakes_total{peer="gamma",result="timeout"} 2
 # TYPE peer_last_handshake_timestamp_seconds gauge
 peer_last_handshake_timestamp_seconds{peer="beta"} 1.7000000005e+09
 peer_last_handshake_timestamp_seconds{peer="gamma"} 0
+# HELP peer_path_changed_timestamp_seconds Unix time the path to the peer (direct, or through which relay) last changed; 0 if it never had one.
+# TYPE peer_path_changed_timestamp_seconds gauge
+peer_path_changed_timestamp_seconds{peer="beta"} 1.7000001e+09
+peer_path_changed_timestamp_seconds{peer="gamma"} 1.70000020025e+09
+# HELP peer_path_relayed 1 while the datagrams to the peer go through a relay, 0 while they go directly or nowhere.
+# TYPE peer_path_relayed gauge
+peer_path_relayed{peer="beta"} 0
+peer_path_relayed{peer="gamma"} 1
+# HELP peer_relay_forwarded_total Datagrams this node forwarded as a relay between two peers; only while it serves as a relay.
+# TYPE peer_relay_forwarded_total counter
+peer_relay_forwarded_total 1234
+# HELP peer_relay_introductions_total Introductions this node sent as a relay, for two peers to try a direct path; only while it serves as a relay.
+# TYPE peer_relay_introductions_total counter
+peer_relay_introductions_total 3
+# HELP peer_relay_refused_total Requests this node refused as a relay (the target not registered, or a limit reached); only while it serves as a relay.
+# TYPE peer_relay_refused_total counter
+peer_relay_refused_total 1
+# HELP peer_relay_registered_peers Peers using this node as their relay now; only while it serves as a relay.
+# TYPE peer_relay_registered_peers gauge
+peer_relay_registered_peers 2
 # HELP peer_rx_bytes_total Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.
 # TYPE peer_rx_bytes_total counter
 peer_rx_bytes_total{peer="beta"} 1500
@@ -97,6 +121,41 @@ peer_capture_dropped_total 0
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRelaySeriesOnlyWhileServing: a node that serves as no relay has no
+// peer_relay_ series at all (not zeros); one that does has all four, zeros
+// included, from its first scrape.
+func TestRelaySeriesOnlyWhileServing(t *testing.T) {
+	var serving atomic.Bool
+	c := NewCollector(func() Snapshot {
+		s := Snapshot{Peers: []Peer{{Name: "beta"}}}
+		if serving.Load() {
+			s.Relay = &Relay{}
+		}
+		return s
+	}, nil)
+	relayNames := []string{"peer_relay_registered_peers", "peer_relay_forwarded_total", "peer_relay_introductions_total", "peer_relay_refused_total"}
+	if n := testutil.CollectAndCount(c, relayNames...); n != 0 {
+		t.Errorf("not serving: %d relay series, want none", n)
+	}
+	serving.Store(true)
+	if n := testutil.CollectAndCount(c, relayNames...); n != 4 {
+		t.Errorf("serving: %d relay series, want 4", n)
+	}
+	// The per-peer path series are there either way, 0 for a direct path
+	// that never changed.
+	want := `
+# HELP peer_path_relayed 1 while the datagrams to the peer go through a relay, 0 while they go directly or nowhere.
+# TYPE peer_path_relayed gauge
+peer_path_relayed{peer="beta"} 0
+# HELP peer_path_changed_timestamp_seconds Unix time the path to the peer (direct, or through which relay) last changed; 0 if it never had one.
+# TYPE peer_path_changed_timestamp_seconds gauge
+peer_path_changed_timestamp_seconds{peer="beta"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "peer_path_relayed", "peer_path_changed_timestamp_seconds"); err != nil {
+		t.Error(err)
 	}
 }
 

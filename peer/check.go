@@ -76,7 +76,11 @@ func printMesh(w io.Writer, m *config.Mesh) {
 		if ep == "" {
 			ep = "none"
 		}
-		fmt.Fprintf(w, "  %s  endpoint %s  routes %s\n", p.Name, ep, strings.Join(pfx, " "))
+		fmt.Fprintf(w, "  %s  endpoint %s  routes %s", p.Name, ep, strings.Join(pfx, " "))
+		if p.Relay {
+			fmt.Fprint(w, "  relay")
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -98,6 +102,12 @@ func printNode(w io.Writer, n *config.Node) {
 	if n.Exit != nil {
 		fmt.Fprintf(w, "uses exit: %s (every destination outside the mesh goes through it)\n", n.Exit.Peer.Name)
 	}
+	if n.Self.Relay {
+		fmt.Fprintln(w, "serves as relay: forwards between the peers that cannot reach each other directly and introduces them")
+	}
+	if relays := relayNames(n); len(relays) > 0 {
+		fmt.Fprintf(w, "relays: %s (a peer this node cannot reach directly is reached through them)\n", strings.Join(relays, " "))
+	}
 	if n.Mesh.Metrics != "" {
 		fmt.Fprintf(w, "metrics: http://%s/metrics\n", n.Mesh.Metrics)
 	}
@@ -117,6 +127,9 @@ func printNode(w io.Writer, n *config.Node) {
 		}
 		if !r.Preshared.IsZero() {
 			fmt.Fprint(w, "  preshared key")
+		}
+		if r.Peer.Relay {
+			fmt.Fprint(w, "  relay")
 		}
 		fmt.Fprintln(w)
 	}

@@ -35,7 +35,7 @@ func commands() []command {
 			"forward until SIGINT or SIGTERM, then remove what it set up.",
 			func(args []string, _ io.Reader, _, stderr io.Writer) error { return cmdRun(args, stderr) }},
 		{"check", "peer check -config FILE [flags]", "Validate the mesh file (FILE:LINE errors) and show this node's view of it:\n" +
-			"addresses, peers, routes. Without a private key, check the whole mesh.",
+			"addresses, peers, relays, routes. Without a private key, check the whole mesh.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdCheck(args, stdout, stderr)
 			}},
@@ -43,7 +43,8 @@ func commands() []command {
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdRoutes(args, stdout, stderr)
 			}},
-		{"status", "peer status [-iface NAME | -socket PATH] [-json]", "Ask the running node for its peers, sessions, counters and drops.",
+		{"status", "peer status [-iface NAME | -socket PATH] [-json]", "Ask the running node for its peers, the path to each (direct or through a relay),\n" +
+			"sessions, counters and drops, and what it forwarded if it serves as a relay.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdStatus(args, stdout, stderr)
 			}},
@@ -185,6 +186,15 @@ USERSPACE MODE
     -forward, which resolve peer names to tunnel addresses. Such a node
     changes nothing on the host, so it can neither route subnets nor serve
     as an exit; it can use one.
+
+RELAYS
+    A peer with relay: true in the mesh file (it must have an endpoint) is a
+    relay: peers that cannot reach each other directly, a peer with no
+    endpoint behind a NAT say, send their datagrams through it, still
+    encrypted end to end, and it introduces them to each other so that they
+    can try a direct path, over their LAN when they share one. A node whose
+    own entry says relay: true serves as one; a reload turns that on or off.
+    peer status shows each peer's path ("direct ADDR:PORT" or "via RELAY").
 
 ENVIRONMENT
     ETCD_USERNAME, ETCD_PASSWORD

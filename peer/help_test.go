@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/help.golden and testdata/usage.golden from the current output")
+var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata (help, usage, status) from the current output")
 
 // checkGolden compares out with testdata/NAME, or rewrites it with -update.
 func checkGolden(t *testing.T, name, out string) {

@@ -197,7 +197,8 @@ func TestCheckWithoutKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, stderr := runCmd(t, "", "check", "-config", path)
-	if code != 0 || !strings.Contains(out, "valid: 3 peers") || !strings.Contains(out, "beta  endpoint 203.0.113.2:51820") {
+	if code != 0 || !strings.Contains(out, "valid: 4 peers") || !strings.Contains(out, "beta  endpoint 203.0.113.2:51820") ||
+		!strings.Contains(out, "alpha  endpoint 198.51.100.1:51820  routes 10.10.0.1/32 fd10::1/128  relay\n") || !strings.Contains(out, "delta  endpoint none") {
 		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
 	}
 	bad := strings.Replace(text, "mtu: 1420", "mtu: 100", 1)

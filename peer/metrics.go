@@ -72,9 +72,13 @@ func startMetrics(addr string, st func() tunnel.Status, captureDropped func() ui
 // its first increment and rate() sees that one too.
 func snapshotOf(st tunnel.Status) metrics.Snapshot {
 	s := metrics.Snapshot{Drops: withZeros(st.Drops, tunnel.DeviceDropReasons())}
+	if r := st.Relay; r != nil {
+		s.Relay = &metrics.Relay{Registered: r.Registered, Forwarded: r.Forwarded, Introductions: r.Introductions, Refused: r.Refused}
+	}
 	peerReasons := tunnel.PeerDropReasons()
 	for _, p := range st.Peers {
 		h := p.Handshakes
+		_, relayed := pathVia(p.Path)
 		s.Peers = append(s.Peers, metrics.Peer{
 			Name:    p.Name,
 			RxBytes: p.RxBytes, RxPackets: p.RxPackets,
@@ -88,6 +92,8 @@ func snapshotOf(st tunnel.Status) metrics.Snapshot {
 			LastHandshake: p.LastHandshake,
 			Drops:         withZeros(p.Drops, peerReasons),
 			Up:            p.Session,
+			Relayed:       relayed,
+			PathChanged:   p.PathChanged,
 		})
 	}
 	return s

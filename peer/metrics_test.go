@@ -221,3 +221,31 @@ func TestCheckShowsMetrics(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// TestSnapshotPaths: a peer is relayed when its path is "via RELAY", not
+// when it is direct or has none; the relay counters are the status's, and
+// absent while the node serves as no relay.
+func TestSnapshotPaths(t *testing.T) {
+	changed := time.Unix(1_700_000_000, 0)
+	st := tunnel.Status{
+		Peers: []tunnel.PeerStatus{
+			{Name: "beta", Path: "direct 192.0.2.2:51820", PathChanged: changed},
+			{Name: "gamma", Path: "via beta", PathChanged: changed.Add(time.Second)},
+			{Name: "delta"},
+		},
+		Relay: &tunnel.RelayStatus{Registered: 2, Forwarded: 9, Introductions: 1, Refused: 3},
+	}
+	s := snapshotOf(st)
+	for i, want := range []bool{false, true, false} {
+		if p := s.Peers[i]; p.Relayed != want || !p.PathChanged.Equal(st.Peers[i].PathChanged) {
+			t.Errorf("%s: relayed %v changed %v, want %v %v", p.Name, p.Relayed, p.PathChanged, want, st.Peers[i].PathChanged)
+		}
+	}
+	if r := s.Relay; r == nil || r.Registered != 2 || r.Forwarded != 9 || r.Introductions != 1 || r.Refused != 3 {
+		t.Errorf("relay %+v", r)
+	}
+	st.Relay = nil
+	if s := snapshotOf(st); s.Relay != nil {
+		t.Errorf("not serving, relay %+v", s.Relay)
+	}
+}

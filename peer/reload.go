@@ -39,6 +39,8 @@ type liveDevice interface {
 	SetMTU(mtu int)
 	// SetTap replaces the capture tap (nil: none).
 	SetTap(t tunnel.Tap)
+	// SetServeRelay turns serving as a relay on or off.
+	SetServeRelay(on bool)
 }
 
 var _ liveDevice = (*tunnel.Device)(nil)
@@ -55,9 +57,22 @@ func peerConfigs(node *config.Node) []tunnel.PeerConfig {
 			Prefixes:  r.Prefixes,
 			Endpoint:  r.Endpoint,
 			Keepalive: r.Peer.Keepalive,
+			Relay:     r.Peer.Relay,
 		})
 	}
 	return peers
+}
+
+// relayNames are the relays of the mesh this node may use (not itself),
+// in file order, for the log.
+func relayNames(node *config.Node) []string {
+	var out []string
+	for _, r := range node.Remotes {
+		if r.Peer.Relay {
+			out = append(out, r.Peer.Name)
+		}
+	}
+	return out
 }
 
 // refusedError is a reload that changed nothing because of what it asked
@@ -85,6 +100,9 @@ type reloadReport struct {
 	MTU              *mtuChange `json:"mtu,omitempty"`
 	// Exit is the exit this node uses, when that changed ("none" for none).
 	Exit *exitChange `json:"exit,omitempty"`
+	// ServeRelay is whether this node serves as a relay, when its own
+	// relay: changed.
+	ServeRelay *relayChange `json:"serve_relay,omitempty"`
 	// Policy is, when the policy beyond the routes changed, what it is
 	// now (see describePolicy): an exit, the subnets or the MTU changed.
 	Policy string `json:"policy,omitempty"`
@@ -94,6 +112,13 @@ type reloadReport struct {
 type exitChange struct {
 	Old string `json:"old"`
 	New string `json:"new"`
+}
+
+// relayChange is whether this node serves as a relay, before and after a
+// reload.
+type relayChange struct {
+	Old bool `json:"old"`
+	New bool `json:"new"`
 }
 
 // mtuChange is the interface MTU before and after a reload.
@@ -131,10 +156,20 @@ func (r *reloadReport) facts() []fact {
 	if r.Exit != nil {
 		out = append(out, fact{"exit", fmt.Sprintf("%s -> %s", r.Exit.Old, r.Exit.New)})
 	}
+	if r.ServeRelay != nil {
+		out = append(out, fact{"serves as relay", fmt.Sprintf("%s -> %s", yesNo(r.ServeRelay.Old), yesNo(r.ServeRelay.New))})
+	}
 	if r.Policy != "" {
 		out = append(out, fact{"policy", r.Policy})
 	}
 	return out
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // Empty reports whether the reload changed nothing.
@@ -201,6 +236,9 @@ type reloader struct {
 	// captureDrops keeps the capture drops counted across the writers
 	// reloads replace (nil: not counted).
 	captureDrops *captureDrops
+	// hostAddrs is the device's LocalAddrs, told of each new mesh (nil:
+	// none, in tests that build a reloader alone).
+	hostAddrs *hostAddrs
 }
 
 // currentPlan is the system configuration as last applied.
@@ -326,6 +364,13 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	if diff.NewMTU != diff.OldMTU {
 		r.dev.SetMTU(to.MTU)
 	}
+	serveRelay := r.node.Self.Relay != node.Self.Relay
+	if serveRelay {
+		r.dev.SetServeRelay(node.Self.Relay)
+	}
+	if r.hostAddrs != nil {
+		r.hostAddrs.setMesh(node)
+	}
 	if captureChanged {
 		r.dev.SetTap(nextTap)
 		if r.closeTap != nil {
@@ -349,6 +394,9 @@ func (r *reloader) applyLocked(ctx context.Context, node *config.Node) (reloadRe
 	rep := report(changes, diff)
 	if o, n := exitName(r.node), exitName(node); o != n {
 		rep.Exit = &exitChange{Old: o, New: n}
+	}
+	if serveRelay {
+		rep.ServeRelay = &relayChange{Old: r.node.Self.Relay, New: node.Self.Relay}
 	}
 	if diff.PolicyChanged {
 		rep.Policy = describePolicy(next, node)

@@ -45,12 +45,17 @@ type fakeDevice struct {
 	mtu      int
 	tap      tunnel.Tap
 	tapCalls int
-	closed   chan struct{}
-	once     sync.Once
+	// serveRelay is Config.ServeRelay, then what SetServeRelay set;
+	// localAddrs is Config.LocalAddrs.
+	serveRelay bool
+	localAddrs func() []netip.AddrPort
+	closed     chan struct{}
+	once       sync.Once
 }
 
 func newFakeDevice(cfg tunnel.Config) (device, error) {
-	d := &fakeDevice{peers: map[keys.Public]tunnel.PeerConfig{}, mtu: cfg.TUN.MTU(), tap: cfg.Tap, closed: make(chan struct{})}
+	d := &fakeDevice{peers: map[keys.Public]tunnel.PeerConfig{}, mtu: cfg.TUN.MTU(), tap: cfg.Tap, closed: make(chan struct{}),
+		serveRelay: cfg.ServeRelay, localAddrs: cfg.LocalAddrs}
 	for _, p := range cfg.Peers {
 		d.peers[p.PublicKey] = p
 	}
@@ -71,7 +76,7 @@ func (d *fakeDevice) Reconfigure(peers []tunnel.PeerConfig) (tunnel.Changes, err
 			c.Added = append(c.Added, p.Name)
 		case old.Preshared != p.Preshared:
 			c.Rekeyed = append(c.Rekeyed, p.Name)
-		case old.Name != p.Name || !slices.Equal(old.Prefixes, p.Prefixes) || old.Endpoint != p.Endpoint || old.Keepalive != p.Keepalive:
+		case old.Name != p.Name || !slices.Equal(old.Prefixes, p.Prefixes) || old.Endpoint != p.Endpoint || old.Keepalive != p.Keepalive || old.Relay != p.Relay:
 			c.Updated = append(c.Updated, p.Name)
 		}
 	}
@@ -86,6 +91,8 @@ func (d *fakeDevice) Reconfigure(peers []tunnel.PeerConfig) (tunnel.Changes, err
 }
 
 func (d *fakeDevice) SetMTU(mtu int) { d.mu.Lock(); d.mtu = mtu; d.mu.Unlock() }
+
+func (d *fakeDevice) SetServeRelay(on bool) { d.mu.Lock(); d.serveRelay = on; d.mu.Unlock() }
 
 func (d *fakeDevice) SetTap(t tunnel.Tap) { d.mu.Lock(); d.tap = t; d.tapCalls++; d.mu.Unlock() }
 

@@ -262,7 +262,11 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	defer r.close()
 
 	peers := peerConfigs(node)
-	dev, err := sys.newDevice(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers})
+	// The socket's port: the host's addresses with it are where a peer
+	// behind the same NAT reaches this node.
+	r.hostAddrs = newHostAddrs(node, conn.LocalPort(), log)
+	dev, err := sys.newDevice(tunnel.Config{Private: node.Private, Peers: peers, TUN: tun, Conn: conn, Log: log, Tap: tap, CryptoWorkers: rf.workers,
+		ServeRelay: node.Self.Relay, LocalAddrs: r.hostAddrs.addrs})
 	if err != nil {
 		return err
 	}
@@ -369,7 +373,7 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 	go r.serve(ctx, sys.hangup, changed, changedBy)
 	log.Info("peer up", "node", node.Self.Name, "iface", p.Iface, "driver", tun.Driver(),
 		"port", conn.LocalPort(), "peers", len(peers), "socket", sock, "wg_socket", wgSock, "watch", changedBy,
-		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit, "proxies", proxies)
+		"metrics", node.Mesh.Metrics, "exit", exitName(node), "serves_exit", node.Self.Exit, "serves_relay", node.Self.Relay, "relays", relayNames(node), "proxies", proxies)
 	err = dev.Run(ctx)
 	sys.notifyState(log, "STOPPING=1", "STATUS=stopping")
 	// No reload after this one: an unfinished one completes first.

@@ -77,6 +77,10 @@ func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 	if st.ServesExit {
 		fmt.Fprintln(w, "serves as exit: forwards the mesh's traffic to the outside world")
 	}
+	if r := st.Relay; r != nil {
+		fmt.Fprintf(w, "relay: serving %d %s, %d forwarded, %d introductions, %d refused\n",
+			r.Registered, plural(r.Registered, "peer", "peers"), r.Forwarded, r.Introductions, r.Refused)
+	}
 	for _, p := range st.Proxies {
 		fmt.Fprintf(w, "serves: %s\n", p)
 	}
@@ -84,7 +88,7 @@ func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 		fmt.Fprintf(w, "dropped: %s\n", formatDrops(st.Drops))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tENDPOINT\tHANDSHAKE\tRX\tTX\tDROPS")
+	fmt.Fprintln(tw, "PEER\tENDPOINT\tPATH\tHANDSHAKE\tRX\tTX\tDROPS")
 	for _, p := range st.Peers {
 		hs := "never"
 		if !p.LastHandshake.IsZero() {
@@ -94,10 +98,38 @@ func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 		if ep == "" {
 			ep = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%d pkts)\t%s (%d pkts)\t%s\n", p.Name, ep, hs,
+		name := p.Name
+		if p.Relay {
+			name += " (relay)"
+		}
+		path := p.Path
+		if path == "" {
+			path = "(none)"
+		}
+		if !p.PathChanged.IsZero() {
+			// Not "ago", which says there was a handshake.
+			path += " (since " + now.Sub(p.PathChanged).Truncate(time.Second).String() + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%d pkts)\t%s (%d pkts)\t%s\n", name, ep, path, hs,
 			formatBytes(p.RxBytes), p.RxPackets, formatBytes(p.TxBytes), p.TxPackets, formatDrops(p.Drops))
 	}
 	tw.Flush()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// pathVia is the relay of a peer's path ("via RELAY", see
+// tunnel.PeerStatus.Path), and whether the path goes through one.
+func pathVia(path string) (relay string, ok bool) {
+	if relay, ok = strings.CutPrefix(path, "via "); !ok {
+		return "", false
+	}
+	return relay, true
 }
 
 func formatDrops(m map[string]uint64) string {

@@ -140,6 +140,18 @@ type Device struct {
 
 	serveRelay atomic.Bool
 	localAddrs func() []netip.AddrPort
+	// relays is what this node knows as a relay (registrations) and the
+	// probe-answer budget every node keeps.
+	relays relayTable
+	// fwdBuf and rxOne are the receive goroutine's buffers for datagrams
+	// forwarded (as a relay) and packets relayed (to the TUN).
+	fwdBuf []byte
+	rxOne  [1][]byte
+	// tamperForward, set by a test, alters each datagram this node
+	// forwards as a relay.
+	tamperForward func([]byte)
+	pathTimerMu   sync.Mutex
+	pathTimer     Timer
 
 	handshakes chan handshakeMessage
 	underLoad  atomic.Int64 // unix nanos until which the node counts as under load
@@ -323,6 +335,7 @@ func (d *Device) Run(ctx context.Context) error {
 		p.start()
 	}
 	d.reconfMu.Unlock()
+	d.startPathTicker()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -342,6 +355,11 @@ func (d *Device) Run(ctx context.Context) error {
 func (d *Device) Close() {
 	d.closeOnce.Do(func() {
 		close(d.closed)
+		d.pathTimerMu.Lock()
+		if d.pathTimer != nil {
+			d.pathTimer.Stop()
+		}
+		d.pathTimerMu.Unlock()
 		d.conn.Close()
 		d.tun.Close()
 		d.reconfMu.Lock()
@@ -364,12 +382,13 @@ func (d *Device) isClosed() bool {
 func (d *Device) drop(r DeviceDrop) { d.drops[r].Add(1) }
 
 // PeerEndpoint returns the current endpoint of the peer called name (the
-// configured one, or where it last roamed to), or the zero AddrPort if no
-// peer has that name or the peer has no endpoint yet. A live capture of one
+// configured one, or where it last roamed to; its relay's, while its path
+// goes through one), or the zero AddrPort if no peer has that name or the
+// peer has no endpoint yet. A live capture of one
 // peer asks it which outer datagrams are that peer's.
 func (d *Device) PeerEndpoint(name string) netip.AddrPort {
 	if p := d.peerByName(name); p != nil {
-		return p.Endpoint()
+		return p.Path().Wire()
 	}
 	return netip.AddrPort{}
 }

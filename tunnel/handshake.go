@@ -71,11 +71,11 @@ func (p *Peer) initiateHandshake(retry bool) {
 		p.timers.handshakeStarted()
 	}
 	p.timers.handshakeInitiated()
-	ep := p.Endpoint()
-	d.log.Debug("sending handshake initiation", "peer", p.Name(), "endpoint", ep, "retry", retry)
+	ep := p.path(now)
+	d.log.Debug("sending handshake initiation", "peer", p.Name(), "path", ep, "retry", retry)
 	p.timers.packetSent(false)
-	if err := d.sendControl(b, ep); err != nil {
-		d.log.Debug("handshake initiation not sent", "peer", p.Name(), "endpoint", ep, "err", err)
+	if err := p.sendDatagram(b, now); err != nil {
+		d.log.Debug("handshake initiation not sent", "peer", p.Name(), "path", ep, "err", err)
 	}
 }
 
@@ -121,7 +121,7 @@ func (d *Device) routineHandshakes() {
 		case <-d.closed:
 			return
 		case *m = <-d.handshakes:
-			d.handleHandshake(m.buf[:m.n], m.src, m.t)
+			d.handleHandshake(m.buf[:m.n], m.src, m.via, m.t)
 		}
 	}
 }
@@ -131,12 +131,13 @@ func (d *Device) isUnderLoad(now time.Time) bool {
 }
 
 // handleHandshake validates and answers one handshake message received
-// from src at t, whose size queueHandshake checked.
-func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
+// from src at t (forwarded by relay via, if not nil), whose size
+// queueHandshake checked.
+func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, via *Peer, t time.Time) {
 	now := d.clock.Now()
 	typ, _ := noise.Type(msg)
 	if typ == noise.MessageCookieReplyType {
-		if d.handleCookieReply(msg, now) {
+		if d.handleCookieReply(msg, now) && via == nil {
 			d.tapInbound(t, src, msg)
 		}
 		return
@@ -145,7 +146,10 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 		d.drop(DropBadMAC)
 		return
 	}
-	if d.isUnderLoad(now) {
+	// A relayed message came in a datagram of a member's session (the
+	// relay's), so no address is to be proven with a cookie: the relay
+	// is a member, and its own handshakes are what the load checks guard.
+	if via == nil && d.isUnderLoad(now) {
 		if !d.cookies.CheckMAC2(msg, src, now) {
 			// Under load an initiator must prove its address first:
 			// answer with a cookie and do no Curve25519 work.
@@ -169,9 +173,9 @@ func (d *Device) handleHandshake(msg []byte, src netip.AddrPort, t time.Time) {
 	// key (it is in the mesh file) can compute it.
 	switch typ {
 	case noise.MessageInitiationType:
-		d.handleInitiation(msg, src, now, t)
+		d.handleInitiation(msg, src, via, now, t)
 	case noise.MessageResponseType:
-		d.handleResponse(msg, src, now, t)
+		d.handleResponse(msg, src, via, now, t)
 	}
 }
 
@@ -194,8 +198,9 @@ func senderIndex(msg []byte) uint32 {
 	return uint32(msg[4]) | uint32(msg[5])<<8 | uint32(msg[6])<<16 | uint32(msg[7])<<24
 }
 
-// handleInitiation answers an initiation received from src at t.
-func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time) {
+// handleInitiation answers an initiation received from src at t, on the
+// path it came by (through relay via, if not nil).
+func (d *Device) handleInitiation(b []byte, src netip.AddrPort, via *Peer, now, t time.Time) {
 	var msg noise.Initiation
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
@@ -211,19 +216,25 @@ func (d *Device) handleInitiation(b []byte, src netip.AddrPort, now, t time.Time
 	p.countHandshake(HandshakeCompletedResponder)
 	// From a member (its static key and a fresh timestamp): captured,
 	// before our response, which Wireshark decrypts only after it.
-	d.tapInbound(t, src, b)
-	p.setEndpoint(src)
 	var buf [noise.MessageResponseSize]byte
 	out := resp.Marshal(buf[:0])
 	p.cookieGen.AddMACs(out, now)
 	p.timers.packetReceived(false)
 	p.timers.packetSent(false)
 	p.timers.sessionDerived()
-	if err := d.sendControl(out, src); err != nil {
+	if via != nil {
+		p.relayedFrom(via, now)
+		err = d.relayDatagram(via, p, out, now, nil)
+	} else {
+		d.tapInbound(t, src, b)
+		p.setEndpoint(src, now)
+		err = d.sendControl(out, src)
+	}
+	if err != nil {
 		d.log.Debug("sending handshake response", "peer", p.Name(), "err", err)
 		return
 	}
-	d.log.Debug("answered handshake", "peer", p.Name(), "endpoint", src)
+	d.log.Debug("answered handshake", "peer", p.Name(), "endpoint", src, "via", via.nameOrEmpty())
 }
 
 // respond consumes an initiation and answers it, deriving the responder's
@@ -285,8 +296,8 @@ func (d *Device) respond(msg *noise.Initiation, now time.Time) (*Peer, *noise.Re
 }
 
 // handleResponse completes our handshake with a response received from src
-// at t.
-func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) {
+// at t (through relay via, if not nil).
+func (d *Device) handleResponse(b []byte, src netip.AddrPort, via *Peer, now, t time.Time) {
 	var msg noise.Response
 	if err := msg.Unmarshal(b); err != nil {
 		d.drop(DropMalformed)
@@ -308,17 +319,24 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, now, t time.Time) 
 		d.log.Debug("refused handshake response", "peer", p.Name(), "err", err)
 		return
 	}
-	d.tapInbound(t, src, b) // it authenticated: from the peer we asked
-	p.setEndpoint(src)
-	d.log.Debug("handshake complete", "peer", p.Name(), "endpoint", src)
+	if via != nil {
+		p.relayedFrom(via, now)
+	} else {
+		d.tapInbound(t, src, b) // it authenticated: from the peer we asked
+		p.setEndpoint(src, now)
+	}
+	d.log.Debug("handshake complete", "peer", p.Name(), "endpoint", src, "via", via.nameOrEmpty())
 	p.countHandshake(HandshakeCompletedInitiator)
 	p.timers.handshakeComplete()
 	p.timers.packetReceived(false)
 	p.timers.sessionDerived()
 	// Confirm the session to the responder with data, or a keepalive.
-	if p.hasStaged() {
+	switch {
+	case p.hasStaged():
 		p.sendStaged()
-	} else {
+	case p.conf.Load().Relay:
+		p.sendHello(now) // it confirms the session as well
+	default:
 		p.sendKeepalive()
 	}
 }

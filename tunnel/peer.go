@@ -25,10 +25,11 @@ const (
 	DropNoEndpoint                       // nowhere to send: peer never heard from, no endpoint
 	DropSend                             // socket write failed
 	DropHandshakeTimeout                 // staged packets discarded after RekeyAttemptTime
+	DropControl                          // control message refused: malformed, or not for us to act on
 	numPeerDrops
 )
 
-var peerDropNames = [numPeerDrops]string{"spoofed_source", "replay", "decrypt", "expired", "staged_full", "no_endpoint", "send_error", "handshake_timeout"}
+var peerDropNames = [numPeerDrops]string{"spoofed_source", "replay", "decrypt", "expired", "staged_full", "no_endpoint", "send_error", "handshake_timeout", "control"}
 
 func (r PeerDrop) String() string { return peerDropNames[r] }
 
@@ -48,7 +49,20 @@ type Peer struct {
 	handshake *noise.Handshake
 	cookieGen *noise.CookieGenerator
 
-	endpoint atomic.Pointer[netip.AddrPort]
+	// endpoint is the path in use (see Endpoint): nil until the peer has
+	// an address or a relay.
+	endpoint atomic.Pointer[Endpoint]
+	// lastDirect is when (unix nanos) the direct path last proved to work:
+	// a packet straight from the peer, or an answer to a probe.
+	lastDirect atomic.Int64
+	// speaksControl is set once the peer is known to run peer, not stock
+	// WireGuard: it sent a control message, or came through a relay. Only
+	// then is it probed.
+	speaksControl atomic.Bool
+	// ctrlTx counts the control messages among txPackets, so that the
+	// path machinery tells data sent from its own probes.
+	ctrlTx    atomic.Uint64
+	pathState pathState
 
 	// current is the session used for sending; mirrored from keypairs for
 	// a lock-free hot path.
@@ -104,8 +118,7 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	p.handshake = hs
 	p.conf.Store(cloneConfig(pc))
 	if pc.Endpoint.IsValid() {
-		ep := pc.Endpoint
-		p.endpoint.Store(&ep)
+		p.endpoint.Store(&Endpoint{addr: pc.Endpoint, since: d.clock.Now()})
 	}
 	p.timers.init(p)
 	return p, nil
@@ -131,28 +144,23 @@ func cloneConfig(pc *PeerConfig) *PeerConfig {
 // Name returns the peer's name from the mesh file.
 func (p *Peer) Name() string { return p.conf.Load().Name }
 
-// Endpoint returns where packets for p go now (zero if unknown).
+// Endpoint returns the peer's address while the path to it is direct
+// (zero if unknown, or while it goes through a relay).
 func (p *Peer) Endpoint() netip.AddrPort {
-	if ep := p.endpoint.Load(); ep != nil {
-		return *ep
+	if ep := p.endpoint.Load(); ep != nil && ep.relay == nil {
+		return ep.addr
 	}
 	return netip.AddrPort{}
-}
-
-// setEndpoint roams: the endpoint follows the last authenticated packet.
-func (p *Peer) setEndpoint(src netip.AddrPort) {
-	if cur := p.endpoint.Load(); cur != nil && *cur == src {
-		return
-	}
-	// A copy made only here: storing &src would move src to the heap on
-	// every call, the common no-change path included.
-	ep := src
-	p.endpoint.Store(&ep)
 }
 
 func (p *Peer) drop(r PeerDrop) { p.drops[r].Add(1) }
 
 func (p *Peer) start() {
+	if p.conf.Load().Relay {
+		// Register with a relay at once: peers behind NAT are reached
+		// through it from the first packet.
+		p.tickRelay(p.dev.clock.Now())
+	}
 	if p.conf.Load().Keepalive > 0 {
 		// A persistent keepalive also opens the session at start, so a peer
 		// behind NAT is reachable without waiting for traffic.

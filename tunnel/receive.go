@@ -17,6 +17,9 @@ type opened struct {
 	ctr  uint64         // its counter, for the replay window
 	src  netip.AddrPort // where the datagram came from
 	size int            // datagram length, for the counters
+	// via is the relay that forwarded it, nil if it came straight from
+	// the peer.
+	via *Peer
 }
 
 // openJob is one transport message of a batch on its way in: kp, src and
@@ -61,6 +64,7 @@ type handshakeMessage struct {
 	buf [noise.MessageInitiationSize]byte
 	n   int
 	src netip.AddrPort
+	via *Peer     // the relay that forwarded it, if one did
 	t   time.Time // received, for the tap
 }
 
@@ -117,7 +121,7 @@ func (d *Device) routineReadUDP() error {
 					}
 				}
 			case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
-				d.queueHandshake(typ, m, now)
+				d.queueHandshake(typ, m.Buf[:m.N], m.Addr, nil, now)
 			default:
 				d.drop(DropMalformed)
 			}
@@ -221,8 +225,21 @@ func (p *Peer) received(m opened, now time.Time) ([]byte, bool) {
 		p.drop(DropReplay)
 		return nil, false
 	}
-	// Authenticated: roam to wherever it came from.
-	p.setEndpoint(m.src)
+	ctrl := isControl(m.pkt)
+	switch {
+	case m.via != nil:
+		if ctrl {
+			p.drop(DropControl) // control messages go straight, never relayed
+			return nil, false
+		}
+		p.relayedFrom(m.via, now)
+	case ctrl && len(m.pkt) > 1 && (m.pkt[1] == byte(ctrlProbe) || m.pkt[1] == byte(ctrlProbeAck)):
+		// A probe proves one direction only; its answer is handled
+		// apart (directConfirmed).
+	default:
+		// Authenticated: roam to wherever it came from.
+		p.setEndpoint(m.src, now)
+	}
 	if p.receivedWith(m.kp) {
 		p.timers.handshakeComplete()
 		go p.sendStaged()
@@ -238,6 +255,10 @@ func (p *Peer) received(m opened, now time.Time) ([]byte, bool) {
 	}
 	if len(m.pkt) == 0 {
 		return m.pkt, true
+	}
+	if ctrl {
+		p.dev.handleControl(p, m.pkt, m.src, now)
+		return nil, true
 	}
 	pkt, verdict := p.admit(m.pkt)
 	switch verdict {
@@ -293,19 +314,20 @@ func (p *Peer) rekeyOnReceive() {
 	}
 }
 
-// queueHandshake hands a handshake message of type typ to the worker,
-// copying it into the queue so the batch buffer can be reused; a message of
-// the wrong size is malformed, and a full queue drops it.
-func (d *Device) queueHandshake(typ uint32, m *udp.Message, now time.Time) {
-	if m.N != handshakeSize(typ) {
+// queueHandshake hands a handshake message b of type typ, from src (or
+// forwarded by relay via), to the worker, copying it into the queue so the
+// batch buffer can be reused; a message of the wrong size is malformed,
+// and a full queue drops it.
+func (d *Device) queueHandshake(typ uint32, b []byte, src netip.AddrPort, via *Peer, now time.Time) {
+	if len(b) != handshakeSize(typ) {
 		d.drop(DropMalformed)
 		return
 	}
 	if len(d.handshakes) >= underLoadQueueLen {
 		d.underLoad.Store(now.Add(underLoadAfterTime).UnixNano())
 	}
-	hm := handshakeMessage{n: m.N, src: m.Addr, t: now}
-	copy(hm.buf[:], m.Buf[:m.N])
+	hm := handshakeMessage{n: len(b), src: src, via: via, t: now}
+	copy(hm.buf[:], b)
 	select {
 	case d.handshakes <- hm:
 	default:

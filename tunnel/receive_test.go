@@ -20,10 +20,10 @@ func TestHandshakeQueue(t *testing.T) {
 	a, _ := benchDevices(t) // not running: nothing drains the queue
 	src := netip.MustParseAddrPort("198.51.100.7:9")
 	now := time.Now()
-	msg := func(typ uint32, n int) *udp.Message {
+	msg := func(typ uint32, n int) []byte {
 		b := make([]byte, bufSize)
 		b[0] = byte(typ)
-		return &udp.Message{Buf: b, N: n, Addr: src}
+		return b[:n]
 	}
 	for _, tc := range []struct {
 		typ uint32
@@ -36,20 +36,20 @@ func TestHandshakeQueue(t *testing.T) {
 		{noise.MessageCookieReplyType, noise.MessageInitiationSize},
 	} {
 		before := a.drops[DropMalformed].Load()
-		a.queueHandshake(tc.typ, msg(tc.typ, tc.n), now)
+		a.queueHandshake(tc.typ, msg(tc.typ, tc.n), src, nil, now)
 		if len(a.handshakes) != 0 || a.drops[DropMalformed].Load() != before+1 {
 			t.Fatalf("type %d of %d bytes: queued %d, malformed drops %d", tc.typ, tc.n, len(a.handshakes), a.drops[DropMalformed].Load()-before)
 		}
 	}
 	init := msg(noise.MessageInitiationType, noise.MessageInitiationSize)
 	if allocs := testing.AllocsPerRun(1000, func() {
-		a.queueHandshake(noise.MessageInitiationType, init, now)
+		a.queueHandshake(noise.MessageInitiationType, init, src, nil, now)
 		<-a.handshakes
 	}); allocs != 0 {
 		t.Fatalf("queuing a handshake message: %v allocations", allocs)
 	}
 	for i := 0; i < handshakeQueueLen+10; i++ {
-		a.queueHandshake(noise.MessageInitiationType, init, now)
+		a.queueHandshake(noise.MessageInitiationType, init, src, nil, now)
 	}
 	if n, full := len(a.handshakes), a.drops[DropHandshakeQueue].Load(); n != handshakeQueueLen || full != 10 {
 		t.Fatalf("queue holds %d, %d dropped as full; want %d and 10", n, full, handshakeQueueLen)

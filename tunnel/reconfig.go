@@ -186,8 +186,7 @@ func (u *peerUpdate) apply() {
 	}
 	p.hsMu.Unlock()
 	if u.new.Endpoint != u.old.Endpoint && u.new.Endpoint.IsValid() {
-		ep := u.new.Endpoint
-		p.endpoint.Store(&ep)
+		p.endpoint.Store(&Endpoint{addr: u.new.Endpoint, since: p.dev.clock.Now()})
 	}
 }
 

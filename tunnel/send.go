@@ -29,6 +29,9 @@ type sendBatch struct {
 	// peers[i] is the peer msgs[i] goes to, for counters after the write.
 	peers []*Peer
 	job   cryptoJob
+	// relayBuf is where a packet for a peer reached through a relay is
+	// wrapped for it; grown on first use.
+	relayBuf []byte
 }
 
 func newSendBatch(n int) *sendBatch {
@@ -120,12 +123,19 @@ func (d *Device) routineReadTUN() error {
 				}
 				j.sealedLen = m
 			}
-			ep := j.peer.Endpoint()
-			if !ep.IsValid() {
-				j.peer.drop(DropNoEndpoint)
-				continue
+			ep := j.peer.endpoint.Load()
+			if ep == nil || ep.relay != nil {
+				// Off the direct path: no address yet, or a relay.
+				if ep = j.peer.path(now); ep == nil {
+					j.peer.drop(DropNoEndpoint)
+					continue
+				}
+				if ep.relay != nil {
+					j.peer.sendRelayed(ep.relay, j.buf[:j.sealedLen], now, &b.relayBuf)
+					continue
+				}
 			}
-			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.sealedLen, Addr: ep})
+			b.msgs = append(b.msgs, udp.Message{Buf: j.buf, N: j.sealedLen, Addr: ep.addr})
 			b.peers = append(b.peers, j.peer)
 		}
 		d.flushSend(b, now, tap)
@@ -224,7 +234,7 @@ func (p *Peer) sendStaged() {
 	}
 	d := p.dev
 	now := d.clock.Now()
-	ep := p.Endpoint()
+	ep := p.path(now)
 	msgs := make([]udp.Message, 0, len(staged))
 	for i, buf := range staged {
 		n := len(buf) - noise.MessageTransportHeaderSize
@@ -237,13 +247,22 @@ func (p *Peer) sendStaged() {
 			}
 			break
 		}
-		msgs = append(msgs, udp.Message{Buf: buf[:cap(buf)], N: m, Addr: ep})
+		msgs = append(msgs, udp.Message{Buf: buf[:cap(buf)], N: m})
 	}
-	if !ep.IsValid() {
+	if ep == nil {
 		for range msgs {
 			p.drop(DropNoEndpoint)
 		}
 		return
+	}
+	if ep.relay != nil {
+		for _, m := range msgs {
+			p.sendRelayed(ep.relay, m.Buf[:m.N], now, nil)
+		}
+		return
+	}
+	for i := range msgs {
+		msgs[i].Addr = ep.addr
 	}
 	peers := make([]*Peer, len(msgs))
 	for i := range peers {
@@ -273,7 +292,7 @@ func (p *Peer) sendKeepalive() {
 		return
 	}
 	p.timers.packetSent(false)
-	if err := p.dev.sendControl(buf[:m], p.Endpoint()); err != nil {
+	if err := p.sendDatagram(buf[:m], now); err != nil {
 		if errors.Is(err, errNoEndpoint) {
 			p.drop(DropNoEndpoint)
 		} else {

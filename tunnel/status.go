@@ -86,6 +86,14 @@ func (d *Device) Status() Status {
 		MTU:        int(d.mtu.Load()),
 		Drops:      map[string]uint64{},
 	}
+	if d.serveRelay.Load() {
+		s.Relay = &RelayStatus{
+			Registered:    d.relays.registered(now),
+			Forwarded:     d.relays.forwarded.Load(),
+			Introductions: d.relays.introductions.Load(),
+			Refused:       d.relays.refused.Load(),
+		}
+	}
 	for r := DeviceDrop(0); r < numDeviceDrops; r++ {
 		if v := d.drops[r].Load(); v > 0 {
 			s.Drops[r.String()] = v
@@ -111,7 +119,9 @@ func (d *Device) Status() Status {
 		}
 		if ep := p.Endpoint(); ep.IsValid() {
 			ps.Endpoint = ep.String()
-			ps.Path = "direct " + ep.String() // TODO(relay): the path proper
+		}
+		if path := p.Path(); path.IsValid() {
+			ps.Path, ps.PathChanged = path.String(), path.since
 		}
 		ps.Relay = c.Relay
 		if c.Keepalive > 0 {

@@ -131,6 +131,7 @@ func (ts *peerTimers) expiredRetransmitHandshake() {
 		ts.zeroKeyMaterial.modIfIdle(3 * noise.RejectAfterTime)
 		return
 	}
+	ts.p.handshakeUnanswered(ts.p.dev.clock.Now())
 	ts.p.initiateHandshake(true)
 }
 

@@ -46,6 +46,7 @@ type nodeSpec struct {
 	prefixes   []string
 	keepalive  time.Duration
 	noEndpoint bool // others do not know where it is
+	relay      bool // others have it as a relay, and it serves as one
 	tap        Tap
 	knows      []string // the peers it is configured with; nil: every other node
 	// also maps a peer's name to prefixes this node routes to it beyond
@@ -99,7 +100,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 			}
 			on := m.nodes[o.name]
 			prefixes := append(slices.Clone(on.prefixes), mustPrefixes(t, s.also[o.name])...)
-			pc := PeerConfig{Name: o.name, PublicKey: on.priv.Public(), Prefixes: prefixes, Keepalive: s.keepalive}
+			pc := PeerConfig{Name: o.name, PublicKey: on.priv.Public(), Prefixes: prefixes, Keepalive: s.keepalive, Relay: o.relay}
 			if !o.noEndpoint {
 				pc.Endpoint = on.addr
 			}
@@ -107,7 +108,7 @@ func newMesh(t *testing.T, clock Clock, specs ...nodeSpec) *testMesh {
 		}
 		// Three crypto workers, whatever the machine: batches are split
 		// and the ordering across workers is exercised everywhere.
-		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: n.conn, Clock: clock, Log: testLog(t, s.name), CryptoWorkers: 3, Tap: s.tap})
+		dev, err := New(Config{Private: n.priv, Peers: peers, TUN: n.tun, Conn: n.conn, Clock: clock, Log: testLog(t, s.name), CryptoWorkers: 3, Tap: s.tap, ServeRelay: s.relay})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peer-vpn/peer/tunnel"
+)
+
+// statusSample is a relay's status with a peer of each kind of path:
+// direct, through a relay, and nowhere to send.
+func statusSample(now time.Time) nodeStatus {
+	return nodeStatus{Status: tunnel.Status{
+		PublicKey: "mhahAQRhqTQAVk1F9RDhxow+sCHpzwHyqSG1UUUWNyU=", ListenPort: 51820, Interface: "peer0", Driver: "water", MTU: 1420,
+		Peers: []tunnel.PeerStatus{
+			{Name: "beta", Endpoint: "203.0.113.2:51820", Path: "direct 203.0.113.2:51820", PathChanged: now.Add(-5*time.Minute - 2*time.Second - 300*time.Millisecond),
+				LastHandshake: now.Add(-7 * time.Second), RxBytes: 1500, RxPackets: 3, TxBytes: 840, TxPackets: 2, Relay: true},
+			{Name: "gamma", Path: "via beta", PathChanged: now.Add(-12 * time.Second), LastHandshake: now.Add(-3 * time.Second),
+				RxBytes: 2048, RxPackets: 4, TxBytes: 100, TxPackets: 1, Drops: map[string]uint64{"replay": 1}},
+			{Name: "delta"},
+		},
+		Relay: &tunnel.RelayStatus{Registered: 2, Forwarded: 1234, Introductions: 3},
+	}}
+}
+
+// TestStatusGolden: the text of `peer status`, in testdata/status.golden:
+// each peer's path and how long it has had it, the relays marked, and the
+// line of a node serving as a relay. Scripts grep it (see the report of
+// the relay work: the format is theirs too).
+func TestStatusGolden(t *testing.T) {
+	now := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	st := statusSample(now)
+	printStatus(&b, &st, now)
+	b.WriteString("\n# not serving as a relay:\n")
+	st.Relay = nil
+	printStatus(&b, &st, now)
+	b.WriteString("\n# a relay serving one peer:\n")
+	st.Relay = &tunnel.RelayStatus{Registered: 1}
+	printStatus(&b, &st, now)
+	checkGolden(t, "status.golden", b.String())
+}
+
+// TestStatusJSONRelay: what the node answers decodes into what `peer
+// status` prints from, the relay fields included.
+func TestStatusJSONRelay(t *testing.T) {
+	now := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
+	st := statusSample(now)
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"path":"via beta"`, `"path_changed":"2026-12-04T17:59:48Z"`, `"relay":true`,
+		`"relay":{"registered":2,"forwarded":1234,"introductions":3,"refused":0}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, b)
+		}
+	}
+	var back nodeStatus
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Relay, st.Relay) || back.Peers[1].Path != "via beta" || !back.Peers[1].PathChanged.Equal(st.Peers[1].PathChanged) || !back.Peers[0].Relay {
+		t.Errorf("decoded %+v, sent %+v", back, st)
+	}
+}
+
+func TestPathVia(t *testing.T) {
+	for _, tc := range []struct {
+		path, relay string
+		ok          bool
+	}{
+		{"via relay1", "relay1", true},
+		{"direct 192.0.2.1:51820", "", false},
+		{"", "", false},
+	} {
+		if r, ok := pathVia(tc.path); r != tc.relay || ok != tc.ok {
+			t.Errorf("pathVia(%q) = %q, %v", tc.path, r, ok)
+		}
+	}
+}
