@@ -51,7 +51,8 @@
 # Timers of the design behind these bounds: hellos to the relays at start and every 20 s;
 # an introduction asked while traffic flows, then 5 probing rounds 200 ms apart; a direct
 # path that stops answering falls back to the relay after about 10 s.
-# Needs root; skips without it (fails if CI=true). Bounded to 150 s; prints what it measured.
+# Needs root; skips without it (fails if CI=true). Bounded to 150 s; a run takes about 45 s
+# after the build. Prints what it measured (the times are seconds after time zero).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pt_init 150 "$@"
