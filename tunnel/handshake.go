@@ -336,6 +336,7 @@ func (d *Device) handleResponse(b []byte, src netip.AddrPort, via *Peer, now, t 
 		p.sendStaged()
 	case p.conf.Load().Relay:
 		p.sendHello(now) // it confirms the session as well
+		d.kickWaiting(p, now)
 	default:
 		p.sendKeepalive()
 	}

@@ -511,3 +511,14 @@ func (p *Peer) nameOrEmpty() string {
 	}
 	return p.Name()
 }
+
+// kickWaiting retries at once the handshakes that wait for relay r: those
+// of peers with packets staged, no session and r as their path, whose
+// initiation was lost for want of a session with r (which now exists).
+func (d *Device) kickWaiting(r *Peer, now time.Time) {
+	for _, q := range d.peers.Load().list {
+		if ep := q.endpoint.Load(); ep != nil && ep.relay == r && !usable(q.current.Load(), now) && q.hasStaged() {
+			go q.rekey()
+		}
+	}
+}

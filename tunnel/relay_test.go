@@ -101,7 +101,7 @@ func (r *relayInnerTap) Inner(_ time.Time, _ Direction, _ string, pkt []byte) {
 	r.mu.Unlock()
 }
 func (r *relayInnerTap) Outer(time.Time, Direction, netip.AddrPort, netip.AddrPort, []byte) {}
-func (r *relayInnerTap) EphemeralKey(string, keys.Public, keys.Preshared, keys.Private)    {}
+func (r *relayInnerTap) EphemeralKey(string, keys.Public, keys.Preshared, keys.Private)     {}
 
 // TestRelayForwardsWhatItCannotRead: two nodes without endpoints, which
 // cannot reach each other, talk through the relay at once; the relay
