@@ -7,7 +7,7 @@
 # every Fuzz target (discovered with go test -list), go build for linux and darwin, then
 # the namespace tests of NS_TESTS below (scripts/mesh-test.sh, interop-test.sh,
 # capture-test.sh, fault-test.sh, reload-test.sh, wg-test.sh, metrics-test.sh, livecap-test.sh,
-# exit-test.sh, etcd-test.sh, netstack-test.sh) against the peer built
+# exit-test.sh, etcd-test.sh, netstack-test.sh, nat-test.sh) against the peer built
 # here, and scripts/package-test.sh (the .deb and sd_notify). Every step runs even after a
 # failure (lib.sh's pt_step); the summary lists each step's result and the exit status is 0
 # only when all passed. The namespace tests need root: without it they skip, unless CI=true,
@@ -70,7 +70,7 @@ pt_step "go build ./..." go build ./...
 pt_step "GOOS=darwin go build ./..." env GOOS=darwin go build ./...
 pt_step "go build -o peer ./peer" go build -o "$TMP/peer" ./peer
 # The namespace tests, each run against the peer built here.
-NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test metrics-test livecap-test exit-test etcd-test netstack-test)
+NS_TESTS=(mesh-test interop-test capture-test fault-test reload-test wg-test metrics-test livecap-test exit-test etcd-test netstack-test nat-test)
 for t in "${NS_TESTS[@]}"; do
 	if [[ -x $TMP/peer ]]; then
 		pt_step "scripts/$t.sh" bash "scripts/$t.sh" --bin "$TMP/peer"

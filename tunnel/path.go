@@ -142,10 +142,14 @@ func (p *Peer) pathMu() *sync.Mutex { return &p.pathState.mu }
 // that came straight from the peer, which also proves the direct path.
 func (p *Peer) setEndpoint(src netip.AddrPort, now time.Time) {
 	p.lastDirect.Store(now.UnixNano())
-	if cur := p.endpoint.Load(); cur != nil && cur.relay == nil && cur.addr == src {
+	cur := p.endpoint.Load()
+	if cur != nil && cur.relay == nil && cur.addr == src {
 		return
 	}
 	p.endpoint.Store(&Endpoint{addr: src, since: now})
+	if cur != nil && cur.relay != nil {
+		p.dev.log.Info("direct path", "peer", p.Name(), "endpoint", src, "was", cur.String())
+	}
 }
 
 // relayedFrom records that an authenticated packet of p came through
@@ -162,7 +166,7 @@ func (p *Peer) relayedFrom(r *Peer, now time.Time) {
 		return
 	}
 	p.endpoint.Store(viaRelay(r, now))
-	p.dev.log.Debug("path", "peer", p.Name(), "path", "via "+r.Name())
+	p.dev.log.Info("path through a relay", "peer", p.Name(), "relay", r.Name())
 }
 
 // directConfirmed takes a probe answer from addr: the path there works
