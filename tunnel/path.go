@@ -66,11 +66,11 @@ type pathState struct {
 }
 
 // path returns where p's datagrams go now, choosing a relay when p has no
-// direct address (or the relay in use left the peer set); nil if there is
-// nowhere to send.
+// direct address (or the relay in use left the peer set, or is no relay
+// since a reload); nil if there is nowhere to send.
 func (p *Peer) path(now time.Time) *Endpoint {
 	ep := p.endpoint.Load()
-	if ep != nil && (ep.relay == nil || p.dev.isMember(ep.relay)) {
+	if ep != nil && (ep.relay == nil || (p.dev.isMember(ep.relay) && ep.relay.conf.Load().Relay)) {
 		return ep
 	}
 	if r := p.dev.pickRelay(p, now); r != nil {

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/peer-vpn/peer/keys"
 	"github.com/peer-vpn/peer/noise"
 	"github.com/peer-vpn/peer/tundev/tuntest"
+	"github.com/peer-vpn/peer/udp/udptest"
 )
 
 // natFilter makes the in-memory network behave, for the addresses in
@@ -387,6 +389,61 @@ func TestNoControlForPlainPeers(t *testing.T) {
 	}
 }
 
+// TestUnreachableEndpointFallsBackToRelay: a peer with an endpoint that
+// does not answer is reached through the relay after one unanswered
+// initiation, and it answers the same way.
+func TestUnreachableEndpointFallsBackToRelay(t *testing.T) {
+	m := newMesh(t, nil,
+		nodeSpec{name: "relay", prefixes: []string{"10.10.0.9/32"}, relay: true},
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}},
+	)
+	a, b := m.nodes["alpha"].addr, m.nodes["beta"].addr
+	m.net.SetFilter(func(src, dst netip.AddrPort, _ []byte) bool {
+		return !(src == a && dst == b) && !(src == b && dst == a)
+	})
+	m.waitRegistered("relay", "alpha", "beta")
+	start := time.Now()
+	m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("first")))
+	select {
+	case <-m.nodes["beta"].tun.Written():
+	case <-time.After(noise.RekeyTimeout + 2*time.Second):
+		t.Fatalf("nothing arrived through the relay within %v", noise.RekeyTimeout+2*time.Second)
+	}
+	t.Logf("through the relay after %v", time.Since(start))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("back")))
+	for _, c := range [][2]string{{"alpha", "beta"}, {"beta", "alpha"}} {
+		if got := peerStatus(m.nodes[c[0]].dev, c[1]).Path; got != "via relay" {
+			t.Errorf("%s's path to %s is %q, want via relay", c[0], c[1], got)
+		}
+	}
+}
+
+// TestRelayStopsServing: a node that stops serving as a relay (a reload
+// of its own entry) forwards nothing more, and counts what it refused.
+func TestRelayStopsServing(t *testing.T) {
+	m, nat := relayMesh(t, nil)
+	nat.blocked.Store(true)
+	m.waitRegistered("relay", "alpha", "beta")
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("served")))
+	relay := m.nodes["relay"].dev
+	relay.SetServeRelay(false)
+	if st := relay.Status(); st.Relay != nil {
+		t.Errorf("status of a node that does not serve has relay counters %+v", st.Relay)
+	}
+	fwd, refused := relay.relays.forwarded.Load(), relay.relays.refused.Load()
+	m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("refused")))
+	m.expectNothing("beta", 300*time.Millisecond)
+	if got := relay.relays.forwarded.Load(); got != fwd {
+		t.Errorf("forwarded %d after it stopped serving", got-fwd)
+	}
+	if relay.relays.refused.Load() == refused {
+		t.Error("nothing counted as refused")
+	}
+	relay.SetServeRelay(true)
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("again")))
+}
+
 func TestControlMessageFraming(t *testing.T) {
 	cands := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("[2001:db8::1]:9")}
 	payload := appendCandidates(nil, cands)
@@ -437,6 +494,46 @@ func FuzzControlMessage(f *testing.F) {
 			if again := appendCandidates(nil, cands); len(again) != len(payload) {
 				t.Fatalf("candidates %v re-encode to %d bytes, not %d", cands, len(again), len(payload))
 			}
+		}
+	})
+}
+
+// FuzzHandleControl: whatever control message a member sends (a relay or
+// not), a node serving as a relay neither panics nor forwards anything
+// that is not a WireGuard message.
+func FuzzHandleControl(f *testing.F) {
+	for t := ctrlHello; t < numCtrlTypes; t++ {
+		f.Add(uint8(0), []byte{0, byte(t), 0, 0})
+		f.Add(uint8(1), append([]byte{0, byte(t), 0, keyLen + 4}, make([]byte, keyLen+4)...))
+	}
+	priv, _ := keys.NewPrivate()
+	kr, _ := keys.NewPrivate()
+	kb, _ := keys.NewPrivate()
+	c, err := udptest.NewNetwork().Listen(netip.MustParseAddrPort("192.0.2.1:51820"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := New(Config{
+		Private: priv,
+		TUN:     tuntest.NewMemory("fuzz", 1420, 1),
+		Conn:    c,
+		Peers: []PeerConfig{
+			{Name: "relay", PublicKey: kr.Public(), Relay: true, Endpoint: netip.MustParseAddrPort("192.0.2.9:51820"), Prefixes: mustPrefixes(f, []string{"10.99.0.9/32"})},
+			{Name: "beta", PublicKey: kb.Public(), Prefixes: mustPrefixes(f, []string{"10.99.0.2/32"})},
+		},
+		ServeRelay: true,
+		Log:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(d.Close)
+	src := netip.MustParseAddrPort("198.51.100.2:4000")
+	f.Fuzz(func(t *testing.T, who uint8, pkt []byte) {
+		p := d.peers.Load().list[int(who)%2]
+		d.handleControl(p, pkt, src, time.Now())
+		if n := d.relays.forwarded.Load(); n != 0 {
+			t.Fatalf("forwarded %d datagrams without sessions", n)
 		}
 	})
 }
