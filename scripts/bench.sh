@@ -144,15 +144,6 @@ TUN_PIDS=() # the two tunnel processes of the running configuration (a's, then b
 TUN_IFS=()
 TUN_EXE= # the binary they must be running, checked before they are measured
 
-# forget_pid PID: a process that is gone leaves the cleanup list, so a later reuse of its
-# number is never signalled.
-forget_pid() {
-	local p keep=()
-	for p in "${PT_PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	PT_PIDS=("${keep[@]}")
-}
 
 # v4_ready NS IFACE ADDR: IFACE is up and carries ADDR.
 v4_ready() {
@@ -263,7 +254,7 @@ tunnel_down() {
 	local pid e ok=0
 	for pid in "${TUN_PIDS[@]}"; do
 		pt_stop "$pid" 5 || { echo "pid $pid needed SIGKILL"; ok=1; }
-		forget_pid "$pid"
+		pt_forget_pid "$pid"
 	done
 	for e in "${TUN_IFS[@]}"; do
 		pt_wait_until 5 link_gone "${e%%:*}" "${e#*:}" || {
@@ -318,7 +309,7 @@ iperf() {
 	spid=$PT_LAST_PID
 	if ! pt_wait_until 5 srv_listening; then
 		pt_stop "$spid" 2 || true
-		forget_pid "$spid"
+		pt_forget_pid "$spid"
 		warn "$cfg round $rnd $name: iperf3 server did not listen: $(tail -n 3 "$PT_DIR/iperf3-server.log")"
 		return 1
 	fi
@@ -327,7 +318,7 @@ iperf() {
 	c1=$(cpu_ticks) || c1=
 	pt_wait_pid_exit "$spid" 5 || pt_stop "$spid" 2 || true
 	wait "$spid" 2>/dev/null || true
-	forget_pid "$spid"
+	pt_forget_pid "$spid"
 	if ! out=$($REPORT iperf "$json" 2>&1) || ((rc != 0)); then
 		warn "$cfg round $rnd $name: iperf3 failed (exit $rc): $out"
 		return 1
@@ -355,7 +346,7 @@ socks_stream() {
 	spid=$PT_LAST_PID
 	if ! pt_wait_until 5 tcp_listens "$NSB" "$STREAM_PORT"; then
 		pt_stop "$spid" 2 || true
-		forget_pid "$spid"
+		pt_forget_pid "$spid"
 		warn "$cfg round $rnd socks: httpstream.py did not listen: $(tail -n 3 "$PT_DIR/httpstream.log")"
 		return 1
 	fi
@@ -365,7 +356,7 @@ socks_stream() {
 		-w '%{size_download} %{time_total}' "http://$TB:$STREAM_PORT/stream" 2>"$PT_DIR/curl.err") || rc=$?
 	c1=$(cpu_ticks) || c1=
 	pt_stop "$spid" 2 || true
-	forget_pid "$spid"
+	pt_forget_pid "$spid"
 	read -r bytes secs <<<"$out"
 	if ((rc != 0 && rc != 28)) || [[ -z $bytes ]] || ((bytes == 0)); then
 		warn "$cfg round $rnd socks: curl --socks5 failed (exit $rc, ${bytes:-0} bytes): $(cat "$PT_DIR/curl.err")"

@@ -266,24 +266,8 @@ served_only_to() {
 	[[ -z $others ]] || { echo "requests from other addresses than $3"; return 1; }
 }
 
-# TSHARK: reading a capture, no name resolution.
-TSHARK=(tshark -n)
-# tfields FILE FILTER FIELD...: the FIELDs of the frames of FILE matching the display
-# FILTER, one line each; fails (with tshark's message) when tshark does.
-tfields() {
-	local f=$1 filt=$2 rc=0 out x fl=()
-	shift 2
-	for x in "$@"; do fl+=(-e "$x"); done
-	out=$("${TSHARK[@]}" -r "$f" -Y "$filt" -T fields -E separator=' ' "${fl[@]}" 2>"$PT_DIR/tshark.err") || rc=$?
-	if ((rc != 0)); then
-		echo "tshark -r $f -Y '$filt' failed (exit $rc):" >&2
-		grep -v 'Running as user' "$PT_DIR/tshark.err" >&2
-		return 1
-	fi
-	[[ -z $out ]] || echo "$out"
-}
 # tlist FILE FILTER: tshark's one-line summaries of the matching frames (at most 15).
-tlist() { "${TSHARK[@]}" -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
+tlist() { tshark -n -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
 
 # wg_flow FROM TO: display filter for datagrams from host FROM's endpoint to TO's.
 wg_flow() {
@@ -475,21 +459,21 @@ UL_BYTES=
 underlay_only_tunnel() {
 	local lines in_bytes out_bytes want allowed ok=0
 	want=$((2 * CLIENT_MIB * 1024 * 1024))
-	lines=$(tfields "$CAP1" "$(wg_flow exit client)" udp.length) || return 1
+	lines=$(pt_tfields "$CAP1" "$(wg_flow exit client)" udp.length) || return 1
 	in_bytes=$(awk '{s += $1} END {print s + 0}' <<<"$lines")
-	lines=$(tfields "$CAP1" "$(wg_flow client exit)" udp.length) || return 1
+	lines=$(pt_tfields "$CAP1" "$(wg_flow client exit)" udp.length) || return 1
 	out_bytes=$(awk '{s += $1} END {print s + 0}' <<<"$lines")
 	UL_BYTES="$in_bytes bytes of UDP from the exit's endpoint, $out_bytes to it"
 	echo "$UL_BYTES"
 	((in_bytes >= want)) || { echo "want at least $want bytes (the two downloads) from $EXIT_EP4:$MESH_PORT"; ok=1; }
-	lines=$(tfields "$CAP1" tcp frame.number) || return 1
+	lines=$(pt_tfields "$CAP1" tcp frame.number) || return 1
 	if [[ -n $lines ]]; then
 		echo "TCP on the underlay ($(wc -l <<<"$lines") frames):"
 		tlist "$CAP1" tcp
 		ok=1
 	fi
 	allowed="arp || $(wg_flow exit client) || $(wg_flow client exit) || ipv6.src == fe80::/10 || ipv6.src == :: || (icmpv6.type >= 133 && icmpv6.type <= 137)"
-	lines=$(tfields "$CAP1" "!($allowed) && !tcp" frame.number) || return 1
+	lines=$(pt_tfields "$CAP1" "!($allowed) && !tcp" frame.number) || return 1
 	if [[ -n $lines ]]; then
 		echo "other packets on the underlay ($(wc -l <<<"$lines") frames):"
 		tlist "$CAP1" "!($allowed) && !tcp"
@@ -519,9 +503,9 @@ capture_stop_settled "$CAP2"
 THIRD_DGRAMS=
 direct_to_third() {
 	local big="udp.length > $BIG_PING" to fro ex
-	to=$(tfields "$CAP2" "$(wg_flow client third) && $big" frame.number | wc -l) || return 1
-	fro=$(tfields "$CAP2" "$(wg_flow third client) && $big" frame.number | wc -l) || return 1
-	ex=$(tfields "$CAP2" "($(wg_flow client exit) || $(wg_flow exit client)) && $big" frame.number | wc -l) || return 1
+	to=$(pt_tfields "$CAP2" "$(wg_flow client third) && $big" frame.number | wc -l) || return 1
+	fro=$(pt_tfields "$CAP2" "$(wg_flow third client) && $big" frame.number | wc -l) || return 1
+	ex=$(pt_tfields "$CAP2" "($(wg_flow client exit) || $(wg_flow exit client)) && $big" frame.number | wc -l) || return 1
 	THIRD_DGRAMS="$to datagrams over $BIG_PING bytes to third's endpoint, $fro from it, $ex to or from the exit's"
 	echo "$THIRD_DGRAMS"
 	((to >= 2 * BIG_PINGS && fro >= 2 * BIG_PINGS)) || { echo "want $((2 * BIG_PINGS)) each way"; return 1; }

@@ -287,6 +287,33 @@ pt_stop() {
 	return 1
 }
 
+# pt_forget_pid PID: a process that ended and was waited for leaves the cleanup list
+# (PT_PIDS), so a later reuse of its number is never signalled.
+pt_forget_pid() {
+	local p keep=()
+	for p in "${PT_PIDS[@]}"; do
+		[[ $p == "$1" ]] || keep+=("$p")
+	done
+	PT_PIDS=("${keep[@]}")
+}
+
+# pt_tfields FILE FILTER FIELD...: the FIELDs of the frames of capture FILE matching the
+# display FILTER, one line each, read with "${TSHARK[@]}" (default: tshark -n, no name
+# resolution); fails, with tshark's message, when tshark does.
+pt_tfields() {
+	local f=$1 filt=$2 rc=0 out x fl=() ts=(tshark -n)
+	shift 2
+	[[ -z ${TSHARK+x} ]] || ts=("${TSHARK[@]}")
+	for x in "$@"; do fl+=(-e "$x"); done
+	out=$("${ts[@]}" -r "$f" -Y "$filt" -T fields -E separator=' ' "${fl[@]}" 2>"$PT_DIR/tshark.err") || rc=$?
+	if ((rc != 0)); then
+		echo "tshark -r $f -Y '$filt' failed (exit $rc):" >&2
+		grep -v 'Running as user' "$PT_DIR/tshark.err" >&2
+		return 1
+	fi
+	[[ -z $out ]] || echo "$out"
+}
+
 # pt_wait_pid_exit PID SECONDS: waits for a process to be gone.
 pt_wait_pid_exit() {
 	pt_wait_until "$2" pt_pid_gone "$1"

@@ -168,38 +168,13 @@ bg_ping() {
 	printf -v "$1" '%s' "$PT_LAST_PID"
 }
 
-# forget_pid PID: a process that ended and was waited for leaves the cleanup list, so a
-# later reuse of its number is never signalled.
-forget_pid() {
-	local p keep=()
-	for p in "${PT_PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	PT_PIDS=("${keep[@]}")
-}
 
 # stop_pid PID: SIGTERM (SIGKILL after 5 s) and forget it.
 stop_pid() {
 	pt_stop "$1" 5 || true
-	forget_pid "$1"
+	pt_forget_pid "$1"
 }
 
-# TSHARK: reading a capture, no name resolution.
-TSHARK=(tshark -n)
-# tfields FILE FILTER FIELD...: the FIELDs of the frames of FILE matching the display
-# FILTER, one line each; fails (with tshark's message) when tshark does.
-tfields() {
-	local f=$1 filt=$2 rc=0 out x fl=()
-	shift 2
-	for x in "$@"; do fl+=(-e "$x"); done
-	out=$("${TSHARK[@]}" -r "$f" -Y "$filt" -T fields -E separator=' ' "${fl[@]}" 2>"$PT_DIR/tshark.err") || rc=$?
-	if ((rc != 0)); then
-		echo "tshark -r $f -Y '$filt' failed (exit $rc):" >&2
-		grep -v 'Running as user' "$PT_DIR/tshark.err" >&2
-		return 1
-	fi
-	[[ -z $out ]] || echo "$out"
-}
 # any_of FIELD VALUE...: display filter for FIELD being one of VALUE... (written out: the
 # syntax of sets changed between tshark versions).
 any_of() {
@@ -211,11 +186,11 @@ any_of() {
 # tcount FILE FILTER: how many frames of FILE match FILTER.
 tcount() {
 	local lines
-	lines=$(tfields "$1" "$2" frame.number) || return 1
+	lines=$(pt_tfields "$1" "$2" frame.number) || return 1
 	[[ -z $lines ]] && echo 0 || wc -l <<<"$lines"
 }
 # tlist FILE FILTER: tshark's one-line summaries of the matching frames (at most 15).
-tlist() { "${TSHARK[@]}" -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
+tlist() { tshark -n -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
 
 # capture_count FILE: packets the running capture into FILE has counted so far.
 capture_count() { tr '\r' '\n' <"$1.log" | awk '$1 == "Packets:" {n = $2} END {print n + 0}'; }
@@ -556,7 +531,7 @@ kill_quietly() {
 		pt_wait_pid_exit "$1" 5
 		wait "$1"
 	} 2>/dev/null || true
-	forget_pid "$1"
+	pt_forget_pid "$1"
 }
 kill_quietly "${MESH_PID[r]}"
 NR_BA=$PT_DIR/norelay-b-a.txt
@@ -565,7 +540,7 @@ NR_PID=$!
 PT_PIDS+=("$NR_PID")
 NR_AB=$(ping_replies "${MESH_NS[a]}" "$(mesh_v4 b)" "$NORELAY_PINGS" 0.2)
 wait "$NR_PID" || true
-forget_pid "$NR_PID"
+pt_forget_pid "$NR_PID"
 NR_BA=$(cat "$NR_BA")
 MEASURED[norelay]="a -> b $NR_AB, b -> a $NR_BA of $NORELAY_PINGS replies"
 enough() {

@@ -342,21 +342,12 @@ check "6. peer status -socket \$XDG_RUNTIME_DIR/peer/$A_IF.sock, and -iface $A_I
 
 # ---- 7: SIGTERM ----
 
-# forget_pid PID: a process that ended and was waited for leaves the cleanup list, so a
-# later reuse of its number is never signalled.
-forget_pid() {
-	local p keep=()
-	for p in "${PT_PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	PT_PIDS=("${keep[@]}")
-}
 stops_clean() {
 	local rc=0
 	kill -TERM "$A_PID"
 	pt_wait_pid_exit "$A_PID" 5 || { echo "still running 5 s after SIGTERM"; return 1; }
 	wait "$A_PID" || rc=$?
-	forget_pid "$A_PID"
+	pt_forget_pid "$A_PID"
 	echo "exit status $rc"
 	((rc == 0)) || return 1
 	[[ ! -e $A_SOCK ]] || { echo "$A_SOCK left behind"; return 1; }
