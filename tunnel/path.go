@@ -36,6 +36,9 @@ const (
 	// mapping toward the relay open (most keep UDP for 30 s or more).
 	helloInterval   = 20 * time.Second
 	registrationTTL = 3 * helloInterval
+	// relayAliveTime: a relay not heard from for this long (it answers
+	// each hello at once) is used only if no relay is heard from.
+	relayAliveTime = helloInterval + 5*time.Second
 	// relayBadTime: a relay that said a peer is not registered with it is
 	// not used for that peer for this long if another relay is there.
 	relayBadTime = 4 * time.Second
@@ -98,42 +101,47 @@ func (p *Peer) Path() Endpoint {
 // isMember reports whether q is in the current peer set.
 func (d *Device) isMember(q *Peer) bool { return d.peers.Load().byKey[q.public] == q }
 
-// pickRelay chooses a relay for dest: one of the peers the mesh file makes
-// relays, with a direct endpoint, preferring one with a session and not
-// marked bad for dest; nil if there is none.
+// pickRelay chooses a relay for dest: the best (see relayScore) of the
+// peers the mesh file makes relays, the first in file order among equals;
+// nil if there is none.
 func (d *Device) pickRelay(dest *Peer, now time.Time) *Peer {
 	if dest.conf.Load().Relay {
 		return nil // a relay is reached directly or not at all
 	}
-	dest.pathMu().Lock()
-	bad := dest.pathState.badRelays
-	var first, fallback *Peer
+	var best *Peer
+	bestScore := 0
 	for _, q := range d.peers.Load().list {
 		if q == dest || !q.conf.Load().Relay {
 			continue
 		}
-		if _, ok := q.Path().Direct(); !ok {
-			continue
-		}
-		if until, ok := bad[q]; ok && now.Before(until) {
-			if fallback == nil {
-				fallback = q
-			}
-			continue
-		}
-		if usable(q.current.Load(), now) {
-			first = q
-			break
-		}
-		if first == nil {
-			first = q
+		if s := dest.relayScore(q, now); s > bestScore {
+			best, bestScore = q, s
 		}
 	}
-	dest.pathMu().Unlock()
-	if first != nil {
-		return first
+	return best
+}
+
+// relayScore ranks relay r for reaching p: 0 unusable (no direct
+// endpoint), 1 marked bad for p (it said p is not registered there), 2
+// without a session, 3 with a session but not heard from for
+// relayAliveTime (it answers every hello, so a live one is heard from at
+// least every helloInterval), 4 alive.
+func (p *Peer) relayScore(r *Peer, now time.Time) int {
+	if _, ok := r.Path().Direct(); !ok {
+		return 0
 	}
-	return fallback
+	p.pathMu().Lock()
+	until, bad := p.pathState.badRelays[r]
+	p.pathMu().Unlock()
+	switch {
+	case bad && now.Before(until):
+		return 1
+	case !usable(r.current.Load(), now):
+		return 2
+	case now.UnixNano()-r.lastDirect.Load() >= int64(relayAliveTime):
+		return 3
+	}
+	return 4
 }
 
 func (p *Peer) pathMu() *sync.Mutex { return &p.pathState.mu }
@@ -318,8 +326,11 @@ func (p *Peer) tickPath(now time.Time) {
 	ep := p.endpoint.Load()
 	if ep == nil || ep.relay != nil {
 		r := p.dev.pickRelay(p, now)
-		if ep != nil {
-			r = ep.relay
+		if ep != nil && (r == nil || p.relayScore(ep.relay, now) >= p.relayScore(r, now)) {
+			r = ep.relay // the relay in use is as good as any
+		} else if r != nil && ep != nil {
+			p.endpoint.Store(viaRelay(r, now))
+			p.dev.log.Info("path through another relay", "peer", p.Name(), "relay", r.Name(), "was", ep.relay.Name())
 		}
 		if r == nil {
 			return

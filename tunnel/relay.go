@@ -319,6 +319,9 @@ func (d *Device) handleControl(p *Peer, pkt []byte, src netip.AddrPort, now time
 				return
 			}
 			d.relays.register(p.public, src, cands, now)
+			// Answered at once, so that the member knows its relay
+			// is alive (relayScore).
+			p.sendKeepalive()
 		case ctrlRelay:
 			p.timers.packetReceived(true)
 			d.forward(p, payload, src, now)

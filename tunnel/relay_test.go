@@ -419,6 +419,51 @@ func TestUnreachableEndpointFallsBackToRelay(t *testing.T) {
 	}
 }
 
+// TestRelayFailover: with two relays, a node uses the first that is
+// alive; when that one goes silent (no answer to hellos for
+// relayAliveTime, made to have passed here), traffic moves to the other.
+func TestRelayFailover(t *testing.T) {
+	m := newMesh(t, nil,
+		nodeSpec{name: "r1", prefixes: []string{"10.10.0.8/32"}, relay: true},
+		nodeSpec{name: "r2", prefixes: []string{"10.10.0.9/32"}, relay: true},
+		nodeSpec{name: "alpha", prefixes: []string{"10.10.0.1/32"}, noEndpoint: true},
+		nodeSpec{name: "beta", prefixes: []string{"10.10.0.2/32"}, noEndpoint: true},
+	)
+	nat := newNATFilter(m, "alpha", "beta")
+	nat.blocked.Store(true)
+	m.waitRegistered("r1", "alpha", "beta")
+	m.waitRegistered("r2", "alpha", "beta")
+	m.pass("alpha", "beta", tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte("via r1")))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("via r1")))
+	if got := peerStatus(m.nodes["alpha"].dev, "beta").Path; got != "via r1" {
+		t.Fatalf("alpha's path to beta is %q, want via r1", got)
+	}
+	m.nodes["r1"].dev.Close()
+	silent := time.Now().Add(-relayAliveTime - time.Second).UnixNano()
+	m.peer("alpha", "r1").lastDirect.Store(silent)
+	m.peer("beta", "r1").lastDirect.Store(silent)
+	start := time.Now()
+	for i := 0; ; i++ {
+		if time.Since(start) > 3*pathTick+time.Second {
+			t.Fatalf("still %q after %v", peerStatus(m.nodes["alpha"].dev, "beta").Path, time.Since(start))
+		}
+		m.nodes["alpha"].tun.Inject(tuntest.IPv4UDP("10.10.0.1", "10.10.0.2", []byte{'f', byte(i)}))
+		select {
+		case <-m.nodes["beta"].tun.Written():
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	t.Logf("through r2 after %v", time.Since(start))
+	m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte("back via r2")))
+	for _, c := range [][2]string{{"alpha", "beta"}, {"beta", "alpha"}} {
+		if got := peerStatus(m.nodes[c[0]].dev, c[1]).Path; got != "via r2" {
+			t.Errorf("%s's path to %s is %q, want via r2", c[0], c[1], got)
+		}
+	}
+}
+
 // TestRelayStopsServing: a node that stops serving as a relay (a reload
 // of its own entry) forwards nothing more, and counts what it refused.
 func TestRelayStopsServing(t *testing.T) {
