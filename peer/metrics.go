@@ -78,7 +78,6 @@ func snapshotOf(st tunnel.Status) metrics.Snapshot {
 	peerReasons := tunnel.PeerDropReasons()
 	for _, p := range st.Peers {
 		h := p.Handshakes
-		_, relayed := pathVia(p.Path)
 		s.Peers = append(s.Peers, metrics.Peer{
 			Name:    p.Name,
 			RxBytes: p.RxBytes, RxPackets: p.RxPackets,
@@ -92,7 +91,7 @@ func snapshotOf(st tunnel.Status) metrics.Snapshot {
 			LastHandshake: p.LastHandshake,
 			Drops:         withZeros(p.Drops, peerReasons),
 			Up:            p.Session,
-			Relayed:       relayed,
+			Relayed:       p.Via != "",
 			PathChanged:   p.PathChanged,
 		})
 	}

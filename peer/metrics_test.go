@@ -222,7 +222,7 @@ func TestCheckShowsMetrics(t *testing.T) {
 	}
 }
 
-// TestSnapshotPaths: a peer is relayed when its path is "via RELAY", not
+// TestSnapshotPaths: a peer is relayed when its path goes via a relay, not
 // when it is direct or has none; the relay counters are the status's, and
 // absent while the node serves as no relay.
 func TestSnapshotPaths(t *testing.T) {
@@ -230,7 +230,7 @@ func TestSnapshotPaths(t *testing.T) {
 	st := tunnel.Status{
 		Peers: []tunnel.PeerStatus{
 			{Name: "beta", Path: "direct 192.0.2.2:51820", PathChanged: changed},
-			{Name: "gamma", Path: "via beta", PathChanged: changed.Add(time.Second)},
+			{Name: "gamma", Path: "via beta", Via: "beta", PathChanged: changed.Add(time.Second)},
 			{Name: "delta"},
 		},
 		Relay: &tunnel.RelayStatus{Registered: 2, Forwarded: 9, Introductions: 1, Refused: 3},

@@ -123,15 +123,6 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// pathVia is the relay of a peer's path ("via RELAY", see
-// tunnel.PeerStatus.Path), and whether the path goes through one.
-func pathVia(path string) (relay string, ok bool) {
-	if relay, ok = strings.CutPrefix(path, "via "); !ok {
-		return "", false
-	}
-	return relay, true
-}
-
 func formatDrops(m map[string]uint64) string {
 	if len(m) == 0 {
 		return "-"

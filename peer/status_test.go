@@ -18,7 +18,7 @@ func statusSample(now time.Time) nodeStatus {
 		Peers: []tunnel.PeerStatus{
 			{Name: "beta", Endpoint: "203.0.113.2:51820", Path: "direct 203.0.113.2:51820", PathChanged: now.Add(-5*time.Minute - 2*time.Second - 300*time.Millisecond),
 				LastHandshake: now.Add(-7 * time.Second), RxBytes: 1500, RxPackets: 3, TxBytes: 840, TxPackets: 2, Relay: true},
-			{Name: "gamma", Path: "via beta", PathChanged: now.Add(-12 * time.Second), LastHandshake: now.Add(-3 * time.Second),
+			{Name: "gamma", Path: "via beta", Via: "beta", PathChanged: now.Add(-12 * time.Second), LastHandshake: now.Add(-3 * time.Second),
 				RxBytes: 2048, RxPackets: 4, TxBytes: 100, TxPackets: 1, Drops: map[string]uint64{"replay": 1}},
 			{Name: "delta"},
 		},
@@ -65,20 +65,5 @@ func TestStatusJSONRelay(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back.Relay, st.Relay) || back.Peers[1].Path != "via beta" || !back.Peers[1].PathChanged.Equal(st.Peers[1].PathChanged) || !back.Peers[0].Relay {
 		t.Errorf("decoded %+v, sent %+v", back, st)
-	}
-}
-
-func TestPathVia(t *testing.T) {
-	for _, tc := range []struct {
-		path, relay string
-		ok          bool
-	}{
-		{"via relay1", "relay1", true},
-		{"direct 192.0.2.1:51820", "", false},
-		{"", "", false},
-	} {
-		if r, ok := pathVia(tc.path); r != tc.relay || ok != tc.ok {
-			t.Errorf("pathVia(%q) = %q, %v", tc.path, r, ok)
-		}
 	}
 }

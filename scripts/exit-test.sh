@@ -266,9 +266,6 @@ served_only_to() {
 	[[ -z $others ]] || { echo "requests from other addresses than $3"; return 1; }
 }
 
-# tlist FILE FILTER: tshark's one-line summaries of the matching frames (at most 15).
-tlist() { tshark -n -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
-
 # wg_flow FROM TO: display filter for datagrams from host FROM's endpoint to TO's.
 wg_flow() {
 	echo "(ip.src == $(ep4 "$1") && ip.dst == $(ep4 "$2") && udp.srcport == $MESH_PORT && udp.dstport == $MESH_PORT)"
@@ -302,23 +299,6 @@ same_state() {
 		return 0
 	fi
 	return 1
-}
-
-# capture_count FILE: packets the running capture into FILE has counted so far.
-capture_count() { tr '\r' '\n' <"$1.log" | awk '$1 == "Packets:" {n = $2} END {print n + 0}'; }
-
-# capture_stop_settled FILE: stops the capture into FILE once its count has not grown for
-# a second (at most 5 s): dumpcap reads the kernel's buffer in blocks, and one stopped
-# right after the traffic misses the last packets.
-capture_stop_settled() {
-	local last=-1 now i
-	for ((i = 0; i < 5; i++)); do
-		now=$(capture_count "$1")
-		((now != last)) || break
-		last=$now
-		sleep 1
-	done
-	pt_capture_stop
 }
 
 # ll_settled NS: every link of NS but lo has its IPv6 link-local address, and no address
@@ -450,7 +430,7 @@ ll_probe() { ip netns exec "$C_NS" ping -6 -n -q -c 1 -W 1 ff02::1%eth0 >/dev/nu
 check "capture of the client's eth0 starts" pt_capture_start "$C_NS" eth0 "$CAP1" "" ll_probe
 check "1. the client downloads $CLIENT_MIB MiB over IPv4: same SHA-256" fetch "$C_NS" "$URL4/client.bin" "$WWW/client.bin" "$CLIENT_SECS" client4
 check "1. the client downloads $CLIENT_MIB MiB over IPv6: same SHA-256" fetch "$C_NS" "$URL6/client.bin" "$WWW/client.bin" "$CLIENT_SECS" client6
-capture_stop_settled "$CAP1"
+pt_capture_stop_settled "$CAP1"
 check "2. the internet host served the IPv4 download to the exit's $INET4_EXIT only" served_only_to "$HTTP4_LOG" /client.bin "$INET4_EXIT"
 check "2. the internet host served the IPv6 download to the exit's $INET6_EXIT only" served_only_to "$HTTP6_LOG" /client.bin "$INET6_EXIT"
 
@@ -469,14 +449,14 @@ underlay_only_tunnel() {
 	lines=$(pt_tfields "$CAP1" tcp frame.number) || return 1
 	if [[ -n $lines ]]; then
 		echo "TCP on the underlay ($(wc -l <<<"$lines") frames):"
-		tlist "$CAP1" tcp
+		pt_tlist "$CAP1" tcp
 		ok=1
 	fi
 	allowed="arp || $(wg_flow exit client) || $(wg_flow client exit) || ipv6.src == fe80::/10 || ipv6.src == :: || (icmpv6.type >= 133 && icmpv6.type <= 137)"
 	lines=$(pt_tfields "$CAP1" "!($allowed) && !tcp" frame.number) || return 1
 	if [[ -n $lines ]]; then
 		echo "other packets on the underlay ($(wc -l <<<"$lines") frames):"
-		tlist "$CAP1" "!($allowed) && !tcp"
+		pt_tlist "$CAP1" "!($allowed) && !tcp"
 		ok=1
 	fi
 	((ok == 0)) && echo "no TCP, nothing else but ARP, neighbour discovery and link-local"
@@ -499,7 +479,7 @@ big_pings() {
 	done
 }
 check "4. $BIG_PINGS pings of $BIG_PING bytes to each of third's addresses" big_pings
-capture_stop_settled "$CAP2"
+pt_capture_stop_settled "$CAP2"
 THIRD_DGRAMS=
 direct_to_third() {
 	local big="udp.length > $BIG_PING" to fro ex
@@ -509,7 +489,7 @@ direct_to_third() {
 	THIRD_DGRAMS="$to datagrams over $BIG_PING bytes to third's endpoint, $fro from it, $ex to or from the exit's"
 	echo "$THIRD_DGRAMS"
 	((to >= 2 * BIG_PINGS && fro >= 2 * BIG_PINGS)) || { echo "want $((2 * BIG_PINGS)) each way"; return 1; }
-	((ex == 0)) || { tlist "$CAP2" "($(wg_flow client exit) || $(wg_flow exit client)) && $big"; return 1; }
+	((ex == 0)) || { pt_tlist "$CAP2" "($(wg_flow client exit) || $(wg_flow exit client)) && $big"; return 1; }
 }
 check "4. those pings went to third's endpoint $(ep4 third):$MESH_PORT, none to the exit's" direct_to_third
 

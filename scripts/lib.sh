@@ -578,3 +578,27 @@ pt_capture_live() {
 pt_capture_stop() {
 	pt_stop "$PT_CAP_PID" 5 || true
 }
+
+# pt_capture_count FILE: packets the running capture into FILE has counted so far.
+pt_capture_count() { tr '\r' '\n' <"$1.log" | awk '$1 == "Packets:" {n = $2} END {print n + 0}'; }
+
+# pt_capture_stop_settled FILE [PID]: stops the capture PID (default: the one started
+# last) into FILE once its count has not grown for a second (at most 5 s): dumpcap reads
+# the kernel's buffer in blocks, and one stopped right after the traffic misses the last
+# packets.
+pt_capture_stop_settled() {
+	local last=-1 now i
+	for ((i = 0; i < 5; i++)); do
+		now=$(pt_capture_count "$1")
+		((now != last)) || break
+		last=$now
+		sleep 1
+	done
+	local pid=${2:-$PT_CAP_PID}
+	pt_stop "$pid" 5 || true
+	pt_forget_pid "$pid"
+}
+
+# pt_tlist FILE FILTER: tshark's one-line summaries of the frames of FILE matching the
+# display FILTER (at most 15), for a failure's evidence.
+pt_tlist() { tshark -n -r "$1" -Y "$2" 2>/dev/null | head -n 15; }

@@ -189,26 +189,6 @@ tcount() {
 	lines=$(pt_tfields "$1" "$2" frame.number) || return 1
 	[[ -z $lines ]] && echo 0 || wc -l <<<"$lines"
 }
-# tlist FILE FILTER: tshark's one-line summaries of the matching frames (at most 15).
-tlist() { tshark -n -r "$1" -Y "$2" 2>/dev/null | head -n 15; }
-
-# capture_count FILE: packets the running capture into FILE has counted so far.
-capture_count() { tr '\r' '\n' <"$1.log" | awk '$1 == "Packets:" {n = $2} END {print n + 0}'; }
-
-# capture_stop_settled PID FILE: stops the capture PID into FILE once its count has not
-# grown for a second (at most 5 s): dumpcap reads the kernel's buffer in blocks, and one
-# stopped right after the traffic misses the last packets.
-capture_stop_settled() {
-	local last=-1 now i
-	for ((i = 0; i < 5; i++)); do
-		now=$(capture_count "$2")
-		((now != last)) || break
-		last=$now
-		sleep 1
-	done
-	stop_pid "$1"
-}
-
 # UDP_PY: "listen ADDR READY PORT..." binds UDP ADDR:PORT for each PORT, touches READY and
 # prints "SRC:SPORT -> ADDR:PORT" for the first datagram each port gets (10 s at most;
 # exit 1 if a port got none). "send SPORT DST PORT...": from one socket bound to SPORT,
@@ -487,7 +467,7 @@ burst() {
 }
 check "2. $BURST pings of $BURST_SIZE bytes, ${BURST_GAP}s apart, from a to b all get replies" burst
 FWD1=$(relay_count forwarded || true)
-capture_stop_settled "$BURST_CAP_PID" "$BURST_CAP"
+pt_capture_stop_settled "$BURST_CAP" "$BURST_CAP_PID"
 not_forwarded() {
 	echo "r's forwarded: $FWD0 before the burst, $FWD1 after"
 	[[ -n $FWD0 && -n $FWD1 ]] || { echo "r's status has no relay counters"; return 1; }
@@ -502,13 +482,13 @@ no_big_on_r() {
 	big=$(tcount "$BURST_CAP" "$NAT_FLOW && udp.length > $BIG") || return 1
 	MEASURED[r-eth0]="$all datagrams between r and the NATs during the burst, $big over $BIG bytes"
 	echo "${MEASURED[r-eth0]}"
-	((big == 0)) || { tlist "$BURST_CAP" "$NAT_FLOW && udp.length > $BIG"; return 1; }
+	((big == 0)) || { pt_tlist "$BURST_CAP" "$NAT_FLOW && udp.length > $BIG"; return 1; }
 }
 check "2. r's eth0 during the burst: no datagram over $BIG bytes to or from $N1_WAN or $N2_WAN" no_big_on_r
 
 # ---- 3: r's TUN ----
 
-capture_stop_settled "$TUN_CAP_PID" "$TUN_CAP"
+pt_capture_stop_settled "$TUN_CAP" "$TUN_CAP_PID"
 MEMBERS_FILTER="$(any_of ip.addr "$(mesh_v4 a)" "$(mesh_v4 b)" "$(mesh_v4 c)") || $(any_of ipv6.addr "$(mesh_v6 a)" "$(mesh_v6 b)" "$(mesh_v6 c)")"
 tun_clean() {
 	local all seen
@@ -517,7 +497,7 @@ tun_clean() {
 	MEASURED[r-tun]="$all packets on r's $R_IF since r started, $seen to or from a, b or c"
 	echo "${MEASURED[r-tun]}"
 	((all > 0)) || { echo "not even the probes: the capture saw nothing"; return 1; }
-	((seen == 0)) || { tlist "$TUN_CAP" "$MEMBERS_FILTER"; return 1; }
+	((seen == 0)) || { pt_tlist "$TUN_CAP" "$MEMBERS_FILTER"; return 1; }
 }
 check "3. r's $R_IF, from r's start until now: no packet to or from a's, b's or c's tunnel addresses" tun_clean
 

@@ -140,9 +140,10 @@ type Device struct {
 
 	serveRelay atomic.Bool
 	localAddrs func() []netip.AddrPort
-	// relays is what this node knows as a relay (registrations) and the
-	// probe-answer budget every node keeps.
+	// relays is what this node knows as a relay (registrations, pairs
+	// introduced, counters); acks bounds its answers to probes.
 	relays relayTable
+	acks   ackBudget
 	// fwdBuf and rxOne are the receive goroutine's buffers for datagrams
 	// forwarded (as a relay) and packets relayed (to the TUN).
 	fwdBuf []byte

@@ -17,8 +17,8 @@ type Endpoint struct {
 	since time.Time // when the peer took this path
 }
 
-// DirectEndpoint is the path straight to addr.
-func DirectEndpoint(addr netip.AddrPort) Endpoint { return Endpoint{addr: addr} }
+// direct is the path straight to addr, taken at now.
+func direct(addr netip.AddrPort, now time.Time) *Endpoint { return &Endpoint{addr: addr, since: now} }
 
 // viaRelay is the path through relay r, taken at now.
 func viaRelay(r *Peer, now time.Time) *Endpoint { return &Endpoint{relay: r, since: now} }
@@ -28,14 +28,6 @@ func (e Endpoint) IsValid() bool { return e.addr.IsValid() || e.relay != nil }
 
 // Direct returns the peer's address, if the path is direct.
 func (e Endpoint) Direct() (netip.AddrPort, bool) { return e.addr, e.relay == nil && e.addr.IsValid() }
-
-// Relay returns the name of the relay the path goes through, or "".
-func (e Endpoint) Relay() string {
-	if e.relay == nil {
-		return ""
-	}
-	return e.relay.Name()
-}
 
 // Wire returns the address datagrams on this path are sent to: the peer's
 // own, or the relay's.

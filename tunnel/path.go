@@ -28,6 +28,9 @@ const (
 	// relay.
 	directTimeout   = 10 * time.Second
 	probeAnswerTime = 2 * time.Second
+	// lastDirectResolution is how fresh the data path keeps the time a
+	// direct packet last arrived: far finer than the timers above.
+	lastDirectResolution = 100 * time.Millisecond
 	// activeTime is how long after its last packet sent a peer counts as
 	// in use: only then are introductions asked for and paths probed.
 	activeTime = 2 * time.Minute
@@ -149,12 +152,17 @@ func (p *Peer) pathMu() *sync.Mutex { return &p.pathState.mu }
 // setEndpoint roams: the endpoint follows the last authenticated packet
 // that came straight from the peer, which also proves the direct path.
 func (p *Peer) setEndpoint(src netip.AddrPort, now time.Time) {
-	p.lastDirect.Store(now.UnixNano())
+	// Per packet, so written only when it moved by lastDirectResolution:
+	// a store each time would bounce its cache line, which the send loop
+	// reads (endpoint), between the two loops' cores.
+	if t := now.UnixNano(); t-p.lastDirect.Load() >= int64(lastDirectResolution) {
+		p.lastDirect.Store(t)
+	}
 	cur := p.endpoint.Load()
 	if cur != nil && cur.relay == nil && cur.addr == src {
 		return
 	}
-	p.endpoint.Store(&Endpoint{addr: src, since: now})
+	p.endpoint.Store(direct(src, now))
 	if cur != nil && cur.relay != nil {
 		p.dev.log.Info("direct path", "peer", p.Name(), "endpoint", src, "was", cur.String())
 	}
@@ -192,7 +200,7 @@ func (p *Peer) directConfirmed(addr netip.AddrPort, now time.Time) {
 		}
 	}
 	p.lastDirect.Store(now.UnixNano())
-	p.endpoint.Store(&Endpoint{addr: addr, since: now})
+	p.endpoint.Store(direct(addr, now))
 	p.dev.log.Info("direct path", "peer", p.Name(), "endpoint", addr)
 }
 
@@ -213,7 +221,7 @@ func (p *Peer) handshakeUnanswered(now time.Time) {
 		return
 	}
 	if ep := p.conf.Load().Endpoint; ep.IsValid() {
-		p.endpoint.Store(&Endpoint{addr: ep, since: now})
+		p.endpoint.Store(direct(ep, now))
 	}
 }
 
@@ -236,7 +244,7 @@ func (d *Device) relayUnreachable(r, dest *Peer, now time.Time) {
 		if alt := d.pickRelay(dest, now); alt != nil && alt != r {
 			dest.endpoint.Store(viaRelay(alt, now))
 		} else if ep := dest.conf.Load().Endpoint; ep.IsValid() {
-			dest.endpoint.Store(&Endpoint{addr: ep, since: now})
+			dest.endpoint.Store(direct(ep, now))
 		}
 	}
 	if retry {

@@ -118,7 +118,7 @@ func newPeer(d *Device, pc *PeerConfig) (*Peer, error) {
 	p.handshake = hs
 	p.conf.Store(cloneConfig(pc))
 	if pc.Endpoint.IsValid() {
-		p.endpoint.Store(&Endpoint{addr: pc.Endpoint, since: d.clock.Now()})
+		p.endpoint.Store(direct(pc.Endpoint, d.clock.Now()))
 	}
 	p.timers.init(p)
 	return p, nil

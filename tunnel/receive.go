@@ -137,7 +137,7 @@ func (d *Device) routineReadUDP() error {
 				j.peer.drop(DropDecrypt)
 				continue
 			}
-			pkt, ok := j.peer.received(j.opened, now)
+			pkt, data, ok := j.peer.received(j.opened, now)
 			if !ok {
 				continue
 			}
@@ -151,10 +151,10 @@ func (d *Device) routineReadUDP() error {
 				}
 				lastPeer, lastData = j.peer, false
 			}
+			lastData = lastData || data
 			if len(pkt) == 0 {
-				continue // keepalive
+				continue // keepalive, or a control message
 			}
-			lastData = true
 			if tap != nil {
 				tap.Inner(now, Inbound, j.peer.Name(), pkt)
 			}
@@ -218,19 +218,21 @@ func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
 
 // received finishes a transport message that authenticated (a failed Open
 // is the caller's DropDecrypt): replay window, roaming, session
-// confirmation, counters, and the admission of the inner packet. It
-// returns the packet to write to the TUN (empty for a keepalive).
-func (p *Peer) received(m opened, now time.Time) ([]byte, bool) {
+// confirmation, counters, and the admission of the inner packet, or the
+// handling of a control message. It returns the packet to write to the TUN
+// (empty for a keepalive or a control message), and whether what came
+// counts as data for the timers (an IP packet, or a datagram relayed).
+func (p *Peer) received(m opened, now time.Time) (pkt []byte, data, ok bool) {
 	if !m.kp.CheckReplay(m.ctr) {
 		p.drop(DropReplay)
-		return nil, false
+		return nil, false, false
 	}
 	ctrl := isControl(m.pkt)
 	switch {
 	case m.via != nil:
 		if ctrl {
 			p.drop(DropControl) // control messages go straight, never relayed
-			return nil, false
+			return nil, false, false
 		}
 		p.relayedFrom(m.via, now)
 	case ctrl && len(m.pkt) > 1 && (m.pkt[1] == byte(ctrlProbe) || m.pkt[1] == byte(ctrlProbeAck)):
@@ -254,22 +256,21 @@ func (p *Peer) received(m opened, now time.Time) ([]byte, bool) {
 		p.rekeyOnReceive()
 	}
 	if len(m.pkt) == 0 {
-		return m.pkt, true
+		return m.pkt, false, true
 	}
 	if ctrl {
-		p.dev.handleControl(p, m.pkt, m.src, now)
-		return nil, true
+		return nil, p.dev.handleControl(p, m.pkt, m.src, now), true
 	}
 	pkt, verdict := p.admit(m.pkt)
 	switch verdict {
 	case admitMalformed:
 		p.dev.drop(DropMalformed)
-		return nil, false
+		return nil, false, false
 	case admitSpoofed:
 		p.drop(DropSpoofedSource)
-		return nil, false
+		return nil, false, false
 	}
-	return pkt, true
+	return pkt, true, true
 }
 
 // admitVerdict is what admit decides about an inbound packet.

@@ -249,6 +249,6 @@ func (d *Device) decrypt(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 		p.drop(DropDecrypt)
 		return p, nil, false
 	}
-	pkt, ok := p.received(m, now)
+	pkt, _, ok := p.received(m, now)
 	return p, pkt, ok
 }

@@ -186,7 +186,7 @@ func (u *peerUpdate) apply() {
 	}
 	p.hsMu.Unlock()
 	if u.new.Endpoint != u.old.Endpoint && u.new.Endpoint.IsValid() {
-		p.endpoint.Store(&Endpoint{addr: u.new.Endpoint, since: p.dev.clock.Now()})
+		p.endpoint.Store(direct(u.new.Endpoint, p.dev.clock.Now()))
 	}
 }
 

@@ -195,9 +195,14 @@ type relayTable struct {
 	pairs   map[[2]keys.Public]time.Time
 
 	forwarded, introductions, refused atomic.Uint64
-	// acks bounds probe answers (not a relay's alone: every node's).
-	ackWindow time.Time
-	acks      int
+}
+
+// ackBudget bounds the probe answers of a node (every node's, relay or
+// not) to maxAcksPerSecond.
+type ackBudget struct {
+	mu     sync.Mutex
+	window time.Time
+	n      int
 }
 
 func (t *relayTable) register(k keys.Public, observed netip.AddrPort, locals []netip.AddrPort, now time.Time) {
@@ -279,27 +284,30 @@ func (t *relayTable) mayIntroduce(a, b keys.Public, now time.Time) bool {
 	return true
 }
 
-// mayAck takes one of the maxAcksPerSecond probe answers of this second.
-func (t *relayTable) mayAck(now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Sub(t.ackWindow) >= time.Second {
-		t.ackWindow, t.acks = now, 0
+// take takes one of the maxAcksPerSecond probe answers of this second.
+func (b *ackBudget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.window) >= time.Second {
+		b.window, b.n = now, 0
 	}
-	if t.acks >= maxAcksPerSecond {
+	if b.n >= maxAcksPerSecond {
 		return false
 	}
-	t.acks++
+	b.n++
 	return true
 }
 
 // handleControl acts on a control message that p sent, authenticated
-// under p's session, straight from src. It runs on the receive goroutine.
-func (d *Device) handleControl(p *Peer, pkt []byte, src netip.AddrPort, now time.Time) {
+// under p's session, straight from src, and reports whether it counts as
+// data for p's timers (a datagram relayed: its sender expects traffic
+// back, and a keepalive when there is none). It runs on the receive
+// goroutine.
+func (d *Device) handleControl(p *Peer, pkt []byte, src netip.AddrPort, now time.Time) (data bool) {
 	typ, payload, ok := parseControl(pkt)
 	if !ok {
 		p.drop(DropControl)
-		return
+		return false
 	}
 	p.speaksControl.Store(true)
 	fromRelay := p.conf.Load().Relay
@@ -309,52 +317,53 @@ func (d *Device) handleControl(p *Peer, pkt []byte, src netip.AddrPort, now time
 			// Not (or no longer) a relay: whoever thinks so is told nothing.
 			d.relays.refused.Add(1)
 			p.drop(DropControl)
-			return
+			return false
 		}
 		switch typ {
 		case ctrlHello:
 			cands, ok := parseCandidates(payload)
 			if !ok {
 				p.drop(DropControl)
-				return
+				return false
 			}
 			d.relays.register(p.public, src, cands, now)
 			// Answered at once, so that the member knows its relay
 			// is alive (relayScore).
 			p.sendKeepalive()
 		case ctrlRelay:
-			p.timers.packetReceived(true)
 			d.forward(p, payload, src, now)
+			return true
 		case ctrlIntroRequest:
 			d.introduce(p, payload, now)
 		}
 	case ctrlForwarded, ctrlUnreachable, ctrlIntro:
 		if !fromRelay {
 			p.drop(DropControl) // only a relay of ours forwards or introduces
-			return
+			return false
 		}
 		key, rest, ok := parseKey(payload)
 		q := d.peers.Load().byKey[key]
 		if !ok || q == nil || q == p {
 			p.drop(DropControl)
-			return
+			return false
 		}
 		switch typ {
 		case ctrlForwarded:
-			p.timers.packetReceived(true)
 			d.receiveRelayed(p, q, rest, now)
+			return true
 		case ctrlUnreachable:
 			d.relayUnreachable(p, q, now)
 		case ctrlIntro:
 			d.introduced(q, rest, now)
 		}
 	case ctrlProbe:
-		if d.relays.mayAck(now) {
+		if d.acks.take(now) {
 			p.sendSimple(ctrlProbeAck, nil, nil, src, false, now)
 		}
 	case ctrlProbeAck:
 		p.directConfirmed(src, now)
 	}
+	return false
 }
 
 // forward is a relay's work: the datagram in payload (after the key of
@@ -368,11 +377,11 @@ func (d *Device) forward(from *Peer, payload []byte, src netip.AddrPort, now tim
 		return
 	}
 	to := d.peers.Load().byKey[key]
-	addr, direct := netip.AddrPort{}, false
+	addr, reachable := netip.AddrPort{}, false
 	if to != nil && to != from {
-		addr, direct = to.Path().Direct()
+		addr, reachable = to.Path().Direct()
 	}
-	if _, reg := d.relays.lookup(key, now); !reg || !direct {
+	if _, reg := d.relays.lookup(key, now); !reg || !reachable {
 		d.relays.refused.Add(1)
 		from.sendSimple(ctrlUnreachable, &key, nil, src, false, now)
 		return
@@ -415,9 +424,9 @@ func (d *Device) introduce(from *Peer, payload []byte, now time.Time) {
 	}
 	toCands, ok1 := d.relays.lookup(key, now)
 	fromCands, ok2 := d.relays.lookup(from.public, now)
-	toAddr, direct := to.Path().Direct()
-	fromAddr, fromDirect := from.Path().Direct()
-	if !ok1 || !ok2 || !direct || !fromDirect || !d.relays.mayIntroduce(from.public, key, now) {
+	toAddr, toOK := to.Path().Direct()
+	fromAddr, fromOK := from.Path().Direct()
+	if !ok1 || !ok2 || !toOK || !fromOK || !d.relays.mayIntroduce(from.public, key, now) {
 		d.relays.refused.Add(1)
 		return
 	}
@@ -469,11 +478,11 @@ func (d *Device) receiveRelayed(r, from *Peer, dg []byte, now time.Time) {
 			p.drop(DropDecrypt)
 			return
 		}
-		out, ok := p.received(opened{kp: kp, pkt: pkt, ctr: ctr, src: src, size: len(dg), via: r}, now)
+		out, data, ok := p.received(opened{kp: kp, pkt: pkt, ctr: ctr, src: src, size: len(dg), via: r}, now)
 		if !ok {
 			return
 		}
-		p.timers.packetReceived(len(out) > 0)
+		p.timers.packetReceived(data)
 		if len(out) == 0 {
 			return
 		}

@@ -118,8 +118,8 @@ func TestRelayForwardsWhatItCannotRead(t *testing.T) {
 		m.pass("beta", "alpha", tuntest.IPv4UDP("10.10.0.2", "10.10.0.1", []byte{'b', byte(i)}))
 	}
 	for _, c := range [][2]string{{"alpha", "beta"}, {"beta", "alpha"}} {
-		if got := peerStatus(m.nodes[c[0]].dev, c[1]); got.Path != "via relay" || got.PathChanged.IsZero() {
-			t.Errorf("%s's path to %s is %q (changed %v), want via relay", c[0], c[1], got.Path, got.PathChanged)
+		if got := peerStatus(m.nodes[c[0]].dev, c[1]); got.Path != "via relay" || got.Via != "relay" || got.PathChanged.IsZero() {
+			t.Errorf("%s's path to %s is %q, via %q (changed %v), want via relay", c[0], c[1], got.Path, got.Via, got.PathChanged)
 		}
 	}
 	st := m.nodes["relay"].dev.Status()
@@ -135,8 +135,8 @@ func TestRelayForwardsWhatItCannotRead(t *testing.T) {
 	if n := nat.direct.Load(); n != 0 {
 		t.Errorf("%d datagrams went directly while blocked", n)
 	}
-	if st := peerStatus(m.nodes["alpha"].dev, "relay"); !st.Relay || !strings.HasPrefix(st.Path, "direct ") {
-		t.Errorf("alpha's status of the relay: relay %v, path %q", st.Relay, st.Path)
+	if st := peerStatus(m.nodes["alpha"].dev, "relay"); !st.Relay || !strings.HasPrefix(st.Path, "direct ") || st.Via != "" {
+		t.Errorf("alpha's status of the relay: relay %v, path %q, via %q", st.Relay, st.Path, st.Via)
 	}
 }
 
@@ -349,6 +349,8 @@ func TestIntroductionIsBounded(t *testing.T) {
 	for range 10 {
 		m.sendCtrl("alpha", "relay", ctrlIntroRequest, &bk, nil)
 	}
+	waitFor(t, "beta's first probes of the victims", func() bool { return probes.Load() > 0 })
+	// The upper bounds hold once every round of probes had its time.
 	time.Sleep(probeRounds*probeSpacing + 200*time.Millisecond)
 	if got := relay.relays.introductions.Load() - intros; got != 1 {
 		t.Errorf("%d introductions for 10 requests within introInterval, want 1", got)

@@ -26,6 +26,9 @@ type PeerStatus struct {
 	// "via RELAY" (the name of the relay forwarding them); empty while
 	// there is nowhere to send.
 	Path string `json:"path,omitempty"`
+	// Via is the relay of a path through one ("" for a direct path), so
+	// that no reader has to parse Path.
+	Via string `json:"via,omitempty"`
 	// PathChanged is when Path last took its present value.
 	PathChanged time.Time `json:"path_changed,omitzero"`
 	// Relay is true for a peer the mesh file makes a relay.
@@ -122,6 +125,9 @@ func (d *Device) Status() Status {
 		}
 		if path := p.Path(); path.IsValid() {
 			ps.Path, ps.PathChanged = path.String(), path.since
+			if path.relay != nil {
+				ps.Via = path.relay.Name()
+			}
 		}
 		ps.Relay = c.Relay
 		if c.Keepalive > 0 {
