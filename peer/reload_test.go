@@ -377,10 +377,16 @@ func (n *runningNode) reload(args ...string) (int, string, string) {
 // waitLog waits until the node's log has count lines containing s.
 func (n *runningNode) waitLog(s string, count int, within time.Duration) {
 	n.t.Helper()
+	waitLog(n.t, n.logs, s, count, within)
+}
+
+// waitLog waits until logs has s count times, failing t after within.
+func waitLog(t *testing.T, logs *lockedBuffer, s string, count int, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
-	for strings.Count(n.logs.String(), s) < count {
+	for strings.Count(logs.String(), s) < count {
 		if time.Now().After(deadline) {
-			n.t.Fatalf("log has not %d× %q after %v:\n%s", count, s, within, n.logs)
+			t.Fatalf("log has not %d× %q after %v:\n%s", count, s, within, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

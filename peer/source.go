@@ -352,13 +352,22 @@ func (s *etcdSource) follow(ctx context.Context, log *slog.Logger, out chan<- st
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	prefix := s.store.Target().Prefix
-	wch := s.store.Client().Watch(wctx, prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	// clientv3's Watch returns only once etcd has created the watch: with
+	// an etcd that went away since the read it would wait for its return,
+	// probing nothing. It waits aside; the cancel on return ends it.
+	created := make(chan clientv3.WatchChan, 1)
+	go func() {
+		created <- s.store.Client().Watch(wctx, prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	}()
+	var wch clientv3.WatchChan // nil, which never delivers, until created
 	tick := time.NewTicker(s.probeEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case wch = <-created:
+			created = nil
 		case <-tick.C:
 			if err := s.probe(ctx); err != nil {
 				return err

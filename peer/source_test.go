@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/peer-vpn/peer/config"
+	"github.com/peer-vpn/peer/meshstore"
 	"github.com/peer-vpn/peer/meshstore/etcdtest"
 )
 
@@ -189,4 +193,54 @@ func TestEtcdNodeCompaction(t *testing.T) {
 	srv.Restart(t)
 	n.waitLog("etcd compacted past our revision", 1, etcdEventWait)
 	n.waitStatus([]string{"delta"}, []string{"beta", "gamma"}, 5*time.Second)
+}
+
+// TestEtcdWatchBegunWhileEtcdHangs: clientv3's Watch returns only once
+// etcd has created the watch, so a watch begun while etcd does not answer
+// (it went away between the read and the watch, or during a re-watch) must
+// still probe, report etcd lost, and follow pushes once etcd is back.
+func TestEtcdWatchBegunWhileEtcdHangs(t *testing.T) {
+	srv, url, m := etcdFleet(t, 100*time.Millisecond)
+	src, err := newEtcdSource(url, meshstore.Options{}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.load(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed, _, err := src.watch(ctx, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "lost etcd", 1, etcdEventWait)
+
+	srv.Restart(t)
+	waitLog(t, logs, "etcd back", 1, etcdEventWait)
+	m.writeV2(t)
+	m.push(t, url)
+	select {
+	case <-changed:
+	case <-time.After(etcdEventWait):
+		t.Fatalf("the push after etcd came back was not reported:\n%s", logs)
+	}
+	if mesh, err := src.load(); err != nil {
+		t.Fatal(err)
+	} else if names := peerNames(mesh); names != "alpha beta delta" {
+		t.Errorf("the mesh after the push has %s, want v2's alpha beta delta", names)
+	}
+}
+
+// peerNames lists m's peers by name, sorted, space-separated.
+func peerNames(m *config.Mesh) string {
+	var names []string
+	for _, p := range m.Peers {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " ")
 }
