@@ -27,6 +27,27 @@ type Snapshot struct {
 	// a node that is no relay forwards nothing, and a 0 would make a
 	// relay that stopped serving look like one whose counters were reset.
 	Relay *Relay
+	// Reload is how the node's reloads went; nil leaves its series out.
+	Reload *Reload
+	// Etcd is the node's link to its mesh in etcd; nil (a mesh file)
+	// leaves the peer_etcd_ and peer_mesh_revision series out.
+	Etcd *Etcd
+}
+
+// Reload is how a node's reloads of its mesh went since it started.
+type Reload struct {
+	Counts map[string]uint64 // by result: reloaded, unchanged, refused, incomplete
+	// LastSuccessful says the last reload left the node on the mesh it
+	// was given (true before the first: the start's mesh is in place);
+	// LastSuccess is when (the start before the first success).
+	LastSuccessful bool
+	LastSuccess    time.Time
+}
+
+// Etcd is a node's link to its mesh in etcd.
+type Etcd struct {
+	Connected bool  // etcd answers
+	Revision  int64 // of the mesh the node runs; 0 for a cache without one
 }
 
 // Relay counts what a node serving as a relay did since it started.
@@ -78,6 +99,16 @@ var (
 		"Introductions this node sent as a relay, for two peers to try a direct path; only while it serves as a relay.", nil, nil)
 	descRelayRefused = prometheus.NewDesc("peer_relay_refused_total",
 		"Requests this node refused as a relay (the target not registered, or a limit reached); only while it serves as a relay.", nil, nil)
+	descReloads = prometheus.NewDesc("peer_reloads_total",
+		"Reloads of the mesh by result: reloaded, unchanged, refused (a bad mesh; the running one stays), incomplete (applied in part).", []string{"result"}, nil)
+	descLastReloadSuccessful = prometheus.NewDesc("peer_last_reload_successful",
+		"1 if the last reload left the node on the mesh it was given (reloaded or unchanged), or none happened yet; 0 after a refused or incomplete one.", nil, nil)
+	descLastReloadSuccess = prometheus.NewDesc("peer_last_reload_success_timestamp_seconds",
+		"Unix time of the last successful reload, or of the start before the first.", nil, nil)
+	descEtcdConnected = prometheus.NewDesc("peer_etcd_connected",
+		"1 while the etcd the mesh comes from answers, else 0; only for a mesh in etcd.", nil, nil)
+	descMeshRevision = prometheus.NewDesc("peer_mesh_revision",
+		"The etcd revision of the mesh the node runs (0 for a cache without one); only for a mesh in etcd.", nil, nil)
 	descCaptureDropped = prometheus.NewDesc("peer_capture_dropped_total",
 		"Packets the captures did not write (queue full, or the capture stopped).", nil, nil)
 )
@@ -100,7 +131,8 @@ func NewCollector(snapshot func() Snapshot, captureDropped func() uint64) *Colle
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRxBytes, descTxBytes, descRxPackets, descTxPackets,
 		descHandshakes, descLastHandshake, descDrops, descUp, descPathRelayed, descPathChanged,
-		descRelayRegistered, descRelayForwarded, descRelayIntroductions, descRelayRefused, descCaptureDropped} {
+		descRelayRegistered, descRelayForwarded, descRelayIntroductions, descRelayRefused,
+		descReloads, descLastReloadSuccessful, descLastReloadSuccess, descEtcdConnected, descMeshRevision, descCaptureDropped} {
 		ch <- d
 	}
 }
@@ -130,16 +162,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, v := range p.Drops {
 			counter(descDrops, v, p.Name, reason)
 		}
-		up := 0.0
-		if p.Up {
-			up = 1
-		}
-		gauge(descUp, up, p.Name)
-		relayed := 0.0
-		if p.Relayed {
-			relayed = 1
-		}
-		gauge(descPathRelayed, relayed, p.Name)
+		gauge(descUp, bit(p.Up), p.Name)
+		gauge(descPathRelayed, bit(p.Relayed), p.Name)
 		gauge(descPathChanged, unixSeconds(p.PathChanged), p.Name)
 	}
 	if r := s.Relay; r != nil {
@@ -148,11 +172,30 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRelayIntroductions, r.Introductions)
 		counter(descRelayRefused, r.Refused)
 	}
+	if r := s.Reload; r != nil {
+		for result, v := range r.Counts {
+			counter(descReloads, v, result)
+		}
+		gauge(descLastReloadSuccessful, bit(r.LastSuccessful))
+		gauge(descLastReloadSuccess, unixSeconds(r.LastSuccess))
+	}
+	if e := s.Etcd; e != nil {
+		gauge(descEtcdConnected, bit(e.Connected))
+		gauge(descMeshRevision, float64(e.Revision))
+	}
 	var dropped uint64
 	if c.captureDropped != nil {
 		dropped = c.captureDropped()
 	}
 	counter(descCaptureDropped, dropped)
+}
+
+// bit is b as a 0/1 gauge.
+func bit(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // unixSeconds is t as a Prometheus timestamp gauge: Unix seconds, 0 for

@@ -33,6 +33,9 @@ func twoPeers() Snapshot {
 			},
 		},
 		Relay: &Relay{Registered: 2, Forwarded: 1234, Introductions: 3, Refused: 1},
+		Reload: &Reload{Counts: map[string]uint64{"reloaded": 4, "unchanged": 1, "refused": 2, "incomplete": 0},
+			LastSuccessful: false, LastSuccess: time.Unix(1_700_000_300, 0)},
+		Etcd: &Etcd{Connected: true, Revision: 42},
 	}
 }
 
@@ -48,6 +51,9 @@ peer_drops_total{peer="beta",reason="decrypt"} 0
 peer_drops_total{peer="beta",reason="replay"} 1
 peer_drops_total{peer="gamma",reason="decrypt"} 0
 peer_drops_total{peer="gamma",reason="replay"} 0
+# HELP peer_etcd_connected 1 while the etcd the mesh comes from answers, else 0; only for a mesh in etcd.
+# TYPE peer_etcd_connected gauge
+peer_etcd_connected 1
 # HELP peer_handshakes_total Handshakes with the peer by result: completed_initiator, completed_responder, failed (a message of it refused), timeout (no answer within 90 s).
 # TYPE peer_handshakes_total counter
 peer_handshakes_total{peer="beta",result="completed_initiator"} 1
@@ -62,6 +68,15 @@ peer_handshakes_total{peer="gamma",result="timeout"} 2
 # TYPE peer_last_handshake_timestamp_seconds gauge
 peer_last_handshake_timestamp_seconds{peer="beta"} 1.7000000005e+09
 peer_last_handshake_timestamp_seconds{peer="gamma"} 0
+# HELP peer_last_reload_success_timestamp_seconds Unix time of the last successful reload, or of the start before the first.
+# TYPE peer_last_reload_success_timestamp_seconds gauge
+peer_last_reload_success_timestamp_seconds 1.7000003e+09
+# HELP peer_last_reload_successful 1 if the last reload left the node on the mesh it was given (reloaded or unchanged), or none happened yet; 0 after a refused or incomplete one.
+# TYPE peer_last_reload_successful gauge
+peer_last_reload_successful 0
+# HELP peer_mesh_revision The etcd revision of the mesh the node runs (0 for a cache without one); only for a mesh in etcd.
+# TYPE peer_mesh_revision gauge
+peer_mesh_revision 42
 # HELP peer_path_changed_timestamp_seconds Unix time the path to the peer (direct, or through which relay) last changed; 0 if it never had one.
 # TYPE peer_path_changed_timestamp_seconds gauge
 peer_path_changed_timestamp_seconds{peer="beta"} 1.7000001e+09
@@ -82,6 +97,12 @@ peer_relay_refused_total 1
 # HELP peer_relay_registered_peers Peers using this node as their relay now; only while it serves as a relay.
 # TYPE peer_relay_registered_peers gauge
 peer_relay_registered_peers 2
+# HELP peer_reloads_total Reloads of the mesh by result: reloaded, unchanged, refused (a bad mesh; the running one stays), incomplete (applied in part).
+# TYPE peer_reloads_total counter
+peer_reloads_total{result="incomplete"} 0
+peer_reloads_total{result="refused"} 2
+peer_reloads_total{result="reloaded"} 4
+peer_reloads_total{result="unchanged"} 1
 # HELP peer_rx_bytes_total Bytes of the transport messages from the peer that authenticated (header, padded packet and tag; keepalives too), as wg counts transfer.
 # TYPE peer_rx_bytes_total counter
 peer_rx_bytes_total{peer="beta"} 1500

@@ -44,7 +44,8 @@ func commands() []command {
 				return cmdRoutes(args, stdout, stderr)
 			}},
 		{"status", "peer status [-iface NAME | -socket PATH] [-json]", "Ask the running node for its peers, the path to each (direct or through a relay),\n" +
-			"sessions, counters and drops, and what it forwarded if it serves as a relay.",
+			"sessions, counters and drops, what it forwarded if it serves as a relay, how its last reload\n" +
+			"ended and, for a mesh in etcd, the revision it runs and whether etcd answers.",
 			func(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return cmdStatus(args, stdout, stderr)
 			}},

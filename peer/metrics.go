@@ -53,18 +53,33 @@ func (mf *metricsFlag) apply(node *config.Node) {
 
 // startMetrics serves /metrics on addr ("" for nowhere) until the returned
 // func is called. Every scrape reads the live status of st, so the series
-// follow reloads; captureDropped counts the packets the captures lost.
-func startMetrics(addr string, st func() tunnel.Status, captureDropped func() uint64, log *slog.Logger) (func(), error) {
+// follow reloads, and what node adds (the reloads, the mesh source);
+// captureDropped counts the packets the captures lost.
+func startMetrics(addr string, st func() tunnel.Status, node func(*metrics.Snapshot), captureDropped func() uint64, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
-	c := metrics.NewCollector(func() metrics.Snapshot { return snapshotOf(st()) }, captureDropped)
+	c := metrics.NewCollector(func() metrics.Snapshot {
+		s := snapshotOf(st())
+		node(&s)
+		return s
+	}, captureDropped)
 	s, err := metrics.Listen(addr, metrics.NewRegistry(c), log)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	log.Info("serving metrics", "url", "http://"+s.Addr().String()+"/metrics")
 	return func() { s.Close() }, nil
+}
+
+// nodeMetrics adds to s how the reloads of o went and the link to the
+// mesh of src.
+func nodeMetrics(s *metrics.Snapshot, o *reloadOutcomes, src sourceState) {
+	last, success, counts := o.snapshot()
+	s.Reload = &metrics.Reload{Counts: counts, LastSuccessful: last == nil || last.succeeded(), LastSuccess: success}
+	if e := src.Etcd; e != nil {
+		s.Etcd = &metrics.Etcd{Connected: e.Connected, Revision: e.Revision}
+	}
 }
 
 // snapshotOf is the metrics' view of a status. Every drop reason and

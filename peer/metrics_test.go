@@ -84,6 +84,9 @@ func TestMetricsFollowReloads(t *testing.T) {
 		`peer_drops_total{peer="",reason="no_route"} 0`,
 		`peer_drops_total{peer="beta",reason="replay"} 0`,
 		"peer_capture_dropped_total 0",
+		`peer_reloads_total{result="reloaded"} 0`,
+		`peer_reloads_total{result="refused"} 0`,
+		"peer_last_reload_successful 1",
 		"# TYPE go_goroutines gauge",
 		"# TYPE process_open_fds gauge",
 	} {
@@ -115,7 +118,8 @@ func TestMetricsFollowReloads(t *testing.T) {
 			t.Errorf("/metrics still shows %s after the reload", gone)
 		}
 	}
-	for _, want := range []string{`peer_rx_bytes_total{peer="beta-2"} 0`, `peer_up{peer="delta"} 0`} {
+	for _, want := range []string{`peer_rx_bytes_total{peer="beta-2"} 0`, `peer_up{peer="delta"} 0`,
+		`peer_reloads_total{result="reloaded"} 1`, "peer_last_reload_successful 1"} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("/metrics lacks %q after the reload", want)
 		}
@@ -126,6 +130,18 @@ func TestMetricsFollowReloads(t *testing.T) {
 	code, _, errOut := n.reload()
 	if code != 2 || !strings.Contains(errOut, m.path()+":1: metrics address") || !strings.Contains(errOut, "restart peer to apply it") {
 		t.Errorf("changed metrics address: exit %d, stderr %q", code, errOut)
+	}
+	text = scrape(t, addr)
+	for _, want := range []string{`peer_reloads_total{result="refused"} 1`, "peer_last_reload_successful 0"} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %q after a refused reload", want)
+		}
+	}
+	if strings.Contains(text, "peer_etcd_connected") || strings.Contains(text, "peer_mesh_revision") {
+		t.Error("/metrics shows etcd series for a mesh file")
+	}
+	if v := metricValue(t, text, "peer_last_reload_success_timestamp_seconds"); v == "" || v == "0" {
+		t.Errorf("peer_last_reload_success_timestamp_seconds %q", v)
 	}
 	n.stop()
 	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {

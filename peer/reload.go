@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/netconf"
@@ -239,6 +240,84 @@ type reloader struct {
 	// hostAddrs is the device's LocalAddrs, told of each new mesh (nil:
 	// none, in tests that build a reloader alone).
 	hostAddrs *hostAddrs
+
+	// outcomes is how the reloads ended, for status and metrics.
+	outcomes reloadOutcomes
+}
+
+// How a reload ended (reloadOutcome.Result, the result label of
+// peer_reloads_total).
+const (
+	reloadApplied    = "reloaded"   // the mesh changed and is in place
+	reloadUnchanged  = "unchanged"  // nothing to do
+	reloadRefused    = "refused"    // a bad mesh: the running one stays, untouched
+	reloadIncomplete = "incomplete" // applied in part: see the log
+)
+
+// reloadResults are all the results, for metrics that show each from 0.
+var reloadResults = []string{reloadApplied, reloadUnchanged, reloadRefused, reloadIncomplete}
+
+// reloadOutcome is how one reload ended.
+type reloadOutcome struct {
+	At      time.Time `json:"at"`
+	Trigger string    `json:"trigger"` // SIGHUP, peer reload, watch, etcd
+	Result  string    `json:"result"`  // one of reloadResults
+	Error   string    `json:"error,omitempty"`
+}
+
+// succeeded says the reload left the node on the mesh it was given.
+func (o *reloadOutcome) succeeded() bool {
+	return o.Result == reloadApplied || o.Result == reloadUnchanged
+}
+
+// reloadOutcomes keeps the last reload's outcome, the last success and a
+// count by result. Its own lock: status reads it while a reload runs.
+type reloadOutcomes struct {
+	mu          sync.Mutex
+	last        *reloadOutcome
+	lastSuccess time.Time
+	counts      map[string]uint64
+}
+
+// start sets the time of the start, which counts as the first success.
+func (o *reloadOutcomes) start(t time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lastSuccess = t
+}
+
+func (o *reloadOutcomes) record(trigger, result string, err error) {
+	out := &reloadOutcome{At: time.Now(), Trigger: trigger, Result: result}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.last = out
+	if out.succeeded() {
+		o.lastSuccess = out.At
+	}
+	if o.counts == nil {
+		o.counts = make(map[string]uint64)
+	}
+	o.counts[result]++
+}
+
+// snapshot returns the last outcome (nil: no reload yet), the time of
+// the last success (the start before the first) and the counts by result, each present.
+func (o *reloadOutcomes) snapshot() (*reloadOutcome, time.Time, map[string]uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	counts := make(map[string]uint64, len(reloadResults))
+	for _, r := range reloadResults {
+		counts[r] = o.counts[r]
+	}
+	var last *reloadOutcome
+	if o.last != nil {
+		c := *o.last
+		last = &c
+	}
+	return last, o.lastSuccess, counts
 }
 
 // currentPlan is the system configuration as last applied.
@@ -564,14 +643,18 @@ func (r *reloader) reloadLogged(ctx context.Context, trigger string) reloadAnswe
 		return reloadAnswer{Error: err.Error()}
 	case errors.As(err, &refused):
 		r.log.Warn("mesh reload refused", "trigger", trigger, "error", err)
+		r.outcomes.record(trigger, reloadRefused, err)
 		return reloadAnswer{Refused: err.Error()}
 	case err != nil:
 		r.log.Error("mesh reload incomplete", append([]any{"trigger", trigger, "error", err}, rep.logAttrs()...)...)
+		r.outcomes.record(trigger, reloadIncomplete, err)
 		return reloadAnswer{Report: &rep, Error: err.Error()}
 	case rep.Empty():
 		r.log.Info("mesh unchanged", "trigger", trigger)
+		r.outcomes.record(trigger, reloadUnchanged, nil)
 	default:
 		r.log.Info("mesh reloaded", append([]any{"trigger", trigger}, rep.logAttrs()...)...)
+		r.outcomes.record(trigger, reloadApplied, nil)
 	}
 	return reloadAnswer{Report: &rep}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/peer-vpn/peer/config"
 	"github.com/peer-vpn/peer/control"
 	"github.com/peer-vpn/peer/meshstore"
+	"github.com/peer-vpn/peer/metrics"
 	"github.com/peer-vpn/peer/netconf"
 	"github.com/peer-vpn/peer/tundev"
 	"github.com/peer-vpn/peer/tunnel"
@@ -308,17 +309,19 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		}
 	}
 
-	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status, captureDropped(capDrops, live), log)
+	src, err := rf.source()
+	if err != nil {
+		return err
+	}
+	r.outcomes.start(time.Now())
+	stopMetrics, err := startMetrics(node.Mesh.Metrics, dev.Status,
+		func(s *metrics.Snapshot) { nodeMetrics(s, &r.outcomes, src.state()) }, captureDropped(capDrops, live), log)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 
 	// The mesh the node starts with is applied: an etcd source caches it.
-	src, err := rf.source()
-	if err != nil {
-		return err
-	}
 	src.applied(log)
 	r.applied = func() { src.applied(log) }
 	changed, changedBy, err := src.watch(ctx, log)
@@ -337,6 +340,9 @@ func runNode(ctx context.Context, node *config.Node, rf *runFlags, capOpts captu
 		control.RequestStatus: func() any {
 			ns := nodeStatusOf(dev.Status(), r.currentNode())
 			ns.Proxies = proxies
+			st := src.state()
+			ns.Mesh = &st
+			ns.LastReload, _, _ = r.outcomes.snapshot()
 			return ns
 		},
 		control.RequestReload: func() any { return r.reloadLogged(ctx, "peer reload") },

@@ -31,6 +31,30 @@ type meshSource interface {
 	watch(ctx context.Context, log *slog.Logger) (<-chan struct{}, string, error)
 	// applied says that the mesh of the last load is the node's now.
 	applied(log *slog.Logger)
+	// state is what `peer status` and the metrics show of the source.
+	state() sourceState
+}
+
+// sourceState is where the node's mesh comes from, as `peer status` shows it.
+type sourceState struct {
+	// Source is the -config: a file's path or etcd's URL.
+	Source string `json:"source"`
+	// Etcd is the node's link to etcd, for a mesh there; nil for a file.
+	Etcd *etcdState `json:"etcd,omitempty"`
+}
+
+// etcdState is the link of a node to its mesh in etcd.
+type etcdState struct {
+	// Revision is the etcd revision of the mesh the node runs (0: a cache
+	// without one).
+	Revision int64 `json:"revision"`
+	// FromCache says the node runs the cached mesh it started from, none
+	// read from etcd yet.
+	FromCache bool `json:"from_cache,omitempty"`
+	// Connected says etcd answers; Since is when that last changed, or the
+	// start of the watch.
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since"`
 }
 
 // isEtcdURL reports whether -config names a mesh in etcd.
@@ -55,6 +79,8 @@ func (f *fileSource) watch(ctx context.Context, log *slog.Logger) (<-chan struct
 }
 
 func (f *fileSource) applied(*slog.Logger) {}
+
+func (f *fileSource) state() sourceState { return sourceState{Source: f.path} }
 
 // The timing of the etcd source. Variables, so that tests can shorten them.
 var (
@@ -105,6 +131,17 @@ type etcdSource struct {
 	// mesh was refused at the start, for the watch to log.
 	trusted []ed25519.PublicKey
 	refused error
+
+	// cached says data is the cache's; loadedRev and loadedCached are
+	// rev and cached as the last load parsed them, appliedRev and
+	// appliedCached as the node runs them.
+	cached                      bool
+	loadedRev, appliedRev       int64
+	loadedCached, appliedCached bool
+	// connected and since are the watch's view of etcd (since: when it
+	// last changed); watching says the watch has begun.
+	watching, connected bool
+	since               time.Time
 }
 
 // newEtcdSource opens the mesh at url; cache is the file that keeps the
@@ -189,13 +226,13 @@ func (s *etcdSource) first() error {
 	if cerr != nil {
 		return fmt.Errorf("%w; and no usable cache: %v", err, cerr)
 	}
-	s.read, s.data, s.rev, s.err, s.fromCache = true, cached, cachedRevision(cached), nil, err
+	s.read, s.data, s.rev, s.err, s.fromCache, s.cached = true, cached, cachedRevision(cached), nil, err, true
 	s.name = fmt.Sprintf("%s (cache of %s, revision %d)", s.cache, s.store.Target().URL(), s.rev)
 	return nil
 }
 
 func (s *etcdSource) setLocked(data []byte, rev int64, err error) {
-	s.read, s.data, s.rev, s.err = true, data, rev, err
+	s.read, s.data, s.rev, s.err, s.cached = true, data, rev, err, false
 	s.name = fmt.Sprintf("%s (revision %d)", s.store.Target().URL(), rev)
 }
 
@@ -214,13 +251,14 @@ func (s *etcdSource) load() (*config.Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.loaded = s.data
+	s.loaded, s.loadedRev, s.loadedCached = s.data, s.rev, s.cached
 	return m, nil
 }
 
 func (s *etcdSource) applied(log *slog.Logger) {
 	s.mu.Lock()
 	data := s.loaded
+	s.appliedRev, s.appliedCached = s.loadedRev, s.loadedCached
 	s.mu.Unlock()
 	if s.cache == "" || data == nil {
 		return
@@ -228,6 +266,23 @@ func (s *etcdSource) applied(log *slog.Logger) {
 	if err := writeCache(s.cache, data); err != nil {
 		log.Warn("cannot keep the mesh cache: a start while etcd is unreachable will fail", "cache", s.cache, "error", err)
 	}
+}
+
+func (s *etcdSource) state() sourceState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sourceState{Source: s.store.Target().URL(), Etcd: &etcdState{Revision: s.appliedRev, FromCache: s.appliedCached}}
+	if s.watching {
+		st.Etcd.Connected, st.Etcd.Since = s.connected, s.since
+	}
+	return st
+}
+
+// setConnected records the watch's view of etcd.
+func (s *etcdSource) setConnected(connected bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watching, s.connected, s.since = true, connected, time.Now()
 }
 
 // revision is the revision the watch resumes after.
@@ -301,6 +356,7 @@ func (s *etcdSource) watch(ctx context.Context, log *slog.Logger) (<-chan struct
 	} else if lost != nil {
 		log.Warn("etcd unreachable: started from the cached mesh", "url", url, "cache", s.cache, "revision", s.revision(), "error", lost)
 	}
+	s.setConnected(lost == nil)
 	go func() {
 		defer s.store.Close()
 		connected := lost == nil
@@ -318,6 +374,7 @@ func (s *etcdSource) watch(ctx context.Context, log *slog.Logger) (<-chan struct
 				}
 				log.Info("etcd back", "url", url, "resuming_after_revision", s.revision())
 				connected, backoff = true, s.backoffMin
+				s.setConnected(true)
 			}
 			err := s.follow(ctx, log, out)
 			if ctx.Err() != nil {
@@ -326,6 +383,7 @@ func (s *etcdSource) watch(ctx context.Context, log *slog.Logger) (<-chan struct
 			if !errors.Is(err, errRewatch) {
 				log.Warn("lost etcd: the node runs on the last applied mesh", "url", url, "error", err)
 				connected = false
+				s.setConnected(false)
 			}
 		}
 	}()

@@ -55,6 +55,22 @@ func (m *testMesh) push(t *testing.T, url string) {
 	}
 }
 
+// waitStatusLine waits until `peer status` has a line with s.
+func (n *runningNode) waitStatusLine(s string, within time.Duration) {
+	n.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, out, _ := runCmd(n.t, "", "status", "-socket", n.socket)
+		if strings.Contains(out, s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("status has no %q after %v:\n%s\nlogs:\n%s", s, within, out, n.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitStatus waits until `peer status` shows every name of want and none
 // of absent.
 func (n *runningNode) waitStatus(want, absent []string, within time.Duration) {
@@ -136,24 +152,50 @@ func TestEtcdNode(t *testing.T) {
 func TestEtcdNodeOutage(t *testing.T) {
 	srv, url, m := etcdFleet(t, 100*time.Millisecond)
 	cache := filepath.Join(t.TempDir(), "fleet.mesh.yaml")
-	opts := nodeOpts{real: true, args: []string{"-cache", cache}}
+	metricsAddr := "127.0.0.1:" + freePort(t)
+	opts := nodeOpts{real: true, args: []string{"-cache", cache, "-metrics", metricsAddr}}
 	n := startNode(t, url, m.keyFile("alpha"), opts)
 	n.waitStatus([]string{"beta", "gamma"}, nil, 5*time.Second)
+	rev := metricValue(t, scrape(t, metricsAddr), "peer_mesh_revision")
+	if rev == "" || rev == "0" {
+		t.Errorf("peer_mesh_revision %q at the start", rev)
+	}
+	n.waitStatusLine("mesh: "+url+" revision "+rev+", etcd connected for ", time.Second)
+	if v := metricValue(t, scrape(t, metricsAddr), "peer_etcd_connected"); v != "1" {
+		t.Errorf("peer_etcd_connected %q while etcd answers", v)
+	}
 
 	srv.Stop()
 	n.waitLog("lost etcd", 1, etcdEventWait)
 	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
+	n.waitStatusLine("mesh: "+url+" revision "+rev+", etcd lost ", time.Second)
+	if v := metricValue(t, scrape(t, metricsAddr), "peer_etcd_connected"); v != "0" {
+		t.Errorf("peer_etcd_connected %q after etcd was lost", v)
+	}
 	n.stop()
 
 	n = startNode(t, url, m.keyFile("alpha"), opts)
 	n.waitLog("etcd unreachable: started from the cached mesh", 1, time.Second)
 	n.waitStatus([]string{"beta", "gamma"}, nil, time.Second)
+	n.waitStatusLine("mesh: "+url+" revision "+rev+" (the cache it started from), etcd lost ", time.Second)
 
 	srv.Restart(t)
 	n.waitLog("etcd back", 1, etcdEventWait)
+	n.waitStatusLine(" (the cache it started from), etcd connected for ", time.Second)
 	m.writeV2(t)
 	m.push(t, url)
 	n.waitStatus([]string{"delta"}, []string{"gamma"}, 5*time.Second)
+	text := scrape(t, metricsAddr)
+	if v := metricValue(t, text, "peer_mesh_revision"); v == rev || v == "" {
+		t.Errorf("peer_mesh_revision %q after a push (before: %s)", v, rev)
+	}
+	if v := metricValue(t, text, `peer_reloads_total{result="reloaded"}`); v != "1" {
+		t.Errorf(`peer_reloads_total{result="reloaded"} %q after the push`, v)
+	}
+	n.waitStatusLine("last reload: reloaded ", time.Second)
+	if _, out, _ := runCmd(t, "", "status", "-socket", n.socket); strings.Contains(out, "the cache it started from") {
+		t.Errorf("status still says the cache after a push was applied:\n%s", out)
+	}
 	for _, s := range []string{"etcd back", "lost etcd", "started from the cached mesh"} {
 		if c := strings.Count(n.logs.String(), s); c > 1 {
 			t.Errorf("%q logged %d times:\n%s", s, c, n.logs)
@@ -208,6 +250,7 @@ func TestEtcdWatchBegunWhileEtcdHangs(t *testing.T) {
 	if _, err := src.load(); err != nil {
 		t.Fatal(err)
 	}
+	src.applied(slog.New(slog.DiscardHandler))
 	srv.Stop()
 
 	logs := &lockedBuffer{}
@@ -218,9 +261,15 @@ func TestEtcdWatchBegunWhileEtcdHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, logs, "lost etcd", 1, etcdEventWait)
+	if e := src.state().Etcd; e.Connected || e.Revision == 0 || e.Since.IsZero() {
+		t.Errorf("state after etcd was lost: %+v", e)
+	}
 
 	srv.Restart(t)
 	waitLog(t, logs, "etcd back", 1, etcdEventWait)
+	if e := src.state().Etcd; !e.Connected {
+		t.Errorf("state after etcd came back: %+v", e)
+	}
 	m.writeV2(t)
 	m.push(t, url)
 	select {
@@ -243,4 +292,16 @@ func peerNames(m *config.Mesh) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, " ")
+}
+
+// metricValue is the value of the series name (with its labels) in a
+// scrape's text, "" if it is not there.
+func metricValue(t *testing.T, text, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

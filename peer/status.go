@@ -57,6 +57,11 @@ type nodeStatus struct {
 	// Proxies are the proxies, forwards and exposes the node serves
 	// ("socks5 127.0.0.1:1080", "expose tcp:10.10.0.1:80=127.0.0.1:8080").
 	Proxies []string `json:"proxies,omitempty"`
+	// Mesh is where the node's mesh comes from and, for etcd, its link
+	// to it.
+	Mesh *sourceState `json:"mesh,omitempty"`
+	// LastReload is how the last reload ended; nil before the first.
+	LastReload *reloadOutcome `json:"last_reload,omitempty"`
 }
 
 // nodeStatusOf is the status of a node running n's view of the mesh.
@@ -71,6 +76,17 @@ func nodeStatusOf(st tunnel.Status, n *config.Node) nodeStatus {
 func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 	fmt.Fprintf(w, "interface %s  driver %s  mtu %d  port %d  public key %s\n",
 		st.Interface, st.Driver, st.MTU, st.ListenPort, st.PublicKey)
+	if m := st.Mesh; m != nil && m.Etcd != nil {
+		fmt.Fprintf(w, "mesh: %s\n", formatEtcdState(m, now))
+	}
+	if o := st.LastReload; o != nil {
+		line := fmt.Sprintf("last reload: %s %s ago (%s)", o.Result, now.Sub(o.At).Truncate(time.Second), o.Trigger)
+		if o.Error != "" {
+			// A refusal lists each problem on a line of its own.
+			line += ": " + strings.ReplaceAll(o.Error, "\n", "; ")
+		}
+		fmt.Fprintln(w, line)
+	}
 	if st.Exit != "" {
 		fmt.Fprintf(w, "exit: %s (every destination outside the mesh goes through it)\n", st.Exit)
 	}
@@ -114,6 +130,24 @@ func printStatus(w io.Writer, st *nodeStatus, now time.Time) {
 			formatBytes(p.RxBytes), p.RxPackets, formatBytes(p.TxBytes), p.TxPackets, formatDrops(p.Drops))
 	}
 	tw.Flush()
+}
+
+// formatEtcdState is the mesh: line of a node whose mesh is in etcd:
+// "etcd://HOST/PREFIX revision 42, etcd connected for 5m0s".
+func formatEtcdState(m *sourceState, now time.Time) string {
+	e := m.Etcd
+	line := fmt.Sprintf("%s revision %d", m.Source, e.Revision)
+	if e.FromCache {
+		line += " (the cache it started from)"
+	}
+	switch {
+	case e.Since.IsZero():
+	case e.Connected:
+		line += ", etcd connected for " + now.Sub(e.Since).Truncate(time.Second).String()
+	default:
+		line += ", etcd lost " + now.Sub(e.Since).Truncate(time.Second).String() + " ago: the node runs on this mesh"
+	}
+	return line
 }
 
 func plural(n int, one, many string) string {

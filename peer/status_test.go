@@ -41,6 +41,18 @@ func TestStatusGolden(t *testing.T) {
 	b.WriteString("\n# a relay serving one peer:\n")
 	st.Relay = &tunnel.RelayStatus{Registered: 1}
 	printStatus(&b, &st, now)
+	b.WriteString("\n# a mesh in etcd, connected, after a reload:\n")
+	st.Relay = nil
+	st.Mesh = &sourceState{Source: "etcd://192.0.2.5:2379/fleet", Etcd: &etcdState{Revision: 42, Connected: true, Since: now.Add(-time.Hour)}}
+	st.LastReload = &reloadOutcome{At: now.Add(-90 * time.Second), Trigger: "etcd", Result: reloadApplied}
+	printStatus(&b, &st, now)
+	b.WriteString("\n# etcd lost, started from the cache, a reload refused:\n")
+	st.Mesh.Etcd = &etcdState{Revision: 41, FromCache: true, Since: now.Add(-3 * time.Minute)}
+	st.LastReload = &reloadOutcome{At: now.Add(-time.Minute), Trigger: "SIGHUP", Result: reloadRefused, Error: "peers.yaml:7: beta: bad public key\npeers.yaml:9: gamma: address 10.10.0.2/24 is beta's"}
+	printStatus(&b, &st, now)
+	b.WriteString("\n# a mesh file: no mesh line\n")
+	st.Mesh, st.LastReload = &sourceState{Source: "/etc/peer/peer0.yaml"}, nil
+	printStatus(&b, &st, now)
 	checkGolden(t, "status.golden", b.String())
 }
 
@@ -49,12 +61,16 @@ func TestStatusGolden(t *testing.T) {
 func TestStatusJSONRelay(t *testing.T) {
 	now := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
 	st := statusSample(now)
+	st.Mesh = &sourceState{Source: "etcd://192.0.2.5:2379/fleet", Etcd: &etcdState{Revision: 42, Connected: true, Since: now.Add(-time.Hour)}}
+	st.LastReload = &reloadOutcome{At: now.Add(-time.Minute), Trigger: "SIGHUP", Result: reloadRefused, Error: "peers.yaml:7: bad key"}
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"path":"via beta"`, `"path_changed":"2026-12-04T17:59:48Z"`, `"relay":true`,
-		`"relay":{"registered":2,"forwarded":1234,"introductions":3,"refused":0}`} {
+		`"relay":{"registered":2,"forwarded":1234,"introductions":3,"refused":0}`,
+		`"mesh":{"source":"etcd://192.0.2.5:2379/fleet","etcd":{"revision":42,"connected":true,"since":"2026-12-04T17:00:00Z"}}`,
+		`"last_reload":{"at":"2026-12-04T17:59:00Z","trigger":"SIGHUP","result":"refused","error":"peers.yaml:7: bad key"}`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, b)
 		}

@@ -11,7 +11,8 @@
 # on both ends of that session and 0 for gamma, which alpha never spoke to; the handshake
 # counts by role and the last handshake time agree; the metrics are not reachable from
 # another host (loopback only) and beta's flag replaced the file's address; a reload that
-# removes gamma removes its series; an address that would listen on every interface by
+# removes gamma removes its series and counts in peer_reloads_total (promtool still
+# passes); an address that would listen on every interface by
 # accident (":9586") is refused, on the command line and in the file (exit 2, FILE:LINE);
 # a stopped node serves nothing. Needs root; skips without it (fails if CI=true).
 set -euo pipefail
@@ -188,6 +189,9 @@ gamma_gone() {
 	grep -q '^peer_up{peer="beta"} 1$' <<<"$text" || { echo "beta's session not shown after the reload"; return 1; }
 }
 check "alpha's /metrics drop gamma's series and keep beta's" gamma_gone
+check "alpha counts the reload: peer_reloads_total{result=\"reloaded\"} 1" is alpha 'peer_reloads_total{result="reloaded"}' 1
+check "alpha's last reload succeeded: peer_last_reload_successful 1" is alpha 'peer_last_reload_successful' 1
+check "curl of alpha's /metrics after the reload passes promtool check metrics" promtool_ok alpha
 MESH_HOSTS=(alpha beta gamma)
 
 log "shutdown"
