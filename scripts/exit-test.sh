@@ -326,23 +326,10 @@ for h in client exit; do
 done
 
 mesh_keys "$BIN"
-MESH_CONFIG=$PT_DIR/mesh.yaml
-{
-	echo "# Exit-node test mesh written by scripts/exit-test.sh; each host runs it with its own -key."
-	echo "interface:"
-	echo "  mtu: $MTU"
-	echo "peers:"
-	for h in "${MESH_HOSTS[@]}"; do
-		echo "  - name: $h"
-		echo "    public_key: \"${MESH_PUB[$h]}\""
-		echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
-		echo "    endpoint: \"${MESH_ENDPOINT[$h]}\""
-		case $h in
-		client) echo "    subnets: [$LAN_SUBNET4, $LAN_SUBNET6]"; echo "    use_exit: exit" ;;
-		exit) echo "    exit: true" ;;
-		esac
-	done
-} >"$MESH_CONFIG"
+MESH_MTU=$MTU
+MESH_SUBNETS=([client]="$LAN_SUBNET4, $LAN_SUBNET6")
+MESH_EXTRA=([client]="use_exit: exit" [exit]="exit: true")
+mesh_write_config "$PT_DIR/mesh.yaml"
 [[ -z ${PT_VERBOSE:-} ]] || sed 's/^/    | /' "$MESH_CONFIG"
 
 for h in "${MESH_HOSTS[@]}"; do

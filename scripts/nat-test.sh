@@ -387,22 +387,11 @@ check "n2 drops unsolicited inbound (to b's LAN and to itself)" unsolicited_drop
 # ---- the mesh file ----
 
 mesh_keys "$BIN"
-MESH_CONFIG=$PT_DIR/mesh.yaml
-{
-	echo "# NAT traversal test mesh written by scripts/nat-test.sh; each host runs it with its own -key."
-	echo "interface:"
-	echo "  mtu: $MTU"
-	echo "peers:"
-	for h in "${MESH_HOSTS[@]}"; do
-		echo "  - name: $h"
-		echo "    public_key: \"${MESH_PUB[$h]}\""
-		echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
-		if [[ $h == r ]]; then
-			echo "    endpoint: \"$R_WAN:$MESH_PORT\""
-			echo "    relay: true"
-		fi
-	done
-} >"$MESH_CONFIG"
+# Only the relay has an endpoint.
+MESH_MTU=$MTU
+MESH_ENDPOINT=([r]="$R_WAN:$MESH_PORT" [a]="" [b]="" [c]="")
+MESH_EXTRA=([r]="relay: true")
+mesh_write_config "$PT_DIR/mesh.yaml"
 [[ -z ${PT_VERBOSE:-} ]] || sed 's/^/    | /' "$MESH_CONFIG"
 for h in "${MESH_HOSTS[@]}"; do
 	check "peer check accepts the mesh with $h's key" "$BIN" check -config "$MESH_CONFIG" -key "${MESH_KEY[$h]}"

@@ -28,6 +28,9 @@ declare -gA MESH_SUBNETS=([gamma]="$MESH_SUBNET4, $MESH_SUBNET6")
 # MESH_ENDPOINT[HOST], when set, replaces HOST's endpoint in mesh.yaml; empty means none
 # (fault-test.sh points beta at a relay and gives alpha no endpoint).
 declare -gA MESH_ENDPOINT=()
+# MESH_EXTRA[HOST]: more keys of HOST's entry in mesh.yaml, one per line without the
+# indentation ("exit: true", "relay: true").
+declare -gA MESH_EXTRA=()
 MESH_MTU=1420     # the tunnel MTU of mesh.yaml (and of the wireguard-go reference)
 MESH_LOG_SUFFIX= # mesh_start writes $PT_DIR/HOST$MESH_LOG_SUFFIX.log (one set of logs per mesh)
 
@@ -113,9 +116,9 @@ mesh_keys() {
 
 # mesh_write_config FILE: the one mesh file every host runs with.
 mesh_write_config() {
-	local f=$1 h
+	local f=$1 h line
 	{
-		echo "# Three-host test mesh written by scripts/topology.sh; each host runs it with its own -key."
+		echo "# Test mesh of scripts/$(basename "$0") (written by topology.sh); each host runs it with its own -key."
 		echo "interface:"
 		echo "  mtu: $MESH_MTU"
 		echo "peers:"
@@ -125,6 +128,7 @@ mesh_write_config() {
 			echo "    address: [$(mesh_v4 "$h")/24, $(mesh_v6 "$h")/64]"
 			[[ -z ${MESH_SUBNETS[$h]:-} ]] || echo "    subnets: [${MESH_SUBNETS[$h]}]"
 			[[ -z $(mesh_endpoint "$h") ]] || echo "    endpoint: \"$(mesh_endpoint "$h")\""
+			[[ -z ${MESH_EXTRA[$h]:-} ]] || while IFS= read -r line; do echo "    $line"; done <<<"${MESH_EXTRA[$h]}"
 		done
 	} >"$f"
 	MESH_CONFIG=$f

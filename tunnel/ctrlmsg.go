@@ -61,6 +61,12 @@ func (t ctrlType) String() string {
 // rather than an IP packet.
 func isControl(pkt []byte) bool { return len(pkt) > 0 && pkt[0] == ctrlMarker }
 
+// isProbe reports whether a control message is a probe or a probe's
+// answer, which prove one direction of a path only.
+func isProbe(pkt []byte) bool {
+	return len(pkt) > 1 && (ctrlType(pkt[1]) == ctrlProbe || ctrlType(pkt[1]) == ctrlProbeAck)
+}
+
 // parseControl splits a control message (padding included) into its type
 // and payload.
 func parseControl(pkt []byte) (ctrlType, []byte, bool) {

@@ -133,9 +133,9 @@ func (p *Peer) relayScore(r *Peer, now time.Time) int {
 	if _, ok := r.Path().Direct(); !ok {
 		return 0
 	}
-	p.pathMu().Lock()
+	p.pathState.mu.Lock()
 	until, bad := p.pathState.badRelays[r]
-	p.pathMu().Unlock()
+	p.pathState.mu.Unlock()
 	switch {
 	case bad && now.Before(until):
 		return 1
@@ -146,8 +146,6 @@ func (p *Peer) relayScore(r *Peer, now time.Time) int {
 	}
 	return 4
 }
-
-func (p *Peer) pathMu() *sync.Mutex { return &p.pathState.mu }
 
 // setEndpoint roams: the endpoint follows the last authenticated packet
 // that came straight from the peer, which also proves the direct path.
@@ -230,7 +228,7 @@ func (p *Peer) handshakeUnanswered(now time.Time) {
 // the configured endpoint, and a handshake waiting for dest is retried
 // soon rather than at its next retransmission.
 func (d *Device) relayUnreachable(r, dest *Peer, now time.Time) {
-	dest.pathMu().Lock()
+	dest.pathState.mu.Lock()
 	if dest.pathState.badRelays == nil {
 		dest.pathState.badRelays = make(map[*Peer]time.Time)
 	}
@@ -239,7 +237,7 @@ func (d *Device) relayUnreachable(r, dest *Peer, now time.Time) {
 	if retry {
 		dest.pathState.retryPending = true
 	}
-	dest.pathMu().Unlock()
+	dest.pathState.mu.Unlock()
 	if cur := dest.endpoint.Load(); cur != nil && cur.relay == r {
 		if alt := d.pickRelay(dest, now); alt != nil && alt != r {
 			dest.endpoint.Store(viaRelay(alt, now))
@@ -249,9 +247,9 @@ func (d *Device) relayUnreachable(r, dest *Peer, now time.Time) {
 	}
 	if retry {
 		d.clock.AfterFunc(unreachableRetry, func() {
-			dest.pathMu().Lock()
+			dest.pathState.mu.Lock()
 			dest.pathState.retryPending = false
-			dest.pathMu().Unlock()
+			dest.pathState.mu.Unlock()
 			if !usable(dest.current.Load(), d.clock.Now()) && dest.hasStaged() {
 				dest.rekey()
 			}
@@ -307,9 +305,9 @@ func (p *Peer) tickRelay(now time.Time) {
 	if _, ok := p.Path().Direct(); !ok {
 		return
 	}
-	p.pathMu().Lock()
+	p.pathState.mu.Lock()
 	due := p.pathState.hello.IsZero() || now.Sub(p.pathState.hello) >= helloInterval
-	p.pathMu().Unlock()
+	p.pathState.mu.Unlock()
 	if due {
 		p.sendHello(now)
 	}

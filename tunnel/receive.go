@@ -202,18 +202,28 @@ func (d *Device) session(msg []byte, src netip.AddrPort, now time.Time) (*Peer, 
 // not authenticated: all a forger of that address gains is one initiation
 // to the real peer per RekeyTimeout.
 func (d *Device) unknownSessionFrom(src netip.AddrPort, now time.Time) {
-	p := d.peers.Load().byEndpoint[src]
-	if p == nil || usable(p.current.Load(), now) {
-		return
+	if p := d.peers.Load().byEndpoint[src]; p != nil && p.nudgeAfterRestart(now) {
+		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.Name(), "from", src)
+	}
+}
+
+// nudgeAfterRestart starts a handshake with p, which sent data on a
+// session this node does not know (it restarted since), unless a usable
+// session exists or a nudge was made within RekeyTimeout; it reports
+// whether it started one.
+func (p *Peer) nudgeAfterRestart(now time.Time) bool {
+	if usable(p.current.Load(), now) {
+		return false
 	}
 	last := p.lastRestartNudge.Load()
 	if last != 0 && now.UnixNano()-last < int64(noise.RekeyTimeout) {
-		return
+		return false
 	}
-	if p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
-		d.log.Debug("data for an unknown session from a peer's endpoint, handshaking", "peer", p.Name(), "from", src)
-		go p.initiateHandshake(false)
+	if !p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
+		return false
 	}
+	go p.initiateHandshake(false)
+	return true
 }
 
 // received finishes a transport message that authenticated (a failed Open
@@ -235,7 +245,7 @@ func (p *Peer) received(m opened, now time.Time) (pkt []byte, data, ok bool) {
 			return nil, false, false
 		}
 		p.relayedFrom(m.via, now)
-	case ctrl && len(m.pkt) > 1 && (m.pkt[1] == byte(ctrlProbe) || m.pkt[1] == byte(ctrlProbeAck)):
+	case ctrl && isProbe(m.pkt):
 		// A probe proves one direction only; its answer is handled
 		// apart (directConfirmed).
 	default:

@@ -39,26 +39,9 @@ func ctrlBuf(scratch *[]byte, n int) []byte {
 // handshake and returns 0. A session that carries nothing but control
 // messages (the one with a relay) is rekeyed as data would rekey it.
 func (p *Peer) sealControl(buf []byte, n int, now time.Time) int {
-	const off = noise.MessageTransportHeaderSize
-	kp := p.current.Load()
-	if !usable(kp, now) {
-		p.initiateHandshake(false)
-		return 0
-	}
-	ctr, ok := kp.NextCounter()
-	if !ok {
-		p.initiateHandshake(false)
-		return 0
-	}
-	padded := noise.PaddedSize(n, 0)
-	clear(buf[off+n : off+padded])
-	m := kp.Seal(buf, buf[off:off+padded], ctr)
-	if m == 0 {
-		p.initiateHandshake(false)
-		return 0
-	}
-	if ctr >= rekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
-		p.initiateHandshake(false)
+	m, kp, ctr := p.sealNow(buf, n, now)
+	if m != 0 {
+		p.keepFresh(kp, ctr, now)
 	}
 	return m
 }
@@ -162,9 +145,9 @@ func (p *Peer) sendHello(now time.Time) {
 		locals = locals[:maxCandidates-1]
 	}
 	if p.sendSimple(ctrlHello, nil, appendCandidates(nil, locals), addr, true, now) == nil {
-		p.pathMu().Lock()
+		p.pathState.mu.Lock()
 		p.pathState.hello = now
-		p.pathMu().Unlock()
+		p.pathState.mu.Unlock()
 	}
 }
 
@@ -450,9 +433,9 @@ func (d *Device) introduced(p *Peer, payload []byte, now time.Time) {
 			usableCands = append(usableCands, c)
 		}
 	}
-	p.pathMu().Lock()
+	p.pathState.mu.Lock()
 	p.pathState.candidates = usableCands
-	p.pathMu().Unlock()
+	p.pathState.mu.Unlock()
 	p.startProbes(usableCands, now)
 }
 
@@ -470,7 +453,9 @@ func (d *Device) receiveRelayed(r, from *Peer, dg []byte, now time.Time) {
 	case noise.MessageTransportType:
 		p, kp, ok := d.session(dg, netip.AddrPort{}, now)
 		if !ok {
-			from.relayedNudge(now)
+			// The relay names the sender, which may hold a session
+			// from before this node restarted.
+			from.nudgeAfterRestart(now)
 			return
 		}
 		pkt, ctr, err := kp.Open(dg[off:off], dg)
@@ -497,22 +482,6 @@ func (d *Device) receiveRelayed(r, from *Peer, dg []byte, now time.Time) {
 		d.queueHandshake(typ, dg, src, r, now)
 	default:
 		r.drop(DropControl)
-	}
-}
-
-// relayedNudge is unknownSessionFrom for a datagram a relay forwarded:
-// the relay names its sender, which may hold a session from before this
-// node restarted.
-func (p *Peer) relayedNudge(now time.Time) {
-	if usable(p.current.Load(), now) {
-		return
-	}
-	last := p.lastRestartNudge.Load()
-	if last != 0 && now.UnixNano()-last < int64(noise.RekeyTimeout) {
-		return
-	}
-	if p.lastRestartNudge.CompareAndSwap(last, now.UnixNano()) {
-		go p.initiateHandshake(false)
 	}
 }
 

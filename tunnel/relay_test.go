@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,7 +332,7 @@ func TestIntroductionIsBounded(t *testing.T) {
 		return nat.pass(src, dst, b)
 	})
 	m.sendCtrl("alpha", "relay", ctrlHello, nil, appendCandidates(nil, victims))
-	tooMany := slicesRepeat(victims[0], maxCandidates+1)
+	tooMany := slices.Repeat(victims[:1], maxCandidates+1)
 	raw := make([]byte, 0, len(tooMany)*candidateLen)
 	for _, c := range tooMany {
 		a := c.Addr().As16()
@@ -358,14 +359,6 @@ func TestIntroductionIsBounded(t *testing.T) {
 	if got, most := probes.Load(), int64(len(victims)*probeRounds); got == 0 || got > most {
 		t.Errorf("%d probes to the victims, want between 1 and %d", got, most)
 	}
-}
-
-func slicesRepeat(a netip.AddrPort, n int) []netip.AddrPort {
-	out := make([]netip.AddrPort, n)
-	for i := range out {
-		out[i] = a
-	}
-	return out
 }
 
 // TestNoControlForPlainPeers: a peer that never spoke our control

@@ -198,14 +198,45 @@ func (p *Peer) prepare(buf []byte, n int, now time.Time) (kp *noise.Keypair, ctr
 	}
 	padded = noise.PaddedSize(n, int(p.dev.mtu.Load()))
 	clear(buf[off+n : off+padded])
-	// A worn session is rekeyed by whichever side sends; an old one by its
-	// initiator only, so the two sides do not both start a handshake at
-	// RekeyAfterTime (wireguard-go's keepKeyFreshSending). ctr is the
-	// counter just reserved: ctr+1 messages used.
+	p.keepFresh(kp, ctr, now)
+	return kp, ctr, padded, true
+}
+
+// keepFresh starts a handshake when kp, which just reserved counter ctr
+// (ctr+1 messages used), is worn or old. A worn session is rekeyed by
+// whichever side sends; an old one by its initiator only, so the two
+// sides do not both start a handshake at RekeyAfterTime (wireguard-go's
+// keepKeyFreshSending).
+func (p *Peer) keepFresh(kp *noise.Keypair, ctr uint64, now time.Time) {
 	if ctr >= rekeyAfterMessages || (kp.Initiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		p.initiateHandshake(false)
 	}
-	return kp, ctr, padded, true
+}
+
+// sealNow seals the n bytes of plaintext at buf[16:16+n], padded, in
+// place under p's current session, off the data path, and returns the
+// transport message's length with the session and counter it used.
+// Without a usable session it starts a handshake and returns 0.
+func (p *Peer) sealNow(buf []byte, n int, now time.Time) (int, *noise.Keypair, uint64) {
+	const off = noise.MessageTransportHeaderSize
+	kp := p.current.Load()
+	var ctr uint64
+	ok := usable(kp, now)
+	if ok {
+		ctr, ok = kp.NextCounter()
+	}
+	if !ok {
+		p.initiateHandshake(false)
+		return 0, nil, 0
+	}
+	padded := noise.PaddedSize(n, 0)
+	clear(buf[off+n : off+padded])
+	m := kp.Seal(buf, buf[off:off+padded], ctr)
+	if m == 0 {
+		p.initiateHandshake(false)
+		return 0, nil, 0
+	}
+	return m, kp, ctr
 }
 
 // encrypt is prepare and Seal for one packet, off the batch path: the
@@ -275,20 +306,9 @@ func (p *Peer) sendStaged() {
 // when there is no session to carry it.
 func (p *Peer) sendKeepalive() {
 	now := p.dev.clock.Now()
-	kp := p.current.Load()
-	if !usable(kp, now) {
-		p.initiateHandshake(false)
-		return
-	}
-	ctr, ok := kp.NextCounter()
-	if !ok {
-		p.initiateHandshake(false)
-		return
-	}
 	var buf [noise.MessageKeepaliveSize]byte
-	m := kp.Seal(buf[:], buf[noise.MessageTransportHeaderSize:noise.MessageTransportHeaderSize], ctr)
+	m, _, _ := p.sealNow(buf[:], 0, now)
 	if m == 0 {
-		p.initiateHandshake(false)
 		return
 	}
 	p.timers.packetSent(false)
